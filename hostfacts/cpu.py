@@ -1,0 +1,124 @@
+"""CPU facts through archspec, from this host or from a saved /proc/cpuinfo.
+
+archspec (archspec/archspec: archspec/cpu/detect.py) reads the first processor
+block of ``/proc/cpuinfo`` and ``platform.machine()``, and has no public call
+that takes another file. Its own test-suite (tests/test_cpu.py) replays dumps
+by substituting ``open``, ``_machine`` and ``platform`` inside
+``archspec.cpu.detect``; :func:`cpu_facts` does the same, under a lock and only
+for the duration of one detection, then calls archspec's unchanged selection
+(``host()``'s undecorated function). The result for ``/proc/cpuinfo`` on the
+live host is therefore exactly ``archspec.cpu.host()``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import platform
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+from hostfacts.errors import HostFactsError
+from hostfacts.model import CpuFacts
+
+_LOCK = threading.Lock()
+
+#: cpuinfo keys holding the feature flags, by architecture family.
+_FLAG_KEYS = {"x86_64": "flags", "aarch64": "Features"}
+
+#: Kernel machine names archspec knows as a family root.
+KNOWN_MACHINES = ("x86_64", "aarch64", "ppc64le", "ppc64", "riscv64")
+
+
+def _first_block(text: str) -> dict[str, str]:
+    """The first processor block of a cpuinfo text as key -> value (archspec's
+    own reading rule: stop at the first blank line once data was seen)."""
+    data: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep != ":":
+            if data:
+                break
+            continue
+        data[key.strip()] = value.strip()
+    return data
+
+
+@contextlib.contextmanager
+def _replay(cpuinfo_text: str, machine: str):
+    """Make archspec's Linux detection read `cpuinfo_text` as /proc/cpuinfo on
+    a `machine` host, for the duration of the block."""
+    import io
+
+    from archspec.cpu import detect
+
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if str(path) == "/proc/cpuinfo":
+            return io.StringIO(cpuinfo_text)
+        return real_open(path, *args, **kwargs)
+
+    fake_platform = SimpleNamespace(system=lambda: "Linux", machine=lambda: machine)
+    saved = {name: getattr(detect, name, None) for name in ("open", "_machine", "platform")}
+    with _LOCK:
+        detect.open = fake_open  # module global shadows the builtin, as archspec's tests do
+        detect._machine = lambda: machine
+        detect.platform = fake_platform
+        try:
+            yield detect
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    delattr(detect, name)
+                else:
+                    setattr(detect, name, value)
+
+
+def _depth_order(targets) -> tuple[str, ...]:
+    """Target names, deepest in archspec's DAG first (number of ancestors),
+    stable in archspec's own ancestor order for equal depth."""
+    ordered = sorted(enumerate(targets), key=lambda it: (-len(it[1].ancestors), it[0]))
+    return tuple(t.name for _, t in ordered)
+
+
+def cpu_facts(cpuinfo: str | Path = "/proc/cpuinfo", machine: str | None = None) -> CpuFacts:
+    """CPU facts for the host described by a cpuinfo file.
+
+    Args:
+        cpuinfo: path of a ``/proc/cpuinfo`` (or a dump of one from another host).
+        machine: that host's kernel machine name (``uname -m``: x86_64, aarch64,
+            ppc64le...); defaults to this host's ``platform.machine()``.
+
+    Returns:
+        CpuFacts with the archspec target, vendor, generic level, ancestors
+        (deepest first) and raw flags.
+
+    Raises:
+        HostFactsError: the file cannot be read or the machine name is not one
+            archspec knows.
+    """
+    machine = machine or platform.machine()
+    if machine not in KNOWN_MACHINES:
+        raise HostFactsError(
+            f"unknown machine {machine!r}: expected one of {', '.join(KNOWN_MACHINES)}"
+        )
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise HostFactsError(f"cannot read {cpuinfo}: {exc.strerror or exc}") from None
+    with _replay(text, machine) as detect:
+        uarch = detect.host.__wrapped__()  # bypass archspec's process-wide lru_cache
+    block = _first_block(text)
+    family = uarch.family.name
+    flags = tuple(sorted(set(block.get(_FLAG_KEYS.get(family, "flags"), "").split())))
+    return CpuFacts(
+        architecture=machine,
+        target=uarch.name,
+        vendor=uarch.vendor,
+        generic=uarch.generic.name,
+        ancestors=_depth_order(uarch.ancestors),
+        flags=flags,
+        source=str(cpuinfo),
+    )

@@ -1,0 +1,150 @@
+"""imagefit's configuration: site file, user file, then ``IMAGEFIT_*`` variables.
+
+Files (TOML, read with tomllib): the site file ``/etc/imagefit/config.toml``
+(``IMAGEFIT_SITE_CONFIG`` overrides the path, for tests and modules), then the
+user file ``$XDG_CONFIG_HOME/imagefit/config.toml`` (default
+``~/.config/imagefit/config.toml``), later values overriding earlier ones. A
+file that is not trusted (:mod:`shim.trust`) is ignored with a warning; when
+the shim runs as root the user file is not read at all. Unknown keys are an
+error (a typo must not silently change behaviour).
+
+Keys::
+
+    on_error = "passthrough"   # or "refuse": what a failed resolution does
+    login = "auto"             # or "always" / "never": the login-container recipe
+    registry_timeout = 5.0     # seconds, total, for one resolution's registry I/O
+    insecure_registries = []   # hosts reached over plain HTTP / without TLS checks
+    [runtimes]                 # absolute paths of the real runtimes
+    podman = "/usr/bin/podman"
+
+Environment: ``IMAGEFIT_ON_ERROR``, ``IMAGEFIT_LOGIN`` (``0``/``1`` for one
+command, or auto/always/never), ``IMAGEFIT_REGISTRY_TIMEOUT``,
+``IMAGEFIT_<RUNTIME>`` (e.g. ``IMAGEFIT_PODMAN=/usr/bin/podman``).
+
+Standard library only (read on every invocation, the hot path included).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shim.errors import ConfigError
+from shim.trust import untrusted_reason
+
+SITE_CONFIG = "/etc/imagefit/config.toml"
+ON_ERROR = ("passthrough", "refuse")
+LOGIN = ("auto", "always", "never")
+RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings. ``sources`` names the files that were read."""
+
+    on_error: str = "passthrough"
+    login: str = "auto"
+    registry_timeout: float = 5.0
+    insecure_registries: tuple[str, ...] = ()
+    runtimes: Mapping[str, str] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def config_paths(environ: Mapping[str, str], euid: int) -> list[str]:
+    """The config files to read, in precedence order (later wins)."""
+    paths = [environ.get("IMAGEFIT_SITE_CONFIG") or SITE_CONFIG]
+    if euid != 0:
+        xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(
+            environ.get("HOME") or os.path.expanduser("~"), ".config"
+        )
+        paths.append(os.path.join(xdg, "imagefit", "config.toml"))
+    return paths
+
+
+def _check(path: str, key: str, value: object) -> object:
+    if key in ("on_error", "login"):
+        allowed = ON_ERROR if key == "on_error" else LOGIN
+        if value not in allowed:
+            raise ConfigError(f"{path}: {key} must be one of {', '.join(allowed)}, not {value!r}")
+    elif key == "registry_timeout":
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 600:
+            raise ConfigError(f"{path}: registry_timeout must be a number of seconds in (0, 600]")
+        value = float(value)
+    elif key == "insecure_registries":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{path}: insecure_registries must be a list of host names")
+        value = tuple(value)
+    elif key == "runtimes":
+        if not isinstance(value, dict) or not all(
+            k in RUNTIMES and isinstance(v, str) and os.path.isabs(v) for k, v in value.items()
+        ):
+            raise ConfigError(
+                f"{path}: [runtimes] maps {', '.join(RUNTIMES)} to absolute paths"
+            )
+    else:
+        raise ConfigError(f"{path}: unknown key {key!r}")
+    return value
+
+
+def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> Settings:
+    """Read the effective settings.
+
+    Raises:
+        ConfigError: a trusted file that is not valid TOML or holds an unknown
+            key or a bad value, or a bad ``IMAGEFIT_*`` value.
+    """
+    environ = os.environ if environ is None else environ
+    euid = os.geteuid() if euid is None else euid
+    values: dict[str, object] = {}
+    runtimes: dict[str, str] = {}
+    sources: list[str] = []
+    warnings: list[str] = []
+    for path in config_paths(environ, euid):
+        if not os.path.exists(path):
+            continue
+        reason = untrusted_reason(path, euid)
+        if reason:
+            warnings.append(f"ignoring config {path}: {reason}")
+            continue
+        import tomllib
+
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+        for key, value in data.items():
+            checked = _check(path, key, value)
+            if key == "runtimes":
+                runtimes.update(checked)  # type: ignore[arg-type]
+            else:
+                values[key] = checked
+        sources.append(path)
+    env_error = environ.get("IMAGEFIT_ON_ERROR")
+    if env_error:
+        values["on_error"] = _check("IMAGEFIT_ON_ERROR", "on_error", env_error)
+    env_login = environ.get("IMAGEFIT_LOGIN")
+    if env_login:
+        env_login = {"0": "never", "1": "always"}.get(env_login, env_login)
+        values["login"] = _check("IMAGEFIT_LOGIN", "login", env_login)
+    env_timeout = environ.get("IMAGEFIT_REGISTRY_TIMEOUT")
+    if env_timeout:
+        try:
+            seconds = float(env_timeout)
+        except ValueError:
+            raise ConfigError("IMAGEFIT_REGISTRY_TIMEOUT must be a number of seconds") from None
+        values["registry_timeout"] = _check("IMAGEFIT_REGISTRY_TIMEOUT", "registry_timeout", seconds)
+    for name in RUNTIMES:
+        path = environ.get(f"IMAGEFIT_{name.upper()}")
+        if path:
+            if not os.path.isabs(path):
+                raise ConfigError(f"IMAGEFIT_{name.upper()} must be an absolute path")
+            runtimes[name] = path
+    return Settings(
+        **values,  # type: ignore[arg-type]
+        runtimes=runtimes,
+        sources=tuple(sources),
+        warnings=tuple(warnings),
+    )

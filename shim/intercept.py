@@ -1,0 +1,122 @@
+"""Rewrite an intercepted podman command: image operands to digests, plus the
+login-container recipe. The cold path (imports oras, pydantic, archspec through
+:mod:`shim.resolve`); :mod:`shim.main` imports it only for run/create/pull.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+from shim import login, reference
+from shim.argv import Invocation
+from shim.config import Settings
+from shim.errors import InvalidReference, Refusal, RegistryError, ShimError
+
+#: Transports podman accepts before an image name (containers/image
+#: transports/alltransports); only ``docker://`` names a registry.
+TRANSPORTS = (
+    "containers-storage:", "dir:", "docker-archive:", "docker-daemon:", "oci:", "oci-archive:",
+    "ostree:", "sif:", "tarball:",
+)  # fmt: skip
+
+#: Flags that change which platform the user asked for: honoured by passing through.
+PLATFORM_FLAGS = ("platform", "arch", "os", "variant")
+
+
+def warn(message: str) -> None:
+    """One human-readable line on stderr."""
+    print(f"imagefit: {message}", file=sys.stderr)
+
+
+def registry_operand(operand: str) -> tuple[str, reference.Reference] | None:
+    """(prefix, reference) for an operand that names a registry image the shim
+    may resolve, or None for anything it must leave alone (other transports,
+    image IDs, short names, local ``localhost/`` images, invalid names)."""
+    prefix = ""
+    if operand.startswith("docker://"):
+        prefix, operand = "docker://", operand[len("docker://") :]
+    elif operand.startswith(TRANSPORTS) or reference.could_be_image_id(operand):
+        return None
+    try:
+        ref = reference.parse(operand)
+    except InvalidReference:
+        return None
+    if not ref.qualified or ref.domain == "localhost":
+        return None
+    return prefix, ref
+
+
+def _tls_verify(inv: Invocation) -> bool | None:
+    value = inv.last("tls-verify")
+    if "tls-verify" not in inv.flags:
+        return None
+    return value is None or value.lower() not in ("false", "0", "f")
+
+
+def rewrite(
+    runtime: str,
+    inv: Invocation,
+    settings: Settings,
+    environ: Mapping[str, str],
+) -> list[str]:
+    """The final argv (without argv[0]) for an intercepted invocation.
+
+    Selected builds replace their operand with ``name@sha256:...``; a
+    pass-through decision leaves the operand; resolution failures follow
+    ``settings.on_error`` (warn and leave the command unchanged, or raise).
+
+    Raises:
+        Refusal: compatibility data says no build runs here (exit 125).
+        ShimError: a resolution failure with ``on_error = "refuse"``.
+    """
+    args = list(inv.args)
+    if not inv.images or inv.has("help", "rootfs") or inv.has(*PLATFORM_FLAGS):
+        return args
+    from hostfacts import HostFactsError, host_facts
+    from shim.resolve import registry_is_insecure, resolve
+    from scoring import Outcome
+
+    selected = []
+    for position in inv.images:
+        found = registry_operand(args[position])
+        if found is None:
+            continue
+        prefix, ref = found
+        try:
+            facts = host_facts(environ)
+            resolution = resolve(
+                ref,
+                facts,
+                environ=environ,
+                insecure=registry_is_insecure(ref, environ, settings.insecure_registries, _tls_verify(inv)),
+                timeout=settings.registry_timeout,
+                authfile=inv.last("authfile"),
+            )
+        except (RegistryError, HostFactsError) as exc:
+            if settings.on_error == "refuse":
+                raise ShimError(f"cannot resolve {ref}: {exc}") from None
+            warn(f"cannot resolve {ref} ({exc}); running the command unchanged")
+            continue
+        decision = resolution.decision
+        if decision.outcome == Outcome.REFUSED:
+            lines = [f"{ref}: {decision.reason}"]
+            lines += [f"  {v.build}: {v.why_not}" for v in decision.verdicts]
+            raise Refusal("\n".join(lines))
+        if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
+            args[position] = prefix + str(ref.with_digest(decision.chosen.digest))
+            selected.append(decision.chosen)
+    if inv.verb in ("run", "create") and inv.insert_at is not None:
+        from scoring.vocabulary import CONTAINER_KIND
+
+        kinds = {c.annotations.get(CONTAINER_KIND, "").lower() for c in selected}
+        apply = settings.login == "always" or (
+            settings.login == "auto" and selected and "application" not in kinds
+        )
+        if apply:
+            extra = login.podman_flags(
+                inv.flags, rootless=os.geteuid() != 0, environ_userns=environ.get("PODMAN_USERNS")
+            )
+            args[inv.insert_at : inv.insert_at] = extra
+    return args

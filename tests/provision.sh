@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Provision a machine (Debian 12, as root) for imagefit's test-suite:
+#  - the real tools the tests run: a Distribution registry, podman (rootful and
+#    rootless), skopeo, busybox-static for tiny images;
+#  - an ordinary user for rootless podman (IMAGEFIT_TEST_USER, default alice, uid 1234);
+#  - a virtual environment every user can run (/opt/imagefit-venv by default,
+#    IMAGEFIT_VENV overrides) with imagefit and its test extras installed from
+#    this checkout. Idempotent: rerun it after changing the code.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${IMAGEFIT_VENV:-/opt/imagefit-venv}
+TEST_USER=${IMAGEFIT_TEST_USER:-alice}
+TEST_UID=${IMAGEFIT_TEST_UID:-1234}
+PKGS=(docker-registry podman runc uidmap slirp4netns fuse-overlayfs busybox-static skopeo apache2-utils python3-venv python3-pip)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "provision: installing ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! id -u "$TEST_USER" >/dev/null 2>&1; then
+  useradd -m -u "$TEST_UID" "$TEST_USER"
+fi
+
+# Debian's python3 lives outside /root, so the rootless test user can run the shim.
+if [ ! -x "$VENV/bin/python" ]; then
+  /usr/bin/python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q --force-reinstall --no-deps .
+"$VENV/bin/python" -m pip install -q '.[test]'
+chmod -R a+rX "$VENV"
+echo "provision: ready ($VENV, test user $TEST_USER)"
