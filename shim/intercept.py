@@ -72,18 +72,41 @@ def rewrite(
         ShimError: a resolution failure with ``on_error = "refuse"``.
     """
     args = list(inv.args)
-    if not inv.images or inv.has("help", "rootfs") or inv.has(*PLATFORM_FLAGS):
-        return args
+    operands = []
+    if inv.images and not inv.has("help", "rootfs", *PLATFORM_FLAGS):
+        operands = [(p, found) for p in inv.images if (found := registry_operand(args[p])) is not None]
+    selected = []
+    if operands:  # the cold path: heavy imports only from here on
+        selected = _resolve_operands(args, operands, inv, settings, environ)
+    if inv.verb in ("run", "create") and inv.images and not inv.has("help", "rootfs"):
+        apply = settings.login == "always"
+        if settings.login == "auto" and selected:
+            from scoring.vocabulary import CONTAINER_KIND
+
+            kinds = {c.annotations.get(CONTAINER_KIND, "").lower() for c in selected}
+            apply = "application" not in kinds
+        if apply:
+            extra = login.podman_flags(
+                inv.flags, rootless=os.geteuid() != 0, environ_userns=environ.get("PODMAN_USERNS")
+            )
+            at = inv.insert_at if inv.insert_at is not None else 0
+            args[at:at] = extra
+    return args
+
+
+def _resolve_operands(args: list[str], operands, inv: Invocation, settings: Settings, environ) -> list:
+    """Resolve each registry operand; rewrite `args` in place for selected
+    builds. Returns the chosen candidates.
+
+    Raises:
+        Refusal: no build runs here. ShimError: failure with on_error=refuse.
+    """
     from hostfacts import HostFactsError, host_facts
-    from shim.resolve import registry_is_insecure, resolve
     from scoring import Outcome
+    from shim.resolve import registry_is_insecure, resolve
 
     selected = []
-    for position in inv.images:
-        found = registry_operand(args[position])
-        if found is None:
-            continue
-        prefix, ref = found
+    for position, (prefix, ref) in operands:
         try:
             facts = host_facts(environ)
             resolution = resolve(
@@ -107,16 +130,4 @@ def rewrite(
         if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
             args[position] = prefix + str(ref.with_digest(decision.chosen.digest))
             selected.append(decision.chosen)
-    if inv.verb in ("run", "create") and inv.insert_at is not None:
-        from scoring.vocabulary import CONTAINER_KIND
-
-        kinds = {c.annotations.get(CONTAINER_KIND, "").lower() for c in selected}
-        apply = settings.login == "always" or (
-            settings.login == "auto" and selected and "application" not in kinds
-        )
-        if apply:
-            extra = login.podman_flags(
-                inv.flags, rootless=os.geteuid() != 0, environ_userns=environ.get("PODMAN_USERNS")
-            )
-            args[inv.insert_at : inv.insert_at] = extra
-    return args
+    return selected

@@ -1,0 +1,56 @@
+"""The hot path (a command the shim does not intercept, or a pass-through)
+imports only the standard library and the shim's own small modules.
+
+Checked by what is imported, never by timing (benchmarks measure time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+HEAVY = ("oras", "requests", "pydantic", "structlog", "archspec", "pynvml", "hostfacts", "scoring",
+         "shim.intercept", "shim.resolve", "shim.registry", "urllib3", "yaml", "jsonschema")  # fmt: skip
+
+PROBE = """
+import json, sys
+from shim import config, main
+settings = config.Settings()
+for args in {cases!r}:
+    main._final_args("podman", args, settings)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _imported(cases, env=None) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(cases=cases)],
+        capture_output=True, text=True, check=True, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+
+
+def test_not_intercepted_commands_import_nothing_heavy():
+    cases = [["ps", "-a"], ["images"], ["exec", "-it", "ctr", "sh"], ["--version"], ["build", "-t", "x", "."],
+             ["run", "--no-such-flag", "x.io/a:1"]]  # fmt: skip
+    assert _heavy(_imported(cases)) == []
+
+
+def test_pass_through_of_run_imports_nothing_heavy():
+    # short names, local images, other transports, --rootfs: no resolution
+    cases = [["run", "--rm", "busybox", "true"], ["run", "localhost/x", "true"], ["run", "--rootfs", "/d", "sh"],
+             ["run", "oci:/tmp/layout", "true"], ["run", "--platform", "linux/arm64", "quay.io/a/b:1"]]  # fmt: skip
+    modules = _imported(cases)
+    assert "shim.intercept" in modules  # it did look at the image operands ...
+    assert [m for m in _heavy(modules) if m != "shim.intercept"] == []  # ... and imported nothing heavy
+
+
+def test_disable_imports_no_grammar_at_all():
+    modules = _imported([["run", "--rm", "quay.io/a/b:1"]], env={"IMAGEFIT_DISABLE": "1"})
+    assert _heavy(modules) == [] and "shim.argv.podman" not in modules
