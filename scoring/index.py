@@ -20,7 +20,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class InvalidIndexError(ValueError):
@@ -104,7 +104,7 @@ def parse_index(document: Any) -> list[Candidate]:
         raise InvalidIndexError(f"document mediaType {index.media_type!r} is not an image index")
     candidates = []
     for position, desc in enumerate(index.manifests):
-        if not _DIGEST.match(desc.digest):
+        if not _DIGEST.fullmatch(desc.digest):  # not match(): "$" accepts a trailing newline
             raise InvalidIndexError(
                 f"manifest {position} has digest {desc.digest!r}: expected sha256:<64 hex>"
             )

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-
 from shim.errors import ConfigError
 from shim.trust import untrusted_reason
 
@@ -39,17 +37,34 @@ LOGIN = ("auto", "always", "never")
 RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus")
 
 
-@dataclass(frozen=True)
 class Settings:
-    """Effective settings. ``sources`` names the files that were read."""
+    """Effective settings (see the module docstring for each key).
+    ``sources`` names the files that were read, ``warnings`` the files ignored.
+    A plain class: ``dataclasses`` would cost the hot path ~10 ms of imports."""
 
-    on_error: str = "passthrough"
-    login: str = "auto"
-    registry_timeout: float = 5.0
-    insecure_registries: tuple[str, ...] = ()
-    runtimes: Mapping[str, str] = field(default_factory=dict)
-    sources: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    __slots__ = ("on_error", "login", "registry_timeout", "insecure_registries", "runtimes", "sources", "warnings")
+
+    def __init__(
+        self,
+        on_error: str = "passthrough",
+        login: str = "auto",
+        registry_timeout: float = 5.0,
+        insecure_registries: tuple[str, ...] = (),
+        runtimes: Mapping[str, str] | None = None,
+        sources: tuple[str, ...] = (),
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self.on_error = on_error
+        self.login = login
+        self.registry_timeout = registry_timeout
+        self.insecure_registries = insecure_registries
+        self.runtimes = dict(runtimes or {})
+        self.sources = sources
+        self.warnings = warnings
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Settings({fields})"
 
 
 def config_paths(environ: Mapping[str, str], euid: int) -> list[str]:

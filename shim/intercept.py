@@ -39,13 +39,15 @@ def registry_operand(operand: str) -> tuple[str, reference.Reference] | None:
         prefix, operand = "docker://", operand[len("docker://") :]
     elif operand.startswith(TRANSPORTS) or reference.could_be_image_id(operand):
         return None
+    name = operand.partition("@")[0]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    domain, _, qualified = reference.split_domain(name[:colon] if colon > slash else name)
+    if not qualified or domain == "localhost":
+        return None  # short names and local images: never resolved (cheap check, no regex)
     try:
-        ref = reference.parse(operand)
+        return prefix, reference.parse(operand)
     except InvalidReference:
         return None
-    if not ref.qualified or ref.domain == "localhost":
-        return None
-    return prefix, ref
 
 
 def _tls_verify(inv: Invocation) -> bool | None:

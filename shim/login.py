@@ -17,8 +17,6 @@ an interactive shell in the login environment. Standard library only.
 
 from __future__ import annotations
 
-import json
-
 #: Run by the login shell: restore the image PATH ahead of the profile's, run "$@".
 INNER = (
     'PATH="$IMAGEFIT_IMAGE_PATH${PATH:+:$PATH}"; unset IMAGEFIT_IMAGE_PATH; '
@@ -43,6 +41,8 @@ def podman_flags(flags: dict[str, list[str | None]], *, rootless: bool, environ_
         ``--userns=keep-id`` when rootless unless the user chose ``--userns``,
         ``--user`` or ``$PODMAN_USERNS``.
     """
+    import json
+
     out: list[str] = []
     if "entrypoint" not in flags:
         out.append("--entrypoint=" + json.dumps(ENTRYPOINT))

@@ -10,13 +10,12 @@ one-component docker.io path gets ``library/``. A 64-hex name is an image ID,
 never a repository. When both a tag and a digest are given the digest wins
 (``ParseDockerRef``; podman's libimage does the same).
 
-Standard library only: used on the shim's hot path.
+Standard library only, and cheap to import: the shim reads every image
+operand with it, so the regular expressions compile only when a qualified
+name must be validated, and the value class is a plain class.
 """
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 from shim.errors import InvalidReference
 
@@ -35,16 +34,19 @@ _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 
-_REFERENCE = re.compile(
+_REFERENCE = (
     rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
     rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
 )
-_DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
-_IMAGE_ID = re.compile(r"^[a-f0-9]{64}$")
-_DIGEST_RE = re.compile(rf"^{_DIGEST}$")
+_HEX = frozenset("0123456789abcdef")
 
 
-@dataclass(frozen=True)
+def _match(pattern: str, text: str):
+    import re
+
+    return re.match(pattern, text)
+
+
 class Reference:
     """A normalised registry reference.
 
@@ -58,11 +60,31 @@ class Reference:
             search registries rather than docker.io.
     """
 
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
-    qualified: bool = True
+    __slots__ = ("domain", "path", "tag", "digest", "qualified")
+
+    def __init__(
+        self, domain: str, path: str, tag: str | None = None, digest: str | None = None, qualified: bool = True
+    ) -> None:
+        self.domain = domain
+        self.path = path
+        self.tag = tag
+        self.digest = digest
+        self.qualified = qualified
+
+    def _key(self) -> tuple:
+        return (self.domain, self.path, self.tag, self.digest, self.qualified)
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, Reference) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Reference(domain={self.domain!r}, path={self.path!r}, tag={self.tag!r}, "
+            f"digest={self.digest!r}, qualified={self.qualified!r})"
+        )
 
     @property
     def name(self) -> str:
@@ -119,7 +141,7 @@ def parse(text: str) -> Reference:
     """
     if not text:
         raise InvalidReference("empty image reference")
-    if _IMAGE_ID.match(text):
+    if len(text) == 64 and set(text) <= _HEX:
         raise InvalidReference(f"{text!r} is an image ID, not a repository name")
     name_part, at, digest = text.partition("@")
     # the tag is after the last ':' that follows the last '/'
@@ -131,10 +153,10 @@ def parse(text: str) -> Reference:
     domain, remainder, qualified = split_domain(name_part)
     if remainder.lower() != remainder:
         raise InvalidReference(f"{text!r}: repository name must be lowercase")
-    if qualified and not _DOMAIN_RE.match(domain):
+    if qualified and not _match(rf"^{_DOMAIN}$", domain):
         raise InvalidReference(f"{text!r}: invalid registry domain {domain!r}")
     full = f"{domain}/{remainder}" + (f":{tag}" if tag is not None else "") + (f"@{digest}" if at else "")
-    match = _REFERENCE.match(full)
+    match = _match(_REFERENCE, full)
     if not match:
         raise InvalidReference(f"{text!r} is not a valid image reference")
     if len(match["name"]) > NAME_TOTAL_MAX:
@@ -151,7 +173,7 @@ def parse(text: str) -> Reference:
 
 def is_digest(text: str) -> bool:
     """True for a bare ``algorithm:hex`` digest."""
-    return bool(_DIGEST_RE.match(text))
+    return bool(_match(rf"^{_DIGEST}$", text))
 
 
 def could_be_image_id(text: str) -> bool:
@@ -159,4 +181,4 @@ def could_be_image_id(text: str) -> bool:
     ID rather than a name: 3 to 64 lower-case hex digits, or ``sha256:<hex>``."""
     if text.startswith("sha256:"):
         text = text[7:]
-    return bool(re.fullmatch(r"[a-f0-9]{3,64}", text))
+    return 3 <= len(text) <= 64 and set(text) <= _HEX

@@ -250,6 +250,9 @@ def test_rootless_podman_runs_as_the_caller(shim_bin, app, facts_files):
         user = pwd.getpwnam(user_name)
     except KeyError:
         pytest.fail(f"no user {user_name}: run tests/provision.sh (as root) first")
+    shim_target = os.path.realpath(shim_bin / "podman")
+    if subprocess.run(["runuser", "-u", user_name, "--", "test", "-x", shim_target]).returncode != 0:
+        pytest.fail(f"{user_name} cannot run {shim_target}: run the tests with /opt/imagefit-venv/bin/python")
     base = world_readable_tmp("imagefit-rootless-")
     try:
         env = _rootless_env(user, base)
@@ -263,7 +266,7 @@ def test_rootless_podman_runs_as_the_caller(shim_bin, app, facts_files):
         ]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd="/")
         assert done.returncode == 0, done.stderr
-        assert done.stdout.split()[:2] == ["haswell", str(user.pw_uid)], done.stdout
+        assert done.stdout.split()[:2] == ["haswell", str(user.pw_uid)], done.stdout + done.stderr
     finally:
         subprocess.run(["runuser", "-u", user_name, "--", "podman", "--root", str(base / "root"), "--runroot",
                         str(base / "runroot"), "--storage-driver", "vfs", "unshare", "rm", "-rf", str(base / "root")],

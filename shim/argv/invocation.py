@@ -1,11 +1,9 @@
-"""The parsed shape of one runtime command line."""
+"""The parsed shape of one runtime command line. (Plain classes, not
+dataclasses: ``dataclasses`` costs the hot path ~10 ms of imports.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
 class Invocation:
     """Where the interesting parts of a runtime command line are.
 
@@ -22,12 +20,32 @@ class Invocation:
             starts (after the image), or None when there is none.
     """
 
-    args: tuple[str, ...]
-    verb: str | None = None
-    images: tuple[int, ...] = ()
-    insert_at: int | None = None
-    flags: dict[str, list[str | None]] = field(default_factory=dict)
-    command_at: int | None = None
+    __slots__ = ("args", "verb", "images", "insert_at", "flags", "command_at")
+
+    def __init__(
+        self,
+        args: tuple[str, ...],
+        verb: str | None = None,
+        images: tuple[int, ...] = (),
+        insert_at: int | None = None,
+        flags: dict[str, list[str | None]] | None = None,
+        command_at: int | None = None,
+    ) -> None:
+        self.args = args
+        self.verb = verb
+        self.images = images
+        self.insert_at = insert_at
+        self.flags = {} if flags is None else flags
+        self.command_at = command_at
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Invocation({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Invocation):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
 
     def has(self, *names: str) -> bool:
         """True if any of the canonical long flag `names` was given."""

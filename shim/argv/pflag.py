@@ -21,12 +21,9 @@ Standard library only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from shim.errors import ArgvError
 
 
-@dataclass(frozen=True)
 class FlagTable:
     """Which flags a command accepts. Names have no dashes; one-letter names are shorts.
 
@@ -38,10 +35,19 @@ class FlagTable:
         aliases: spelling -> canonical long name (``net`` -> ``network``, ``u`` -> ``user``).
     """
 
-    value: frozenset[str]
-    boolean: frozenset[str]
-    optional: frozenset[str] = frozenset()
-    aliases: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("value", "boolean", "optional", "aliases")
+
+    def __init__(
+        self,
+        value: frozenset[str],
+        boolean: frozenset[str],
+        optional: frozenset[str] = frozenset(),
+        aliases: dict[str, str] | None = None,
+    ) -> None:
+        self.value = value
+        self.boolean = boolean
+        self.optional = optional
+        self.aliases = aliases or {}
 
     def __or__(self, other: FlagTable) -> FlagTable:
         return FlagTable(
@@ -63,7 +69,6 @@ class FlagTable:
         return self.aliases.get(name, name)
 
 
-@dataclass
 class Scan:
     """Result of scanning one stretch of argv.
 
@@ -75,9 +80,12 @@ class Scan:
         dashdash: position of a ``--`` that ended flag parsing, or None.
     """
 
-    positionals: list[int] = field(default_factory=list)
-    stop: int = 0
-    dashdash: int | None = None
+    __slots__ = ("positionals", "stop", "dashdash")
+
+    def __init__(self, stop: int = 0) -> None:
+        self.positionals: list[int] = []
+        self.stop = stop
+        self.dashdash: int | None = None
 
 
 def scan(

@@ -25,8 +25,13 @@ _RUN_ALIASES = {
     "a": "attach", "c": "cpu-shares", "d": "detach", "e": "env", "h": "hostname",
     "i": "interactive", "l": "label", "m": "memory", "p": "publish", "P": "publish-all",
     "q": "quiet", "t": "tty", "u": "user", "v": "volume", "w": "workdir", "net": "network",
+    # utils.AliasFlags spellings of flags the shim reads (platform, credentials)
+    "override-arch": "arch", "override-os": "os", "override-variant": "variant", "auth-file": "authfile",
 }  # fmt: skip
-_PULL_ALIASES = {"a": "all-tags", "q": "quiet", "h": "help"}
+_PULL_ALIASES = {
+    "a": "all-tags", "q": "quiet", "h": "help",
+    "override-arch": "arch", "override-os": "os", "override-variant": "variant", "auth-file": "authfile",
+}  # fmt: skip
 
 ROOT = FlagTable(
     T.ROOT_LOCAL_VALUE | T.PERSISTENT_VALUE,
