@@ -1,12 +1,14 @@
 """Registry I/O through oras-py: fetch manifests and indexes, verified.
 
-oras-py (oras-project/oras-py) gives the HTTP session and its auth backends
-(bearer-token negotiation, basic auth). Its ``Registry.do_request`` retries
-for about two minutes and its requests carry no timeout, neither acceptable in
-front of ``podman run``; so this adapter makes each request itself on oras's
-session with a deadline, chooses oras's token or basic backend from the
-registry's ``WWW-Authenticate`` challenge, and retries once after
-authenticating (distribution-spec "Pulling manifests", token auth spec).
+oras-py (oras-project/oras-py) gives the auth backends (bearer-token
+negotiation, basic auth: ``oras.auth``) on a requests session. Its
+``Registry.do_request`` retries for about two minutes and its requests carry
+no timeout, neither acceptable in front of ``podman run``; and importing
+``oras.provider`` (which pulls in jsonschema) costs ~30 ms more than
+``oras.auth``. So this adapter makes each request itself on the session, with
+a deadline, chooses oras's token or basic backend from the registry's
+``WWW-Authenticate`` challenge, and retries once after authenticating
+(distribution-spec "Pulling manifests"; the token authentication spec).
 
 Every body is capped (4 MiB, the limit Distribution applies to manifests) and
 its sha256 checked against the digest asked for and against the
@@ -73,7 +75,8 @@ class RegistryClient:
         self.timeout = timeout
         self.requests_made = 0
         self._scheme: str | None = None
-        self._registry = None
+        self._session = None
+        self._token_auth = None
         self._auth_header: dict[str, str] = {}
 
     # -- plumbing -----------------------------------------------------------
@@ -83,22 +86,31 @@ class RegistryClient:
             raise RegistryError(f"registry {self.domain} timed out after {self.timeout:g} s")
         return left
 
-    def _oras(self):
-        if self._registry is None:
-            import oras.provider
+    def _http(self):
+        """The requests session: cookies ignored (as oras does), every request
+        bounded by the client's deadline."""
+        if self._session is None:
+            from http.cookiejar import DefaultCookiePolicy
 
-            self._registry = oras.provider.Registry(
-                hostname=self.api_host, insecure=False, tls_verify=not self.insecure
-            )
+            import requests
+
+            session = requests.Session()
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
             adapter = _deadline_adapter(self)
-            self._registry.session.mount("https://", adapter)
-            self._registry.session.mount("http://", adapter)
-        return self._registry
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            self._session = session
+        return self._session
+
+    def _backend(self, name: str):
+        import oras.auth
+
+        return oras.auth.get_auth_backend(name, self._http(), tls_verify=not self.insecure)
 
     def _send(self, url: str, headers: dict[str, str]):
         import requests
 
-        session = self._oras().session
+        session = self._http()
         left = self._remaining()
         self.requests_made += 1
         try:
@@ -126,14 +138,14 @@ class RegistryClient:
         if scheme == "basic":
             if not self.credentials:
                 return False
-            import oras.auth
-
-            backend = oras.auth.get_auth_backend("basic", self._oras().session, tls_verify=not self.insecure)
+            backend = self._backend("basic")
             backend.set_basic_auth(*self.credentials)
             self._auth_header = backend.get_auth_header()
             return True
         if scheme == "bearer":
-            auth = self._oras().auth
+            if self._token_auth is None:
+                self._token_auth = self._backend("token")
+            auth = self._token_auth
             if self.credentials:
                 auth.set_basic_auth(*self.credentials)
             try:
