@@ -44,7 +44,7 @@ _HEX = frozenset("0123456789abcdef")
 def _match(pattern: str, text: str):
     import re
 
-    return re.match(pattern, text)
+    return re.fullmatch(pattern, text)  # not re.match: "$" also matches before a final newline
 
 
 class Reference:

@@ -196,7 +196,9 @@ NO_POWER = index(
 )
 
 
-@pytest.mark.parametrize(("dump", "machine"), [("linux-rhel8-power9", "ppc64le"), ("linux-unknown-power10", "ppc64le")])
+@pytest.mark.parametrize(
+    ("dump", "machine"), [("linux-rhel8-power9", "ppc64le"), ("linux-unknown-power10", "ppc64le")]
+)
 def test_power_host_refused_without_ppc64le_build(dump, machine):
     decision = decide(NO_POWER, dump_facts(dump, machine))
     assert decision.outcome is Outcome.REFUSED
@@ -331,7 +333,8 @@ def test_variant_target(arch, variant, target):
 
 def test_amd64_v4_candidate_fails_on_v3_host():
     check = check_platform(
-        Platform(architecture="amd64", os="linux", variant="v4"), host_platform(synthetic("haswell"))
+        Platform(architecture="amd64", os="linux", variant="v4"),
+        host_platform(synthetic("haswell")),
     )
     assert not check.passed
     assert check.name == "platform"
@@ -342,7 +345,9 @@ def test_amd64_v4_candidate_fails_on_v3_host():
 def test_arm64_v9_runs_v8_5_but_not_v8_6():
     host = host_platform(synthetic("neoverse_v2"))
     assert check_platform(Platform(architecture="arm64", os="linux", variant="v8.5"), host).passed
-    assert not check_platform(Platform(architecture="arm64", os="linux", variant="v8.6"), host).passed
+    assert not check_platform(
+        Platform(architecture="arm64", os="linux", variant="v8.6"), host
+    ).passed
     assert check_platform(Platform(architecture="aarch64", os="linux", variant="v9.0"), host).passed
 
 
@@ -352,19 +357,30 @@ def test_x86_64_spelling_is_amd64():
 
 
 def test_os_features_fail():
-    plat = Platform.model_validate({"architecture": "amd64", "os": "linux", "os.features": ["win32k"]})
+    plat = Platform.model_validate(
+        {"architecture": "amd64", "os": "linux", "os.features": ["win32k"]}
+    )
     check = check_platform(plat, host_platform(synthetic("haswell")))
     assert not check.passed
     assert "win32k" in check.detail and "\n" not in check.detail
 
 
 def test_other_os_fails():
-    check = check_platform(Platform(architecture="amd64", os="windows"), host_platform(synthetic("haswell")))
+    check = check_platform(
+        Platform(architecture="amd64", os="windows"), host_platform(synthetic("haswell"))
+    )
     assert not check.passed and "windows/amd64" in check.detail
 
 
 def test_missing_platform_fails():
-    doc = index({"mediaType": OCI_MANIFEST, "digest": digest("x"), "size": 1, "annotations": {CPU_TARGET: "x86_64"}})
+    doc = index(
+        {
+            "mediaType": OCI_MANIFEST,
+            "digest": digest("x"),
+            "size": 1,
+            "annotations": {CPU_TARGET: "x86_64"},
+        }
+    )
     decision = decide(doc, synthetic("haswell"))
     assert decision.outcome is Outcome.REFUSED
     assert decision.verdicts[0].why_not == "descriptor has no platform"
@@ -395,7 +411,10 @@ def test_no_compatibility_data_passes_through():
 
 def test_unknown_annotation_is_not_compatibility_data():
     doc = index(
-        desc("amd", annotations={"org.example.flavour": "fast", "org.opencontainers.image.title": "x"}),
+        desc(
+            "amd",
+            annotations={"org.example.flavour": "fast", "org.opencontainers.image.title": "x"},
+        ),
         desc("arm", arch="arm64", variant="v8"),
     )
     assert decide(doc, synthetic("zen4")).outcome is Outcome.PASSTHROUGH
@@ -451,7 +470,9 @@ def test_tie_between_equally_specific_builds_earlier_wins():
 
 
 def test_tie_between_identical_targets_earlier_wins():
-    doc = index(desc("a", target="haswell"), desc("b", target="haswell"), desc("c", target="x86_64"))
+    doc = index(
+        desc("a", target="haswell"), desc("b", target="haswell"), desc("c", target="x86_64")
+    )
     decision = decide(doc, synthetic("broadwell"))
     assert decision.chosen.digest == digest("a")
     assert decision.verdicts[0].score > decision.verdicts[1].score > decision.verdicts[2].score
@@ -499,16 +520,40 @@ BAD_INDEXES = [
     ("manifest-type", _with(lambda d: d.update(mediaType=OCI_MANIFEST)), "not an image index"),
     ("digest-xyz", _with(lambda d: d["manifests"][0].update(digest="sha256:xyz")), "'sha256:xyz'"),
     ("digest-md5", _with(lambda d: d["manifests"][0].update(digest="md5:" + "a" * 32)), "md5:"),
-    ("digest-upper", _with(lambda d: d["manifests"][0].update(digest="sha256:" + "A" * 64)), "expected sha256"),
-    ("digest-short", _with(lambda d: d["manifests"][0].update(digest="sha256:" + "a" * 63)), "expected sha256"),
-    ("digest-newline", _with(lambda d: d["manifests"][0].update(digest=f"sha256:{HEX}\n")), "expected sha256"),
-    ("digest-space", _with(lambda d: d["manifests"][0].update(digest=f" sha256:{HEX}")), "expected sha256"),
+    (
+        "digest-upper",
+        _with(lambda d: d["manifests"][0].update(digest="sha256:" + "A" * 64)),
+        "expected sha256",
+    ),
+    (
+        "digest-short",
+        _with(lambda d: d["manifests"][0].update(digest="sha256:" + "a" * 63)),
+        "expected sha256",
+    ),
+    (
+        "digest-newline",
+        _with(lambda d: d["manifests"][0].update(digest=f"sha256:{HEX}\n")),
+        "expected sha256",
+    ),
+    (
+        "digest-space",
+        _with(lambda d: d["manifests"][0].update(digest=f" sha256:{HEX}")),
+        "expected sha256",
+    ),
     ("no-digest", _with(lambda d: d["manifests"][0].pop("digest")), "manifests.0.digest"),
     ("negative-size", _with(lambda d: d["manifests"][0].update(size=-1)), "manifests.0.size"),
     ("no-media-type", _with(lambda d: d["manifests"][0].pop("mediaType")), "manifests.0.mediaType"),
-    ("no-architecture", _with(lambda d: d["manifests"][0]["platform"].pop("architecture")), "manifests.0.platform.architecture"),
+    (
+        "no-architecture",
+        _with(lambda d: d["manifests"][0]["platform"].pop("architecture")),
+        "manifests.0.platform.architecture",
+    ),
     ("no-os", _with(lambda d: d["manifests"][0]["platform"].pop("os")), "manifests.0.platform.os"),
-    ("annotation-int", _with(lambda d: d["manifests"][0]["annotations"].update(n=1)), "manifests.0.annotations.n"),
+    (
+        "annotation-int",
+        _with(lambda d: d["manifests"][0]["annotations"].update(n=1)),
+        "manifests.0.annotations.n",
+    ),
 ]
 
 
@@ -567,5 +612,7 @@ def test_nested_index_or_artifact_never_fits(media_type):
     assert not odd.fits and odd.score is None
     assert odd.checks[0].name == "media-type"
     assert "not an image manifest" in odd.why_not and "\n" not in odd.why_not
-    alone = decide(index(desc("deep", variant="v4", target="zen4", media_type=media_type)), synthetic("zen4"))
+    alone = decide(
+        index(desc("deep", variant="v4", target="zen4", media_type=media_type)), synthetic("zen4")
+    )
     assert alone.outcome is Outcome.REFUSED

@@ -1,0 +1,66 @@
+"""Reference parsing and normalisation as distribution/reference does it
+(reference_test.go / normalize_test.go cases, restated)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shim.errors import InvalidReference
+from shim.reference import Reference, could_be_image_id, is_digest, parse
+
+D = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ubuntu", Reference("docker.io", "library/ubuntu", None, None, False)),
+        ("ubuntu:22.04", Reference("docker.io", "library/ubuntu", "22.04", None, False)),
+        ("library/ubuntu", Reference("docker.io", "library/ubuntu", None, None, False)),
+        ("docker.io/ubuntu", Reference("docker.io", "library/ubuntu", None, None, True)),
+        ("index.docker.io/ubuntu:1", Reference("docker.io", "library/ubuntu", "1", None, True)),
+        ("docker.io/org/app", Reference("docker.io", "org/app", None, None, True)),
+        ("quay.io/org/app:v1.2", Reference("quay.io", "org/app", "v1.2", None, True)),
+        ("localhost/app", Reference("localhost", "app", None, None, True)),
+        ("localhost:5000/a/b:tag", Reference("localhost:5000", "a/b", "tag", None, True)),
+        ("127.0.0.1:5001/app:1", Reference("127.0.0.1:5001", "app", "1", None, True)),
+        ("[::1]:5000/x/y:2", Reference("[::1]:5000", "x/y", "2", None, True)),
+        ("[2001:db8::1]/x", Reference("[2001:db8::1]", "x", None, None, True)),
+        ("Registry.Example.ORG/app", Reference("Registry.Example.ORG", "app", None, None, True)),
+        ("example.com", Reference("docker.io", "library/example.com", None, None, False)),  # not a domain
+        ("a.io/b__c/d-e.f:t_1", Reference("a.io", "b__c/d-e.f", "t_1", None, True)),
+        (f"quay.io/a/b@{D}", Reference("quay.io", "a/b", None, D, True)),
+        (f"quay.io/a/b:1@{D}", Reference("quay.io", "a/b", None, D, True)),  # the digest wins
+        (f"busybox@{D}", Reference("docker.io", "library/busybox", None, D, False)),
+    ],
+)
+def test_parse_normalises(text, expected):
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "", "Ubuntu", "quay.io/Org/app", "a" * 64, "quay.io/app:", "quay.io/app@sha256:abc", "quay.io//app",
+        "quay.io/app:-bad", "-quay.io/app", "quay.io/app:1\n", f"quay.io/a@{D}\n", "a b", "quay.io/" + "a" * 256,
+        "local_host:5000/app",
+    ],
+)  # fmt: skip
+def test_parse_refuses(text):
+    with pytest.raises(InvalidReference) as info:
+        parse(text)
+    assert "\n" not in str(info.value).strip()
+
+
+def test_str_and_with_digest_drop_the_tag():
+    ref = parse("127.0.0.1:5001/hpc/app:2024")
+    assert str(ref) == "127.0.0.1:5001/hpc/app:2024"
+    assert str(ref.with_digest(D)) == f"127.0.0.1:5001/hpc/app@{D}"
+    assert ref.reference == "2024" and parse("quay.io/x").reference == "latest"
+    assert ref.name == "127.0.0.1:5001/hpc/app"
+
+
+def test_image_ids_and_digests():
+    assert could_be_image_id("3f2a1b") and could_be_image_id("a" * 64) and could_be_image_id(D)
+    assert not could_be_image_id("ubuntu") and not could_be_image_id("ab") and not could_be_image_id("a" * 65)
+    assert is_digest(D) and not is_digest("sha256:xyz") and not is_digest(D + "\n")
