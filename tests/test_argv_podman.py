@@ -142,7 +142,11 @@ CASES: list[tuple[list[str], list[str], list[str]]] = [
         ["create", EP, KI, "-it", "--name", "c1", PIN, "sh"],
         [IMG],
     ),
-    (["create", "--init-ctr", "once", IMG], ["create", EP, KI, "--init-ctr", "once", PIN], [IMG]),
+    (
+        ["create", "--pod", "p", "--init-ctr", "once", IMG],
+        ["create", EP, KI, "--pod", "p", "--init-ctr", "once", PIN],
+        [IMG],
+    ),
     (["create", "-u", "1", IMG], ["create", EP, "-u", "1", PIN], [IMG]),
     # --- `--` ends flag parsing -------------------------------------------------------
     (["run", "--rm", "--", IMG, "cmd"], ["run", EP, KI, "--rm", "--", PIN, "cmd"], [IMG]),
@@ -209,7 +213,7 @@ CASES: list[tuple[list[str], list[str], list[str]]] = [
     # --- help, and the user's own platform choice: passed through -----------------------
     (["run", "--help"], ["run", "--help"], []),
     (["run", "--help", IMG], ["run", "--help", IMG], []),
-    (["--help", "run", IMG], ["--help", "run", IMG], []),
+    (["--help", "pull", IMG], ["--help", "pull", IMG], []),  # podman prints pull's help
     (["pull", "-h"], ["pull", "-h"], []),
     (["run", "--platform", "linux/arm64", IMG], ["run", "--platform", "linux/arm64", IMG], []),
     (["run", "--arch", "arm64", IMG], ["run", "--arch", "arm64", IMG], []),
@@ -230,8 +234,8 @@ CASES: list[tuple[list[str], list[str], list[str]]] = [
         [IMG, IMG2],
     ),
     (
-        ["pull", "--authfile", "/a.json", IMG, "--retry", "3"],
-        ["pull", "--authfile", "/a.json", PIN, "--retry", "3"],
+        ["pull", "--authfile", "/a.json", IMG, "--cert-dir", "/c"],
+        ["pull", "--authfile", "/a.json", PIN, "--cert-dir", "/c"],
         [IMG],
     ),
     (["pull", "ubuntu", IMG], ["pull", "ubuntu", PIN], [IMG]),
@@ -490,3 +494,23 @@ def test_final_args_rewrites_through_the_same_path(fake, monkeypatch, capsys):
 def test_docker_transport_short_name_is_docker_hub(fake, environ):
     assert final(["run", "docker://ubuntu"], environ) == ["run", EP, KI, f"docker://docker.io/library/ubuntu@{D}"]
     assert fake.asked == ["docker.io/library/ubuntu"]
+
+
+# podman 4.3.1 runs/pulls the image in these lines (run and create register their
+# own --help, which shadows the root's; pflag reads `--rootfs=false` as false),
+# but the shim passes them through unresolved. Harmless (the command runs as
+# without the shim), yet not what podman does.
+MISSED = [
+    (["--help", "run", IMG], ["--help", "run", EP, KI, PIN]),
+    (["--help", "create", IMG], ["--help", "create", EP, KI, PIN]),
+    (["container", "--help", "run", IMG], ["container", "--help", "run", EP, KI, PIN]),
+    (["run", "--help=false", IMG], ["run", EP, KI, "--help=false", PIN]),
+    (["run", "--rootfs=false", IMG], ["run", EP, KI, "--rootfs=false", PIN]),
+    (["pull", "--help=false", IMG], ["pull", "--help=false", PIN]),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="help/rootfs read as set whatever their level or value")
+@pytest.mark.parametrize(("args", "expected"), MISSED, ids=[" ".join(a) for a, _ in MISSED])
+def test_lines_podman_runs_but_the_shim_passes_through(args, expected, fake, environ):
+    assert final(args, environ) == expected

@@ -1,0 +1,147 @@
+"""Config files (precedence, trust, validation) and finding the real runtime."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shim import config
+from shim.errors import ConfigError, RuntimeNotFound
+from shim.locate import find_runtime
+
+
+def _env(tmp_path, **extra):
+    return {"HOME": str(tmp_path), "IMAGEFIT_SITE_CONFIG": str(tmp_path / "site.toml"), **extra}
+
+
+def test_defaults_without_files(tmp_path):
+    s = config.load(_env(tmp_path), euid=1000)
+    assert (s.on_error, s.login, s.registry_timeout, s.insecure_registries, s.runtimes) == (
+        "passthrough", "auto", 5.0, (), {})  # fmt: skip
+
+
+def test_site_then_user_then_environment(tmp_path):
+    (tmp_path / "site.toml").write_text('on_error = "refuse"\nlogin = "never"\n[runtimes]\npodman = "/usr/bin/podman"\n')
+    user = tmp_path / ".config" / "imagefit"
+    user.mkdir(parents=True)
+    (user / "config.toml").write_text('login = "always"\nregistry_timeout = 2\ninsecure_registries = ["r:5000"]\n')
+    s = config.load(_env(tmp_path), euid=1000)  # an ordinary user: site, then user file
+    assert (s.on_error, s.login, s.registry_timeout, s.insecure_registries) == ("refuse", "always", 2.0, ("r:5000",))
+    s = config.load(_env(tmp_path), euid=0)  # root never reads a user config
+    assert (s.on_error, s.login, s.registry_timeout) == ("refuse", "never", 5.0)
+    s = config.load(_env(tmp_path, IMAGEFIT_LOGIN="1", IMAGEFIT_ON_ERROR="passthrough"), euid=0)
+    assert (s.login, s.on_error, s.runtimes["podman"]) == ("always", "passthrough", "/usr/bin/podman")
+
+
+def test_user_config_read_for_ordinary_users(tmp_path):
+    user = tmp_path / ".config" / "imagefit"
+    user.mkdir(parents=True)
+    (user / "config.toml").write_text('login = "never"\nregistry_timeout = 2\n')
+    s = config.load(_env(tmp_path), euid=os.geteuid())  # files are ours: trusted
+    if os.geteuid() != 0:
+        assert (s.login, s.registry_timeout) == ("never", 2.0)
+    else:
+        assert config.config_paths(_env(tmp_path), 0) == [str(tmp_path / "site.toml")]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('on_eror = "refuse"\n', "unknown key 'on_eror'"),
+        ('login = "sometimes"\n', "login must be one of"),
+        ("registry_timeout = -1\n", "registry_timeout"),
+        ('insecure_registries = "r:5000"\n', "insecure_registries"),
+        ('[runtimes]\npodman = "podman"\n', "absolute paths"),
+        ("on_error = \n", "cannot read config"),
+    ],
+)
+def test_invalid_config_is_one_clear_error(tmp_path, text, message):
+    (tmp_path / "site.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        config.load(_env(tmp_path), euid=0)
+    assert "\n" not in str(info.value)
+
+
+def test_group_writable_config_is_ignored_with_a_warning(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text('on_error = "refuse"\n')
+    site.chmod(0o664)
+    s = config.load(_env(tmp_path), euid=0)
+    assert s.on_error == "passthrough"
+    assert s.warnings == (f"ignoring config {site}: {site} is writable by group or others",)
+
+
+def test_config_owned_by_another_user_is_ignored(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text('on_error = "refuse"\n')
+    if os.geteuid() == 0:
+        os.chown(site, 1234, 1234)
+    s = config.load(_env(tmp_path), euid=0 if os.geteuid() == 0 else os.geteuid() + 1)
+    assert s.on_error == "passthrough" and "owned by uid" in s.warnings[0]
+
+
+def test_bad_environment_values(tmp_path):
+    for key, value in [("IMAGEFIT_LOGIN", "2"), ("IMAGEFIT_ON_ERROR", "x"), ("IMAGEFIT_REGISTRY_TIMEOUT", "soon"),
+                       ("IMAGEFIT_PODMAN", "podman")]:  # fmt: skip
+        with pytest.raises(ConfigError):
+            config.load(_env(tmp_path, **{key: value}), euid=0)
+
+
+def _exe(path: Path, body: str = "#!/bin/sh\nexit 0\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+    path.chmod(0o755)
+    return path
+
+
+def test_find_runtime_skips_the_shim_by_inode_and_by_name(tmp_path):
+    shim = _exe(tmp_path / "venv" / "bin" / "imagefit-shim")
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "podman").symlink_to(shim)  # the shim, as installed
+    other = tmp_path / "other" / "bin"
+    other.mkdir(parents=True)
+    (other / "podman").symlink_to(_exe(tmp_path / "copy" / "imagefit-shim"))  # another installation
+    real = _exe(tmp_path / "usr" / "bin" / "podman")
+    path = os.pathsep.join(["", "relative/bin", str(first), str(other), str(real.parent)])
+    assert find_runtime("podman", {"PATH": path}, str(first / "podman")) == str(real)
+
+
+def test_find_runtime_errors(tmp_path):
+    shim = _exe(tmp_path / "imagefit-shim")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "podman").symlink_to(shim)
+    with pytest.raises(RuntimeNotFound, match="no podman found on PATH"):
+        find_runtime("podman", {"PATH": str(tmp_path / "bin")}, str(tmp_path / "bin" / "podman"))
+    with pytest.raises(RuntimeNotFound, match="not an executable runtime"):
+        find_runtime("podman", {"PATH": ""}, str(shim), configured=str(tmp_path / "bin" / "podman"))
+    real = _exe(tmp_path / "real" / "podman")
+    assert find_runtime("podman", {"PATH": ""}, str(shim), configured=str(real)) == str(real)
+
+
+def test_imagefit_install_links_the_shim(tmp_path):
+    bindir = Path(sys.executable).parent
+    done = subprocess.run([str(bindir / "imagefit"), "install", "--prefix", str(tmp_path), "--runtime", "podman"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    link = tmp_path / "bin" / "podman"
+    assert link.is_symlink() and os.path.basename(os.path.realpath(link)) == "imagefit-shim"
+    assert f'export PATH="{tmp_path}/bin:$PATH"' in done.stdout
+    again = subprocess.run([str(bindir / "imagefit"), "install", "--prefix", str(tmp_path), "--runtime", "podman"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 0 and "already there" in again.stdout
+    link.unlink()
+    link.write_text("not ours")
+    refused = subprocess.run([str(bindir / "imagefit"), "install", "--prefix", str(tmp_path), "--runtime", "podman"],
+                             capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode == 125 and "use --force" in refused.stderr
+
+
+def test_shim_started_under_its_own_name_says_how_to_use_it():
+    bindir = Path(sys.executable).parent
+    done = subprocess.run([str(bindir / "imagefit-shim"), "run", "x"], capture_output=True, text=True)
+    assert done.returncode == 125 and "imagefit install" in done.stderr
