@@ -23,6 +23,22 @@ TRANSPORTS = (
 
 #: Flags that change which platform the user asked for: honoured by passing through.
 PLATFORM_FLAGS = ("platform", "arch", "os", "variant")
+#: Root flags and environment that make podman a remote client: the container
+#: runs on another machine, whose facts this host's are not.
+REMOTE_FLAGS = ("remote", "url", "connection", "host", "identity")
+REMOTE_ENV = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
+
+
+def _passes_through(inv: Invocation, environ: Mapping[str, str]) -> bool:
+    """Commands whose image the shim must not resolve: help, --rootfs, a
+    platform the user chose, ``pull --all-tags``, remote podman."""
+    if inv.enabled("help") or inv.enabled("help", global_level=True) or inv.enabled("rootfs") or inv.enabled("all-tags") or inv.has(*PLATFORM_FLAGS):
+        return True
+    if inv.enabled("remote", global_level=True) or any(
+        n in inv.global_flags for n in REMOTE_FLAGS if n != "remote"
+    ):
+        return True
+    return any(environ.get(n) for n in REMOTE_ENV)
 
 
 def warn(message: str) -> None:
@@ -37,12 +53,14 @@ def registry_operand(operand: str) -> tuple[str, reference.Reference] | None:
     prefix = ""
     if operand.startswith("docker://"):
         prefix, operand = "docker://", operand[len("docker://") :]
+        # containers/image docker transport: docker://NAME is docker.io/library/NAME,
+        # no short-name search (checked with podman 4.3.1)
     elif operand.startswith(TRANSPORTS) or reference.could_be_image_id(operand):
         return None
     name = operand.partition("@")[0]
     slash, colon = name.rfind("/"), name.rfind(":")
     domain, _, qualified = reference.split_domain(name[:colon] if colon > slash else name)
-    if not qualified or domain == "localhost":
+    if (not qualified and not prefix) or domain == "localhost":
         return None  # short names and local images: never resolved (cheap check, no regex)
     try:
         return prefix, reference.parse(operand)
@@ -75,12 +93,12 @@ def rewrite(
     """
     args = list(inv.args)
     operands = []
-    if inv.images and not inv.has("help", "rootfs", *PLATFORM_FLAGS):
+    if inv.images and not _passes_through(inv, environ):
         operands = [(p, found) for p in inv.images if (found := registry_operand(args[p])) is not None]
     selected = []
     if operands:  # the cold path: heavy imports only from here on
         selected = _resolve_operands(args, operands, inv, settings, environ)
-    if inv.verb in ("run", "create") and inv.images and not inv.has("help", "rootfs"):
+    if inv.verb in ("run", "create") and inv.images and not _passes_through(inv, environ):
         apply = settings.login == "always"
         if settings.login == "auto" and selected:
             from scoring.vocabulary import CONTAINER_KIND

@@ -61,28 +61,34 @@ def parse(args: list[str] | tuple[str, ...]) -> Invocation:
             through unchanged).
     """
     args = tuple(args)
-    flags: dict[str, list[str | None]] = {}
-    at = find_subcommand(args, 0, ROOT, flags)
+    root: dict[str, list[str | None]] = {}
+    at = find_subcommand(args, 0, ROOT, root)
     if at is None:
-        return Invocation(args=args, flags=flags)
+        return Invocation(args=args, global_flags=root)
     path = (args[at],)
     if args[at] in _GROUPS:
-        second = find_subcommand(args, at + 1, PERSISTENT, flags)
+        second = find_subcommand(args, at + 1, PERSISTENT, root)
         if second is None:
-            return Invocation(args=args, flags=flags)
+            return Invocation(args=args, global_flags=root)
         path, at = (args[at], args[second]), second
     verb = T.SUBCOMMAND_ALIASES.get(path)
     if verb is None:
-        return Invocation(args=args, flags=flags)
+        return Invocation(args=args, global_flags=root)
+    if verb != "pull":
+        # run/create have their own --help, which hides the root's: `podman --help run IMG`
+        # runs IMG; pull reads it (`podman --help pull IMG` prints help). Seen with podman 4.3.1.
+        root.pop("help", None)
+    flags: dict[str, list[str | None]] = {}
     if verb == "pull":
         found = scan(args, at + 1, PULL, flags, interspersed=True)
         return Invocation(
-            args=args, verb=verb, images=tuple(found.positionals), insert_at=at + 1, flags=flags
+            args=args, verb=verb, images=tuple(found.positionals), insert_at=at + 1, flags=flags,
+            global_flags=root,
         )
     table = RUN if verb == "run" else CREATE
     found = scan(args, at + 1, table, flags, interspersed=False)
     if not found.positionals:
-        return Invocation(args=args, verb=verb, insert_at=at + 1, flags=flags)
+        return Invocation(args=args, verb=verb, insert_at=at + 1, flags=flags, global_flags=root)
     image = found.positionals[0]
     return Invocation(
         args=args,
@@ -90,5 +96,6 @@ def parse(args: list[str] | tuple[str, ...]) -> Invocation:
         images=(image,),
         insert_at=at + 1,
         flags=flags,
+        global_flags=root,
         command_at=image + 1 if image + 1 < len(args) else None,
     )
