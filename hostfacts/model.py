@@ -28,7 +28,9 @@ class CpuFacts(BaseModel):
         description="Kernel machine name as `uname -m` prints it: x86_64, aarch64, ppc64le, riscv64."
     )
     target: str = Field(description="archspec's most specific target for this host, e.g. 'zen4'.")
-    vendor: str = Field(description="Vendor string: GenuineIntel, AuthenticAMD, ARM, IBM, generic...")
+    vendor: str = Field(
+        description="Vendor string: GenuineIntel, AuthenticAMD, ARM, IBM, generic..."
+    )
     generic: str = Field(
         description="The generic level of `target`: x86_64_v3, armv9.0a, ppc64le... "
         "More robust than `target` on VMs that mask an optional flag."

@@ -16,7 +16,9 @@ from scoring.model import Check
 
 def annotated_target(annotations: dict[str, str]) -> str | None:
     """The CPU target a descriptor's annotations name, or None."""
-    value = annotations.get(vocabulary.CPU_TARGET) or annotations.get(vocabulary.CPU_TARGET_COMPSPEC)
+    value = annotations.get(vocabulary.CPU_TARGET) or annotations.get(
+        vocabulary.CPU_TARGET_COMPSPEC
+    )
     return value.strip().lower() if value and value.strip() else None
 
 
@@ -35,7 +37,9 @@ def check_target(target: str, cpu: CpuFacts) -> Check:
     uarch = TARGETS.get(target)
     if uarch is None:
         return Check(
-            name="cpu.target", passed=False, detail=f"unknown CPU target {target!r} (not an archspec name)"
+            name="cpu.target",
+            passed=False,
+            detail=f"unknown CPU target {target!r} (not an archspec name)",
         )
     if cpu.can_run(target):
         return Check(name="cpu.target", passed=True, detail=f"host {cpu.target} runs {target} code")
@@ -46,4 +50,6 @@ def check_target(target: str, cpu: CpuFacts) -> Check:
             passed=False,
             detail=f"{target} is built for {uarch.family.name}; host is {host_family}",
         )
-    return Check(name="cpu.target", passed=False, detail=f"host {cpu.target} cannot run {target} code")
+    return Check(
+        name="cpu.target", passed=False, detail=f"host {cpu.target} cannot run {target} code"
+    )

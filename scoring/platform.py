@@ -131,7 +131,9 @@ def check_platform(platform: Platform | None, host: HostPlatform) -> Check:
     shown = f"{platform.os}/{arch}" + (f"/{variant}" if variant else "")
     if platform.os != host.os or arch != host.architecture:
         return Check(
-            name="platform", passed=False, detail=f"{shown} does not run on a {host.os}/{host.architecture} host"
+            name="platform",
+            passed=False,
+            detail=f"{shown} does not run on a {host.os}/{host.architecture} host",
         )
     if variant not in host.variants:
         return Check(

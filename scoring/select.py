@@ -36,7 +36,11 @@ def evaluate(candidate: Candidate, facts: HostFacts, host: platform.HostPlatform
     checks: list[Check] = []
     if candidate.media_type not in MANIFEST_MEDIA_TYPES:
         checks.append(
-            Check(name="media-type", passed=False, detail=f"{candidate.media_type} is not an image manifest")
+            Check(
+                name="media-type",
+                passed=False,
+                detail=f"{candidate.media_type} is not an image manifest",
+            )
         )
     checks.append(platform.check_platform(candidate.platform, host))
     target = cpu.annotated_target(candidate.annotations)
@@ -47,7 +51,11 @@ def evaluate(candidate: Candidate, facts: HostFacts, host: platform.HostPlatform
     fits = all(c.passed for c in checks)
     score = (cpu.depth(target), -candidate.position) if fits else None
     return Verdict(
-        candidate=candidate, build=_label(candidate, target), fits=fits, checks=tuple(checks), score=score
+        candidate=candidate,
+        build=_label(candidate, target),
+        fits=fits,
+        checks=tuple(checks),
+        score=score,
     )
 
 

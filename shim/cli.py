@@ -95,7 +95,9 @@ def cmd_demo(args) -> int:
     if not args.json:
         print("imagefit demo: an example index shipped with imagefit, one application built for")
         print(f"{len(index['manifests'])} CPU targets, resolved against this host's real facts.")
-        print("(Illustrative digests; nothing is pulled. `imagefit explain REF` does this for a real index.)")
+        print(
+            "(Illustrative digests; nothing is pulled. `imagefit explain REF` does this for a real index.)"
+        )
         print()
     return _show(decision, reference, None, rewritten, args)
 
@@ -119,9 +121,7 @@ def cmd_install(args) -> int:
     shim = _shim_script()
     bindir = os.path.join(os.path.abspath(args.prefix), "bin")
     os.makedirs(bindir, exist_ok=True)
-    names = args.runtime or [
-        n for n in RUNTIME_NAMES if _findable(find_runtime, n, shim)
-    ]
+    names = args.runtime or [n for n in RUNTIME_NAMES if _findable(find_runtime, n, shim)]
     if not names:
         raise ShimError("no container runtime found on PATH; name one with --runtime")
     for name in names:
@@ -131,7 +131,9 @@ def cmd_install(args) -> int:
                 print(f"{link} -> {shim} (already there)")
                 continue
             if not args.force:
-                raise ShimError(f"{link} exists and is not the imagefit shim; use --force to replace it")
+                raise ShimError(
+                    f"{link} exists and is not the imagefit shim; use --force to replace it"
+                )
             os.unlink(link)
         os.symlink(shim, link)
         print(f"{link} -> {shim}")
@@ -155,13 +157,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def facts_options(p, with_file=True):
-        p.add_argument("--cpuinfo", metavar="FILE", help="compute CPU facts from a /proc/cpuinfo dump")
-        p.add_argument("--machine", metavar="ARCH", help="machine of that dump (uname -m): x86_64, aarch64...")
+        p.add_argument(
+            "--cpuinfo", metavar="FILE", help="compute CPU facts from a /proc/cpuinfo dump"
+        )
+        p.add_argument(
+            "--machine", metavar="ARCH", help="machine of that dump (uname -m): x86_64, aarch64..."
+        )
         if with_file:
-            p.add_argument("--facts", metavar="FILE", help="use a saved facts JSON (imagefit facts --json)")
+            p.add_argument(
+                "--facts", metavar="FILE", help="use a saved facts JSON (imagefit facts --json)"
+            )
 
     p = sub.add_parser("facts", help="print this host's facts")
-    p.add_argument("--json", action="store_true", help="the facts as JSON (the IMAGEFIT_FACTS format)")
+    p.add_argument(
+        "--json", action="store_true", help="the facts as JSON (the IMAGEFIT_FACTS format)"
+    )
     facts_options(p, with_file=False)
     p.set_defaults(func=cmd_facts)
 
@@ -182,7 +192,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("install", help="link the shim as podman (docker, ...) into PREFIX/bin")
     p.add_argument("--prefix", required=True, metavar="DIR")
-    p.add_argument("--runtime", action="append", choices=RUNTIME_NAMES, help="link this runtime (repeatable)")
+    p.add_argument(
+        "--runtime", action="append", choices=RUNTIME_NAMES, help="link this runtime (repeatable)"
+    )
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.set_defaults(func=cmd_install)
     return parser

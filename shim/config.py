@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+
 from shim.errors import ConfigError
 from shim.trust import untrusted_reason
 
@@ -42,7 +43,15 @@ class Settings:
     ``sources`` names the files that were read, ``warnings`` the files ignored.
     A plain class: ``dataclasses`` would cost the hot path ~10 ms of imports."""
 
-    __slots__ = ("on_error", "login", "registry_timeout", "insecure_registries", "runtimes", "sources", "warnings")
+    __slots__ = (
+        "on_error",
+        "login",
+        "registry_timeout",
+        "insecure_registries",
+        "runtimes",
+        "sources",
+        "warnings",
+    )
 
     def __init__(
         self,
@@ -95,9 +104,7 @@ def _check(path: str, key: str, value: object) -> object:
         if not isinstance(value, dict) or not all(
             k in RUNTIMES and isinstance(v, str) and os.path.isabs(v) for k, v in value.items()
         ):
-            raise ConfigError(
-                f"{path}: [runtimes] maps {', '.join(RUNTIMES)} to absolute paths"
-            )
+            raise ConfigError(f"{path}: [runtimes] maps {', '.join(RUNTIMES)} to absolute paths")
     else:
         raise ConfigError(f"{path}: unknown key {key!r}")
     return value
@@ -150,7 +157,9 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
             seconds = float(env_timeout)
         except ValueError:
             raise ConfigError("IMAGEFIT_REGISTRY_TIMEOUT must be a number of seconds") from None
-        values["registry_timeout"] = _check("IMAGEFIT_REGISTRY_TIMEOUT", "registry_timeout", seconds)
+        values["registry_timeout"] = _check(
+            "IMAGEFIT_REGISTRY_TIMEOUT", "registry_timeout", seconds
+        )
     for name in RUNTIMES:
         path = environ.get(f"IMAGEFIT_{name.upper()}")
         if path:

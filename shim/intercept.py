@@ -32,7 +32,13 @@ REMOTE_ENV = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
 def _passes_through(inv: Invocation, environ: Mapping[str, str]) -> bool:
     """Commands whose image the shim must not resolve: help, --rootfs, a
     platform the user chose, ``pull --all-tags``, remote podman."""
-    if inv.enabled("help") or inv.enabled("help", global_level=True) or inv.enabled("rootfs") or inv.enabled("all-tags") or inv.has(*PLATFORM_FLAGS):
+    if (
+        inv.enabled("help")
+        or inv.enabled("help", global_level=True)
+        or inv.enabled("rootfs")
+        or inv.enabled("all-tags")
+        or inv.has(*PLATFORM_FLAGS)
+    ):
         return True
     if inv.enabled("remote", global_level=True) or any(
         n in inv.global_flags for n in REMOTE_FLAGS if n != "remote"
@@ -94,7 +100,9 @@ def rewrite(
     args = list(inv.args)
     operands = []
     if inv.images and not _passes_through(inv, environ):
-        operands = [(p, found) for p in inv.images if (found := registry_operand(args[p])) is not None]
+        operands = [
+            (p, found) for p in inv.images if (found := registry_operand(args[p])) is not None
+        ]
     selected = []
     if operands:  # the cold path: heavy imports only from here on
         selected = _resolve_operands(args, operands, inv, settings, environ)
@@ -114,7 +122,9 @@ def rewrite(
     return args
 
 
-def _resolve_operands(args: list[str], operands, inv: Invocation, settings: Settings, environ) -> list:
+def _resolve_operands(
+    args: list[str], operands, inv: Invocation, settings: Settings, environ
+) -> list:
     """Resolve each registry operand; rewrite `args` in place for selected
     builds. Returns the chosen candidates.
 
@@ -133,7 +143,9 @@ def _resolve_operands(args: list[str], operands, inv: Invocation, settings: Sett
                 ref,
                 facts,
                 environ=environ,
-                insecure=registry_is_insecure(ref, environ, settings.insecure_registries, _tls_verify(inv)),
+                insecure=registry_is_insecure(
+                    ref, environ, settings.insecure_registries, _tls_verify(inv)
+                ),
                 timeout=settings.registry_timeout,
                 authfile=inv.last("authfile"),
             )

@@ -23,12 +23,14 @@ INNER = (
     '[ "$#" -gt 0 ] || set -- /bin/sh -i; exec "$@"'
 )
 #: Run by /bin/sh -c as the entrypoint: keep the image PATH, start the login shell.
-OUTER = "IMAGEFIT_IMAGE_PATH=\"$PATH\" exec /bin/sh -l -c '" + INNER + "' sh \"$@\""
+OUTER = 'IMAGEFIT_IMAGE_PATH="$PATH" exec /bin/sh -l -c \'' + INNER + '\' sh "$@"'
 
 ENTRYPOINT = ["/bin/sh", "-c", OUTER, "sh"]
 
 
-def podman_flags(flags: dict[str, list[str | None]], *, rootless: bool, environ_userns: str | None) -> list[str]:
+def podman_flags(
+    flags: dict[str, list[str | None]], *, rootless: bool, environ_userns: str | None
+) -> list[str]:
     """Flags to insert after ``podman run``/``create`` for a login container.
 
     Args:

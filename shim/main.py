@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     runtime = os.path.basename(argv[0])
     if runtime in ("imagefit-shim", "__main__.py"):
-        _say("this is the imagefit shim: run it through a link named podman (see `imagefit install`)")
+        _say(
+            "this is the imagefit shim: run it through a link named podman (see `imagefit install`)"
+        )
         return EXIT_SHIM_ERROR
     try:
         settings = config.load()

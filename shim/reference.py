@@ -63,7 +63,12 @@ class Reference:
     __slots__ = ("domain", "path", "tag", "digest", "qualified")
 
     def __init__(
-        self, domain: str, path: str, tag: str | None = None, digest: str | None = None, qualified: bool = True
+        self,
+        domain: str,
+        path: str,
+        tag: str | None = None,
+        digest: str | None = None,
+        qualified: bool = True,
     ) -> None:
         self.domain = domain
         self.path = path
@@ -155,7 +160,11 @@ def parse(text: str) -> Reference:
         raise InvalidReference(f"{text!r}: repository name must be lowercase")
     if qualified and not _match(rf"^{_DOMAIN}$", domain):
         raise InvalidReference(f"{text!r}: invalid registry domain {domain!r}")
-    full = f"{domain}/{remainder}" + (f":{tag}" if tag is not None else "") + (f"@{digest}" if at else "")
+    full = (
+        f"{domain}/{remainder}"
+        + (f":{tag}" if tag is not None else "")
+        + (f"@{digest}" if at else "")
+    )
     match = _match(_REFERENCE, full)
     if not match:
         raise InvalidReference(f"{text!r} is not a valid image reference")

@@ -27,7 +27,9 @@ def config_files(environ: Mapping[str, str]) -> list[str]:
     user = os.path.join(home, ".config", "containers", "registries.conf")
     main = user if os.path.exists(user) else "/etc/containers/registries.conf"
     dropins = sorted(glob.glob("/etc/containers/registries.conf.d/*.conf"))
-    dropins += sorted(glob.glob(os.path.join(home, ".config", "containers", "registries.conf.d", "*.conf")))
+    dropins += sorted(
+        glob.glob(os.path.join(home, ".config", "containers", "registries.conf.d", "*.conf"))
+    )
     return [main, *dropins]
 
 

@@ -125,7 +125,9 @@ class RegistryClient:
         except requests.exceptions.SSLError as exc:
             raise RegistryError(f"TLS error talking to {self.domain}: {_short(exc)}") from None
         except requests.exceptions.Timeout:
-            raise RegistryError(f"registry {self.domain} timed out after {self.timeout:g} s") from None
+            raise RegistryError(
+                f"registry {self.domain} timed out after {self.timeout:g} s"
+            ) from None
         except requests.exceptions.ConnectionError as exc:
             raise RegistryError(f"cannot reach registry {self.domain}: {_short(exc)}") from None
         except requests.exceptions.RequestException as exc:
@@ -151,7 +153,9 @@ class RegistryClient:
             try:
                 headers, changed = auth.authenticate_request(response, {})
             except Exception as exc:  # oras raises bare exceptions from token requests
-                raise RegistryError(f"token request to {self.domain} failed: {_short(exc)}") from None
+                raise RegistryError(
+                    f"token request to {self.domain} failed: {_short(exc)}"
+                ) from None
             if changed and isinstance(headers.get("Authorization"), str):
                 self._auth_header = {"Authorization": headers["Authorization"]}
                 return True
@@ -159,7 +163,9 @@ class RegistryClient:
 
     def _get(self, path: str, accept: str):
         headers = {"Accept": accept}
-        schemes = [self._scheme] if self._scheme else (["https", "http"] if self.insecure else ["https"])
+        schemes = (
+            [self._scheme] if self._scheme else (["https", "http"] if self.insecure else ["https"])
+        )
         last_error: RegistryError | None = None
         for scheme in schemes:
             url = f"{scheme}://{self.api_host}{path}"
@@ -194,8 +200,10 @@ class RegistryClient:
                 digest) or to the announced ``Docker-Content-Digest``.
         """
         response = self._get(f"/v2/{repository}/manifests/{reference}", ", ".join(ACCEPT))
-        where = f"{self.domain}/{repository}:{reference}" if ":" not in reference else (
-            f"{self.domain}/{repository}@{reference}"
+        where = (
+            f"{self.domain}/{repository}:{reference}"
+            if ":" not in reference
+            else (f"{self.domain}/{repository}@{reference}")
         )
         with response:
             status = response.status_code
@@ -206,12 +214,16 @@ class RegistryClient:
                 for chunk in response.iter_content(65536):
                     body += chunk
                     if len(body) > MAX_MANIFEST_BYTES:
-                        raise RegistryError(f"{where}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
+                        raise RegistryError(
+                            f"{where}: manifest larger than {MAX_MANIFEST_BYTES} bytes"
+                        )
                     self._remaining()
             except RegistryError:
                 raise
             except Exception as exc:  # requests/urllib3 errors while streaming
-                raise RegistryError(f"{where}: reading the manifest failed: {_short(exc)}") from None
+                raise RegistryError(
+                    f"{where}: reading the manifest failed: {_short(exc)}"
+                ) from None
             announced = response.headers.get("Docker-Content-Digest")
             media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
         data = bytes(body)
@@ -219,7 +231,9 @@ class RegistryClient:
         if reference.startswith("sha256:") and reference != digest:
             raise DigestMismatch(f"{where}: content hashes to {digest}, not the digest asked for")
         if announced and announced.startswith("sha256:") and announced != digest:
-            raise DigestMismatch(f"{where}: content hashes to {digest}, registry announced {announced}")
+            raise DigestMismatch(
+                f"{where}: content hashes to {digest}, registry announced {announced}"
+            )
         if not media_type:
             raise RegistryError(f"{where}: registry sent no Content-Type")
         return Manifest(media_type=media_type, body=data, digest=digest)

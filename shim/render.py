@@ -17,7 +17,9 @@ from scoring import Decision, Verdict
 EXPLAIN_SCHEMA_VERSION = 1
 
 
-def to_json(decision: Decision, reference: str, index_digest: str | None, rewritten: str | None) -> dict:
+def to_json(
+    decision: Decision, reference: str, index_digest: str | None, rewritten: str | None
+) -> dict:
     """The decision as the documented JSON object."""
     chosen = None
     if decision.chosen is not None:
@@ -54,7 +56,9 @@ def _row(v: Verdict, chosen: bool) -> list[str]:
     return [mark, str(v.candidate.position), v.build, plat, verdict, score, v.candidate.digest[:19]]
 
 
-def to_text(decision: Decision, reference: str, rewritten: str | None, verbose: bool = False) -> str:
+def to_text(
+    decision: Decision, reference: str, rewritten: str | None, verbose: bool = False
+) -> str:
     """A table, one row per candidate, then the outcome; with `verbose`,
     every check under its candidate."""
     header = ["", "#", "build", "platform", "verdict", "score", "digest"]
@@ -68,7 +72,9 @@ def to_text(decision: Decision, reference: str, rewritten: str | None, verbose: 
         if verbose or not v.fits:
             for c in v.checks:
                 if verbose or not c.passed:
-                    lines.append(f"{'':{widths[0] + widths[1] + 4}}{'pass' if c.passed else 'FAIL'} {c.name}: {c.detail}")
+                    lines.append(
+                        f"{'':{widths[0] + widths[1] + 4}}{'pass' if c.passed else 'FAIL'} {c.name}: {c.detail}"
+                    )
     lines.append("")
     lines.append(f"{decision.outcome.value}: {decision.reason}")
     if rewritten:

@@ -36,7 +36,10 @@ class Resolution:
 
 
 def registry_is_insecure(
-    ref: Reference, environ: Mapping[str, str], insecure_registries: tuple[str, ...], tls_verify: bool | None
+    ref: Reference,
+    environ: Mapping[str, str],
+    insecure_registries: tuple[str, ...],
+    tls_verify: bool | None,
 ) -> bool:
     """Plain HTTP / no TLS verification exactly where podman would use them:
     ``--tls-verify=false`` on the command line, the registry marked insecure
@@ -62,7 +65,9 @@ def decide(document: bytes, media_type: str, facts: HostFacts) -> Decision:
         raise RegistryError(f"registry sent invalid JSON: {exc}") from None
     declared = data.get("mediaType") if isinstance(data, dict) else None
     if media_type not in INDEX_MEDIA_TYPES and declared not in INDEX_MEDIA_TYPES:
-        return Decision(outcome=Outcome.PASSTHROUGH, reason="the reference names a single image manifest")
+        return Decision(
+            outcome=Outcome.PASSTHROUGH, reason="the reference names a single image manifest"
+        )
     try:
         candidates = parse_index(data)
     except InvalidIndexError as exc:
@@ -88,4 +93,6 @@ def resolve(
     client = RegistryClient(ref.domain, insecure=insecure, credentials=creds, timeout=timeout)
     manifest = client.get_manifest(ref.path, ref.reference)
     decision = decide(manifest.body, manifest.media_type, facts)
-    return Resolution(reference=ref, digest=manifest.digest, decision=decision, requests=client.requests_made)
+    return Resolution(
+        reference=ref, digest=manifest.digest, decision=decision, requests=client.requests_made
+    )

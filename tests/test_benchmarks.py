@@ -16,5 +16,7 @@ def test_podman_run_benchmark_quick_mode():
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert any(line.startswith("podman run --rm IMG id") and "ratio" in line for line in lines), done.stdout
+    assert any(line.startswith("podman run --rm IMG id") and "ratio" in line for line in lines), (
+        done.stdout
+    )
     assert any(line.startswith("podman version (pass-through)") for line in lines), done.stdout

@@ -25,16 +25,29 @@ def test_defaults_without_files(tmp_path):
 
 
 def test_site_then_user_then_environment(tmp_path):
-    (tmp_path / "site.toml").write_text('on_error = "refuse"\nlogin = "never"\n[runtimes]\npodman = "/usr/bin/podman"\n')
+    (tmp_path / "site.toml").write_text(
+        'on_error = "refuse"\nlogin = "never"\n[runtimes]\npodman = "/usr/bin/podman"\n'
+    )
     user = tmp_path / ".config" / "imagefit"
     user.mkdir(parents=True)
-    (user / "config.toml").write_text('login = "always"\nregistry_timeout = 2\ninsecure_registries = ["r:5000"]\n')
+    (user / "config.toml").write_text(
+        'login = "always"\nregistry_timeout = 2\ninsecure_registries = ["r:5000"]\n'
+    )
     s = config.load(_env(tmp_path), euid=1000)  # an ordinary user: site, then user file
-    assert (s.on_error, s.login, s.registry_timeout, s.insecure_registries) == ("refuse", "always", 2.0, ("r:5000",))
+    assert (s.on_error, s.login, s.registry_timeout, s.insecure_registries) == (
+        "refuse",
+        "always",
+        2.0,
+        ("r:5000",),
+    )
     s = config.load(_env(tmp_path), euid=0)  # root never reads a user config
     assert (s.on_error, s.login, s.registry_timeout) == ("refuse", "never", 5.0)
     s = config.load(_env(tmp_path, IMAGEFIT_LOGIN="1", IMAGEFIT_ON_ERROR="passthrough"), euid=0)
-    assert (s.login, s.on_error, s.runtimes["podman"]) == ("always", "passthrough", "/usr/bin/podman")
+    assert (s.login, s.on_error, s.runtimes["podman"]) == (
+        "always",
+        "passthrough",
+        "/usr/bin/podman",
+    )
 
 
 def test_user_config_read_for_ordinary_users(tmp_path):
@@ -143,5 +156,7 @@ def test_imagefit_install_links_the_shim(tmp_path):
 
 def test_shim_started_under_its_own_name_says_how_to_use_it():
     bindir = Path(sys.executable).parent
-    done = subprocess.run([str(bindir / "imagefit-shim"), "run", "x"], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(bindir / "imagefit-shim"), "run", "x"], capture_output=True, text=True
+    )
     assert done.returncode == 125 and "imagefit install" in done.stderr

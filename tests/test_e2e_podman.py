@@ -117,7 +117,9 @@ def shim_run(shim_bin, podman_env, args, *, facts=None, extra_env=None, timeout=
 @pytest.mark.parametrize(
     ("node", "expected"), [("zen4", "zen4"), ("haswell", "haswell"), ("ivybridge", "x86_64_v2")]
 )
-def test_shimmed_podman_run_starts_the_best_build(shim_bin, podman_env, app, facts_files, node, expected):
+def test_shimmed_podman_run_starts_the_best_build(
+    shim_bin, podman_env, app, facts_files, node, expected
+):
     ref = app.ref
     done = shim_run(
         shim_bin, podman_env,
@@ -133,7 +135,9 @@ def test_shimmed_podman_run_starts_the_best_build(shim_bin, podman_env, app, fac
 def test_dry_run_argv_and_explain_agree(shim_bin, podman_env, app, facts_files, imagefit_cmd):
     ref = f"{app.repository}:2024"
     args = ["run", "--rm", "-it", "--network=none", "--tls-verify=false", ref, "ls", "-l", ref]
-    done = shim_run(shim_bin, podman_env, args, facts=facts_files["zen4"], extra_env={"IMAGEFIT_DRY_RUN": "1"})
+    done = shim_run(
+        shim_bin, podman_env, args, facts=facts_files["zen4"], extra_env={"IMAGEFIT_DRY_RUN": "1"}
+    )
     assert done.returncode == 0, done.stderr
     final = json.loads(done.stdout)
     argv, _ = podman_env
@@ -157,28 +161,43 @@ def test_dry_run_argv_and_explain_agree(shim_bin, podman_env, app, facts_files, 
 
 def test_this_hosts_own_facts_pick_its_archspec_target(shim_bin, podman_env, app):
     ref = f"{app.repository}:2024"
-    done = shim_run(shim_bin, podman_env, ["run", "--rm", "--network=none", "--tls-verify=false", ref, "whichbuild"])
+    done = shim_run(
+        shim_bin,
+        podman_env,
+        ["run", "--rm", "--network=none", "--tls-verify=false", ref, "whichbuild"],
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == archspec.cpu.host().name
 
 
-def test_no_fitting_build_is_refused_with_a_line_per_candidate(shim_bin, podman_env, app, facts_files):
+def test_no_fitting_build_is_refused_with_a_line_per_candidate(
+    shim_bin, podman_env, app, facts_files
+):
     ref = f"{app.repository}:2024"
     done = shim_run(
-        shim_bin, podman_env, ["run", "--rm", "--tls-verify=false", ref, "true"], facts=facts_files["power9"]
+        shim_bin,
+        podman_env,
+        ["run", "--rm", "--tls-verify=false", ref, "true"],
+        facts=facts_files["power9"],
     )
     assert done.returncode == 125
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
-    assert lines[0].startswith(f"imagefit: {ref}: none of the {len(app.manifests)} builds runs on this host")
+    assert lines[0].startswith(
+        f"imagefit: {ref}: none of the {len(app.manifests)} builds runs on this host"
+    )
     assert len(lines) == 1 + len(app.manifests)
     assert "  x86_64: linux/amd64 does not run on a linux/ppc64le host" in lines
 
 
-def test_index_without_compatibility_data_passes_through_untouched(shim_bin, podman_env, plain, facts_files):
+def test_index_without_compatibility_data_passes_through_untouched(
+    shim_bin, podman_env, plain, facts_files
+):
     ref = f"{plain.repository}:1"
     args = ["run", "--rm", "--network=none", "--tls-verify=false", ref]
-    dry = shim_run(shim_bin, podman_env, args, facts=facts_files["zen4"], extra_env={"IMAGEFIT_DRY_RUN": "1"})
+    dry = shim_run(
+        shim_bin, podman_env, args, facts=facts_files["zen4"], extra_env={"IMAGEFIT_DRY_RUN": "1"}
+    )
     argv, _ = podman_env
     assert json.loads(dry.stdout) == [shutil.which("podman"), *argv[1:], *args]
     done = shim_run(shim_bin, podman_env, args, facts=facts_files["zen4"])
@@ -188,14 +207,22 @@ def test_index_without_compatibility_data_passes_through_untouched(shim_bin, pod
 
 def test_registry_down_fails_open_with_one_warning(shim_bin, podman_env, facts_files):
     args = ["run", "--rm", "--tls-verify=false", "127.0.0.1:9/hpc/app:1", "true"]
-    done = shim_run(shim_bin, podman_env, args, facts=facts_files["zen4"], extra_env={"IMAGEFIT_DRY_RUN": "1"})
+    done = shim_run(
+        shim_bin, podman_env, args, facts=facts_files["zen4"], extra_env={"IMAGEFIT_DRY_RUN": "1"}
+    )
     assert done.returncode == 0
     argv, _ = podman_env
     assert json.loads(done.stdout) == [shutil.which("podman"), *argv[1:], *args]
     warning = done.stderr.strip().splitlines()
-    assert len(warning) == 1 and warning[0].startswith("imagefit: cannot resolve 127.0.0.1:9/hpc/app:1")
+    assert len(warning) == 1 and warning[0].startswith(
+        "imagefit: cannot resolve 127.0.0.1:9/hpc/app:1"
+    )
     refused = shim_run(
-        shim_bin, podman_env, args, facts=facts_files["zen4"], extra_env={"IMAGEFIT_ON_ERROR": "refuse"}
+        shim_bin,
+        podman_env,
+        args,
+        facts=facts_files["zen4"],
+        extra_env={"IMAGEFIT_ON_ERROR": "refuse"},
     )
     assert refused.returncode == 125
     assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
@@ -206,7 +233,11 @@ def test_disable_and_reentry_marker_pass_through(shim_bin, podman_env, app, fact
     argv, _ = podman_env
     for extra in ({"IMAGEFIT_DISABLE": "1"}, {"IMAGEFIT_ACTIVE": "1"}):
         done = shim_run(
-            shim_bin, podman_env, args, facts=facts_files["zen4"], extra_env={**extra, "IMAGEFIT_DRY_RUN": "1"}
+            shim_bin,
+            podman_env,
+            args,
+            facts=facts_files["zen4"],
+            extra_env={**extra, "IMAGEFIT_DRY_RUN": "1"},
         )
         assert json.loads(done.stdout) == [shutil.which("podman"), *argv[1:], *args]
 
@@ -214,17 +245,27 @@ def test_disable_and_reentry_marker_pass_through(shim_bin, podman_env, app, fact
 def test_pass_through_subcommand_execs_real_podman(shim_bin, podman_env):
     done = shim_run(shim_bin, podman_env, ["version", "--format", "{{.Client.Version}}"])
     assert done.returncode == 0, done.stderr
-    real = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.split()[-1]
+    real = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.split()[
+        -1
+    ]
     assert done.stdout.strip() == real
 
 
 def test_pull_fetches_the_chosen_build(shim_bin, podman_env, app, facts_files):
     ref = f"{app.repository}:2024"
-    done = shim_run(shim_bin, podman_env, ["pull", "-q", "--tls-verify=false", ref], facts=facts_files["haswell"])
+    done = shim_run(
+        shim_bin,
+        podman_env,
+        ["pull", "-q", "--tls-verify=false", ref],
+        facts=facts_files["haswell"],
+    )
     assert done.returncode == 0, done.stderr
     argv, env = podman_env
     listed = subprocess.run(
-        [*argv, "images", "--digests", "--format", "{{.Digest}}"], env=env, capture_output=True, text=True
+        [*argv, "images", "--digests", "--format", "{{.Digest}}"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert app.manifests["haswell"] in listed.stdout.split()
 
@@ -251,8 +292,13 @@ def test_rootless_podman_runs_as_the_caller(shim_bin, app, facts_files):
     except KeyError:
         pytest.fail(f"no user {user_name}: run tests/provision.sh (as root) first")
     shim_target = os.path.realpath(shim_bin / "podman")
-    if subprocess.run(["runuser", "-u", user_name, "--", "test", "-x", shim_target]).returncode != 0:
-        pytest.fail(f"{user_name} cannot run {shim_target}: run the tests with /opt/imagefit-venv/bin/python")
+    if (
+        subprocess.run(["runuser", "-u", user_name, "--", "test", "-x", shim_target]).returncode
+        != 0
+    ):
+        pytest.fail(
+            f"{user_name} cannot run {shim_target}: run the tests with /opt/imagefit-venv/bin/python"
+        )
     base = world_readable_tmp("imagefit-rootless-")
     try:
         env = _rootless_env(user, base)

@@ -48,7 +48,9 @@ def test_pass_through_of_run_imports_nothing_heavy():
              ["run", "oci:/tmp/layout", "true"], ["run", "--platform", "linux/arm64", "quay.io/a/b:1"]]  # fmt: skip
     modules = _imported(cases)
     assert "shim.intercept" in modules  # it did look at the image operands ...
-    assert [m for m in _heavy(modules) if m != "shim.intercept"] == []  # ... and imported nothing heavy
+    assert [
+        m for m in _heavy(modules) if m != "shim.intercept"
+    ] == []  # ... and imported nothing heavy
 
 
 def test_disable_imports_no_grammar_at_all():

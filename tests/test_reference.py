@@ -27,7 +27,10 @@ D = "sha256:" + "a" * 64
         ("[::1]:5000/x/y:2", Reference("[::1]:5000", "x/y", "2", None, True)),
         ("[2001:db8::1]/x", Reference("[2001:db8::1]", "x", None, None, True)),
         ("Registry.Example.ORG/app", Reference("Registry.Example.ORG", "app", None, None, True)),
-        ("example.com", Reference("docker.io", "library/example.com", None, None, False)),  # not a domain
+        (
+            "example.com",
+            Reference("docker.io", "library/example.com", None, None, False),
+        ),  # not a domain
         ("a.io/b__c/d-e.f:t_1", Reference("a.io", "b__c/d-e.f", "t_1", None, True)),
         (f"quay.io/a/b@{D}", Reference("quay.io", "a/b", None, D, True)),
         (f"quay.io/a/b:1@{D}", Reference("quay.io", "a/b", None, D, True)),  # the digest wins
@@ -62,5 +65,9 @@ def test_str_and_with_digest_drop_the_tag():
 
 def test_image_ids_and_digests():
     assert could_be_image_id("3f2a1b") and could_be_image_id("a" * 64) and could_be_image_id(D)
-    assert not could_be_image_id("ubuntu") and not could_be_image_id("ab") and not could_be_image_id("a" * 65)
+    assert (
+        not could_be_image_id("ubuntu")
+        and not could_be_image_id("ab")
+        and not could_be_image_id("a" * 65)
+    )
     assert is_digest(D) and not is_digest("sha256:xyz") and not is_digest(D + "\n")

@@ -31,7 +31,9 @@ BUILDS = [
 
 @pytest.fixture(scope="module")
 def pushed(registry, tmp_path_factory):
-    return oci.build_and_push(registry.host, "io/app", "1", BUILDS, layout_dir=tmp_path_factory.mktemp("io"))
+    return oci.build_and_push(
+        registry.host, "io/app", "1", BUILDS, layout_dir=tmp_path_factory.mktemp("io")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,9 @@ def test_index_by_tag_and_by_digest_is_verified(registry, pushed):
     assert by_tag.media_type == "application/vnd.oci.image.index.v1+json"
     by_digest = client.get_manifest("io/app", pushed.manifests["haswell"])
     assert by_digest.digest == pushed.manifests["haswell"]
-    assert client.requests_made == 3  # https tried once (fails on a plain-HTTP registry), then http only
+    assert (
+        client.requests_made == 3
+    )  # https tried once (fails on a plain-HTTP registry), then http only
 
 
 def test_not_found_is_one_line(registry, pushed):
@@ -197,5 +201,7 @@ def test_insecure_exactly_where_podman_would(tmp_path):
     ref = parse("quay.io/app:1")
     assert registry_is_insecure(ref, env, (), tls_verify=False)  # --tls-verify=false
     assert registry_is_insecure(ref, env, ("quay.io",), tls_verify=None)  # imagefit config
-    assert not registry_is_insecure(parse("127.0.0.1:5001/app:1"), env, (), tls_verify=True)  # flag wins
+    assert not registry_is_insecure(
+        parse("127.0.0.1:5001/app:1"), env, (), tls_verify=True
+    )  # flag wins
     assert registry_is_insecure(parse("127.0.0.1:5001/app:1"), env, (), tls_verify=None)

@@ -143,7 +143,7 @@ def test_images_are_deterministic_and_share_the_base_layer(tmp_path):
     m2 = oci.read_json_blob(tmp_path / "a", other["digest"])
     assert m1["layers"][0] == m2["layers"][0]  # shared base blob
     assert m1["layers"][1] != m2["layers"][1]
-    assert all(l["mediaType"] == oci.MEDIA_TYPE_LAYER_GZIP for l in m1["layers"])
+    assert all(layer["mediaType"] == oci.MEDIA_TYPE_LAYER_GZIP for layer in m1["layers"])
 
     cfg = oci.read_json_blob(tmp_path / "a", m1["config"]["digest"])
     assert cfg["architecture"] == "amd64" and cfg["os"] == "linux" and "variant" not in cfg
@@ -152,7 +152,7 @@ def test_images_are_deterministic_and_share_the_base_layer(tmp_path):
     assert "Entrypoint" not in oci.read_json_blob(tmp_path / "a", m2["config"]["digest"])["config"]
 
     members = {}
-    for layer, diff_id in zip(m1["layers"], cfg["rootfs"]["diff_ids"]):
+    for layer, diff_id in zip(m1["layers"], cfg["rootfs"]["diff_ids"], strict=True):
         gz = oci.read_blob(tmp_path / "a", layer["digest"])
         assert _sha(gz) == layer["digest"] and len(gz) == layer["size"]
         assert gz[4:8] == b"\0\0\0\0"  # gzip mtime 0

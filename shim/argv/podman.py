@@ -20,7 +20,14 @@ from shim.argv.invocation import Invocation
 from shim.argv.pflag import FlagTable, find_subcommand, scan
 
 #: Short spellings, per level, that the shim needs by their long name.
-_ROOT_ALIASES = {"c": "connection", "H": "host", "r": "remote", "D": "debug", "h": "help", "v": "version"}
+_ROOT_ALIASES = {
+    "c": "connection",
+    "H": "host",
+    "r": "remote",
+    "D": "debug",
+    "h": "help",
+    "v": "version",
+}
 _RUN_ALIASES = {
     "a": "attach", "c": "cpu-shares", "d": "detach", "e": "env", "h": "hostname",
     "i": "interactive", "l": "label", "m": "memory", "p": "publish", "P": "publish-all",
@@ -82,7 +89,11 @@ def parse(args: list[str] | tuple[str, ...]) -> Invocation:
     if verb == "pull":
         found = scan(args, at + 1, PULL, flags, interspersed=True)
         return Invocation(
-            args=args, verb=verb, images=tuple(found.positionals), insert_at=at + 1, flags=flags,
+            args=args,
+            verb=verb,
+            images=tuple(found.positionals),
+            insert_at=at + 1,
+            flags=flags,
             global_flags=root,
         )
     table = RUN if verb == "run" else CREATE

@@ -34,7 +34,9 @@ BUILDS = [
 
 def _timed(argv: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"benchmark command failed: {argv}\n{done.stderr}")
@@ -53,7 +55,9 @@ def _paired(label: str, direct: list[str], shimmed: list[str], env, shim_env, ru
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15, help="paired runs per measurement (default 15)")
+    parser.add_argument(
+        "--runs", type=int, default=15, help="paired runs per measurement (default 15)"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="imagefit-bench-"))
     work.chmod(0o755)
@@ -66,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
              "annotations": {TARGET_KEY: n}}
             for n, v in BUILDS
         ]  # fmt: skip
-        pushed = oci.build_and_push(registry.host, "bench/app", "1", builds, layout_dir=work / "layout")
+        pushed = oci.build_and_push(
+            registry.host, "bench/app", "1", builds, layout_dir=work / "layout"
+        )
         bindir = Path(sys.executable).parent
         subprocess.run([str(bindir / "imagefit"), "install", "--prefix", str(work / "shim"), "--runtime", "podman"],
                        check=True, capture_output=True)  # fmt: skip
