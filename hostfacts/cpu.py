@@ -20,7 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from hostfacts.errors import HostFactsError
-from hostfacts.model import CpuFacts
+from hostfacts.model import CpuFacts, CpuModel
 
 _LOCK = threading.Lock()
 
@@ -83,6 +83,85 @@ def _depth_order(targets) -> tuple[str, ...]:
     return tuple(t.name for _, t in ordered)
 
 
+def guess_machine(text: str) -> str | None:
+    """The kernel machine name a cpuinfo dump comes from, from its keys
+    (x86: ``vendor_id``/``flags``; Arm: ``CPU implementer``/``Features``;
+    POWER: ``cpu : POWERn`` with ``le`` unknown, so ``ppc64le``, the Linux
+    HPC default; RISC-V: ``isa``), or None."""
+    block = _first_block(text)
+    if "vendor_id" in block or "flags" in block:
+        return "x86_64"
+    if "CPU implementer" in block or "Features" in block:
+        return "aarch64"
+    if block.get("cpu", "").upper().startswith("POWER"):
+        return "ppc64le"
+    if "isa" in block or "uarch" in block:
+        return "riscv64"
+    return None
+
+
+def _int(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+def cpu_model(text: str, machine: str) -> CpuModel:
+    """NFD-style ``cpu.model`` of a cpuinfo dump: vendor_id, family, model id,
+    hypervisor flag (x86: ``vendor_id``, ``cpu family``, ``model``, flag
+    ``hypervisor``; Arm: implementer name, ``CPU architecture``, ``CPU part``)."""
+    from archspec.cpu.detect import TARGETS_JSON
+
+    block = _first_block(text)
+    if machine == "aarch64":
+        implementer = block.get("CPU implementer", "")
+        vendor = TARGETS_JSON["conversions"]["arm_vendors"].get(implementer, implementer)
+        return CpuModel(
+            vendor_id=vendor,
+            family=_int(block.get("CPU architecture")),
+            model_id=_int(block.get("CPU part")),
+        )
+    if machine == "x86_64":
+        return CpuModel(
+            vendor_id=block.get("vendor_id", ""),
+            family=_int(block.get("cpu family")),
+            model_id=_int(block.get("model")),
+            hypervisor="hypervisor" in block.get("flags", "").split(),
+        )
+    return CpuModel(vendor_id=block.get("vendor_id") or block.get("cpu", "").split(" ")[0])
+
+
+def cpu_facts_from_text(text: str, machine: str, source: str) -> CpuFacts:
+    """CPU facts of a cpuinfo text from a `machine` host.
+
+    Raises:
+        HostFactsError: the machine name is not one archspec knows.
+    """
+    if machine not in KNOWN_MACHINES:
+        raise HostFactsError(f"unknown machine {machine!r}: expected one of {', '.join(KNOWN_MACHINES)}")
+    looks = guess_machine(text)
+    if looks is not None and looks != machine and not (looks == "ppc64le" and machine == "ppc64"):
+        raise HostFactsError(f"{source} looks like a {looks} /proc/cpuinfo, not {machine}")
+    with _replay(text, machine) as detect:
+        uarch = detect.host.__wrapped__()  # bypass archspec's process-wide lru_cache
+    block = _first_block(text)
+    flags = tuple(sorted(set(block.get(_FLAG_KEYS.get(uarch.family.name, "flags"), "").split())))
+    return CpuFacts(
+        architecture=machine,
+        target=uarch.name,
+        detected_target=uarch.name,
+        vendor=uarch.vendor,
+        generic=uarch.generic.name,
+        ancestors=_depth_order(uarch.ancestors),
+        flags=flags,
+        model=cpu_model(text, machine),
+        source=source,
+    )
+
+
 def cpu_facts(cpuinfo: str | Path = "/proc/cpuinfo", machine: str | None = None) -> CpuFacts:
     """CPU facts for the host described by a cpuinfo file.
 
@@ -93,32 +172,43 @@ def cpu_facts(cpuinfo: str | Path = "/proc/cpuinfo", machine: str | None = None)
 
     Returns:
         CpuFacts with the archspec target, vendor, generic level, ancestors
-        (deepest first) and raw flags.
+        (deepest first), raw flags and cpu.model.
 
     Raises:
         HostFactsError: the file cannot be read or the machine name is not one
             archspec knows.
     """
     machine = machine or platform.machine()
-    if machine not in KNOWN_MACHINES:
-        raise HostFactsError(
-            f"unknown machine {machine!r}: expected one of {', '.join(KNOWN_MACHINES)}"
-        )
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise HostFactsError(f"cannot read {cpuinfo}: {exc.strerror or exc}") from None
-    with _replay(text, machine) as detect:
-        uarch = detect.host.__wrapped__()  # bypass archspec's process-wide lru_cache
-    block = _first_block(text)
-    family = uarch.family.name
-    flags = tuple(sorted(set(block.get(_FLAG_KEYS.get(family, "flags"), "").split())))
-    return CpuFacts(
-        architecture=machine,
-        target=uarch.name,
-        vendor=uarch.vendor,
-        generic=uarch.generic.name,
-        ancestors=_depth_order(uarch.ancestors),
-        flags=flags,
-        source=str(cpuinfo),
+    return cpu_facts_from_text(text, machine, str(cpuinfo))
+
+
+def with_target(cpu: CpuFacts, target: str) -> CpuFacts:
+    """`cpu` with its effective target replaced by a site override (a node
+    class whose VMs mask a flag, say). ``detected_target`` keeps archspec's
+    answer; ancestors and generic level follow the new target.
+
+    Raises:
+        HostFactsError: `target` is not an archspec name, or belongs to
+            another architecture family.
+    """
+    from archspec.cpu import TARGETS
+
+    uarch = TARGETS.get(target)
+    if uarch is None:
+        raise HostFactsError(f"site cpu target {target!r} is not an archspec target name")
+    family = TARGETS[cpu.detected_target or cpu.target].family.name
+    if uarch.family.name != family:
+        raise HostFactsError(f"site cpu target {target!r} is a {uarch.family.name} target; this host is {family}")
+    return cpu.model_copy(
+        update={
+            "target": uarch.name,
+            "detected_target": cpu.detected_target or cpu.target,
+            "target_source": "site config",
+            "generic": uarch.generic.name,
+            "ancestors": _depth_order(uarch.ancestors),
+        }
     )

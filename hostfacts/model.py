@@ -81,6 +81,7 @@ class CpuFacts(_Frozen):
     flags: tuple[str, ...] = Field(description="Raw feature flags of the first processor in /proc/cpuinfo, sorted.")
     model: CpuModel = CpuModel()
     source: str = Field(description="Where the CPU facts came from, e.g. '/proc/cpuinfo'.")
+    probe: Probe = NOT_RECORDED
 
     def can_run(self, target: str) -> bool:
         """True if code built for archspec target `target` runs on this host

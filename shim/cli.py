@@ -19,30 +19,93 @@ RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus")
 
 
 def _facts(args):
-    import hostfacts
+    import socket
 
-    if args.cpuinfo:
+    import hostfacts
+    from shim import config
+
+    if getattr(args, "cpuinfo", None):
         return hostfacts.facts_from_cpuinfo(args.cpuinfo, args.machine)
     if getattr(args, "facts", None):
         return hostfacts.load_facts(args.facts)
-    return hostfacts.host_facts()
+    settings = config.load()
+    root = getattr(args, "root", None) or "/"
+    hostname = socket.gethostname() if root == "/" else ""
+    return hostfacts.host_facts(
+        root=root,
+        machine=getattr(args, "machine", None),
+        refresh=getattr(args, "refresh", False),
+        cpu_target=settings.cpu_target_for(hostname) if root == "/" else None,
+    )
+
+
+def _section_line(name: str, probe, summary: str) -> str:
+    state = summary if probe.status == "ok" else f"{probe.status}: {probe.reason}"
+    return f"{name + ':':<14}{state}"
 
 
 def cmd_facts(args) -> int:
     facts = _facts(args)
-    if args.json:
-        print(facts.model_dump_json(indent=2))
-        return 0
-    cpu = facts.cpu
-    print(f"hostname:      {facts.hostname or '-'}")
-    print(f"os:            {facts.os}")
-    print(f"architecture:  {cpu.architecture}")
-    print(f"cpu target:    {cpu.target}")
-    print(f"vendor:        {cpu.vendor}")
-    print(f"generic level: {cpu.generic}")
-    print(f"runs targets:  {', '.join(cpu.ancestors) or '-'}")
-    print(f"flags:         {len(cpu.flags)} ({cpu.source})")
+    if args.nfd:
+        from hostfacts import nfd
+
+        text = json.dumps(nfd.features(facts), indent=2)
+    elif args.json:
+        text = facts.model_dump_json(indent=2)
+    else:
+        text = _facts_text(facts, args.verbose)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(text)
     return 0
+
+
+def _facts_text(facts, verbose: bool) -> str:
+    cpu, gpu, mpi, system, net = facts.cpu, facts.gpu, facts.mpi, facts.system, facts.interconnect
+    target = cpu.target
+    if cpu.target_source != "archspec":
+        target += f"  (site config; archspec detected {cpu.detected_target})"
+    lines = [
+        f"{'hostname:':<14}{facts.hostname or '-'}",
+        f"{'cpu target:':<14}{target}",
+        f"{'vendor:':<14}{cpu.vendor}, family {cpu.model.family} model {cpu.model.model_id}"
+        + (", virtual machine" if cpu.model.hypervisor else ""),
+        f"{'generic:':<14}{cpu.generic} ({cpu.architecture})",
+        f"{'runs targets:':<14}{', '.join(cpu.ancestors) or '-'}",
+        f"{'cpu flags:':<14}{len(cpu.flags)}",
+    ]
+    nv = gpu.nvidia
+    devices = ", ".join(f"{d.index}: {d.name} (sm {d.compute_capability})" for d in nv.devices)
+    lines.append(_section_line("nvidia gpu", nv.probe, f"driver {nv.driver_version}, CUDA {nv.cuda_driver_version}; {devices}"))
+    amd = gpu.amd
+    lines.append(_section_line("amd gpu", amd.probe, ", ".join(f"node {d.node}: {d.gfx_target}" for d in amd.devices)))
+    lines.append(_section_line("mpi", mpi.probe, f"{mpi.implementation} {mpi.version} (ABI {mpi.abi}) {mpi.library}"))
+    release = system.os_release
+    lines.append(
+        _section_line(
+            "system",
+            system.probe,
+            f"kernel {system.kernel_release}, {system.libc} {system.glibc_version or ''}".rstrip()
+            + f", {release.id or '?'} {release.version_id or ''}".rstrip()
+            + (f", inside {system.container}" if system.container else ""),
+        )
+    )
+    lines.append(
+        _section_line("interconnect", net.probe, ", ".join(net.fabrics) or "-")
+    )
+    if verbose:
+        lines.append("")
+        lines.append("evidence:")
+        sections = [("cpu", cpu.probe), ("nvidia gpu", nv.probe), ("amd gpu", amd.probe), ("mpi", mpi.probe),
+                    ("system", system.probe), ("interconnect", net.probe)]  # fmt: skip
+        for name, probe in sections:
+            lines.append(f"  {name} ({probe.status}, {probe.seconds * 1000:.1f} ms)")
+            for ev in probe.evidence:
+                lines.append(f"    {ev.kind} {ev.source}" + (f": {ev.detail}" if ev.detail else ""))
+    return "\n".join(lines)
 
 
 def _show(decision, reference, index_digest, rewritten, args) -> int:
@@ -93,11 +156,13 @@ def cmd_demo(args) -> int:
     if decision.chosen is not None:
         rewritten = f"registry.example.org/apps/gromacs@{decision.chosen.digest}"
     if not args.json:
+        host = f"the CPU of {args.cpuinfo}" if args.cpuinfo else "this host's real facts"
+        if getattr(args, "facts", None):
+            host = f"the facts in {args.facts}"
         print("imagefit demo: an example index shipped with imagefit, one application built for")
-        print(f"{len(index['manifests'])} CPU targets, resolved against this host's real facts.")
-        print(
-            "(Illustrative digests; nothing is pulled. `imagefit explain REF` does this for a real index.)"
-        )
+        print(f"{len(index['manifests'])} CPU targets, resolved against {host}.")
+        print("(Illustrative digests; nothing is pulled. `imagefit explain REF` does this for a real index.)")
+        print("The score is the build's depth in archspec's CPU DAG: the deepest fitting build wins.")
         print()
     return _show(decision, reference, None, rewritten, args)
 
@@ -169,9 +234,12 @@ def _parser() -> argparse.ArgumentParser:
             )
 
     p = sub.add_parser("facts", help="print this host's facts")
-    p.add_argument(
-        "--json", action="store_true", help="the facts as JSON (the IMAGEFIT_FACTS format)"
-    )
+    p.add_argument("--json", action="store_true", help="the facts as JSON (the IMAGEFIT_FACTS format)")
+    p.add_argument("--nfd", action="store_true", help="the facts as NFD features (`nfd export features` shape)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the evidence of every probe")
+    p.add_argument("--root", metavar="DIR", help="probe a copied tree (DIR/proc, DIR/sys, DIR/etc) instead of /")
+    p.add_argument("--refresh", action="store_true", help="probe again, ignoring the per-boot cache")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     facts_options(p, with_file=False)
     p.set_defaults(func=cmd_facts)
 

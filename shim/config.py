@@ -16,6 +16,8 @@ Keys::
     insecure_registries = []   # hosts reached over plain HTTP / without TLS checks
     [runtimes]                 # absolute paths of the real runtimes
     podman = "/usr/bin/podman"
+    [cpu_targets]              # node classes whose archspec target is overridden:
+    "nid0*" = "zen3"           # hostname glob (fnmatch) = archspec target; first match wins
 
 Environment: ``IMAGEFIT_ON_ERROR``, ``IMAGEFIT_LOGIN`` (``0``/``1`` for one
 command, or auto/always/never), ``IMAGEFIT_REGISTRY_TIMEOUT``,
@@ -49,6 +51,7 @@ class Settings:
         "registry_timeout",
         "insecure_registries",
         "runtimes",
+        "cpu_targets",
         "sources",
         "warnings",
     )
@@ -60,6 +63,7 @@ class Settings:
         registry_timeout: float = 5.0,
         insecure_registries: tuple[str, ...] = (),
         runtimes: Mapping[str, str] | None = None,
+        cpu_targets: tuple[tuple[str, str], ...] = (),
         sources: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
     ) -> None:
@@ -68,12 +72,19 @@ class Settings:
         self.registry_timeout = registry_timeout
         self.insecure_registries = insecure_registries
         self.runtimes = dict(runtimes or {})
+        self.cpu_targets = cpu_targets
         self.sources = sources
         self.warnings = warnings
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"Settings({fields})"
+
+    def cpu_target_for(self, hostname: str) -> str | None:
+        """The archspec target the site sets for `hostname`'s node class, or None."""
+        from fnmatch import fnmatchcase
+
+        return next((target for glob, target in self.cpu_targets if fnmatchcase(hostname, glob)), None)
 
 
 def config_paths(environ: Mapping[str, str], euid: int) -> list[str]:
@@ -100,6 +111,10 @@ def _check(path: str, key: str, value: object) -> object:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{path}: insecure_registries must be a list of host names")
         value = tuple(value)
+    elif key == "cpu_targets":
+        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+            raise ConfigError(f"{path}: [cpu_targets] maps hostname globs to archspec target names")
+        value = tuple(value.items())
     elif key == "runtimes":
         if not isinstance(value, dict) or not all(
             k in RUNTIMES and isinstance(v, str) and os.path.isabs(v) for k, v in value.items()
@@ -121,6 +136,7 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
     euid = os.geteuid() if euid is None else euid
     values: dict[str, object] = {}
     runtimes: dict[str, str] = {}
+    cpu_targets: list[tuple[str, str]] = []
     sources: list[str] = []
     warnings: list[str] = []
     for path in config_paths(environ, euid):
@@ -141,6 +157,8 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
             checked = _check(path, key, value)
             if key == "runtimes":
                 runtimes.update(checked)  # type: ignore[arg-type]
+            elif key == "cpu_targets":
+                cpu_targets[:0] = checked  # type: ignore[misc]  # later files take precedence
             else:
                 values[key] = checked
         sources.append(path)
@@ -169,6 +187,7 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
     return Settings(
         **values,  # type: ignore[arg-type]
         runtimes=runtimes,
+        cpu_targets=tuple(cpu_targets),
         sources=tuple(sources),
         warnings=tuple(warnings),
     )

@@ -103,9 +103,9 @@ def rewrite(
         operands = [
             (p, found) for p in inv.images if (found := registry_operand(args[p])) is not None
         ]
-    selected = []
+    selected, extra = [], []
     if operands:  # the cold path: heavy imports only from here on
-        selected = _resolve_operands(args, operands, inv, settings, environ)
+        selected, extra = _resolve_operands(args, operands, inv, settings, environ)
     if inv.verb in ("run", "create") and inv.images and not _passes_through(inv, environ):
         apply = settings.login == "always"
         if settings.login == "auto" and selected:
@@ -114,11 +114,12 @@ def rewrite(
             kinds = {c.annotations.get(CONTAINER_KIND, "").lower() for c in selected}
             apply = "application" not in kinds
         if apply:
-            extra = login.podman_flags(
+            login_flags = login.podman_flags(
                 inv.flags, rootless=os.geteuid() != 0, environ_userns=environ.get("PODMAN_USERNS")
             )
-            at = inv.insert_at if inv.insert_at is not None else 0
-            args[at:at] = extra
+            extra = extra + login_flags
+    if extra and inv.insert_at is not None:
+        args[inv.insert_at : inv.insert_at] = extra
     return args
 
 
@@ -133,19 +134,20 @@ def _resolve_operands(
     """
     from hostfacts import HostFactsError, host_facts
     from scoring import Outcome
-    from shim.resolve import registry_is_insecure, resolve
+    from shim.resolve import insecurity, resolve
 
-    selected = []
+    import socket
+
+    selected, flags = [], []
     for position, (prefix, ref) in operands:
+        why_insecure = insecurity(ref, environ, settings.insecure_registries, _tls_verify(inv))
         try:
-            facts = host_facts(environ)
+            facts = host_facts(environ, cpu_target=settings.cpu_target_for(socket.gethostname()))
             resolution = resolve(
                 ref,
                 facts,
                 environ=environ,
-                insecure=registry_is_insecure(
-                    ref, environ, settings.insecure_registries, _tls_verify(inv)
-                ),
+                insecure=why_insecure is not None,
                 timeout=settings.registry_timeout,
                 authfile=inv.last("authfile"),
             )
@@ -162,4 +164,6 @@ def _resolve_operands(
         if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
             args[position] = prefix + str(ref.with_digest(decision.chosen.digest))
             selected.append(decision.chosen)
-    return selected
+            if why_insecure == "imagefit config" and "--tls-verify=false" not in flags:
+                flags.append("--tls-verify=false")
+    return selected, flags

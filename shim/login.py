@@ -11,8 +11,9 @@ The entrypoint is ``/bin/sh -c SCRIPT sh CMD...``: SCRIPT saves the image's
 PATH, then ``exec /bin/sh -l -c '...; exec "$@"' sh "$@"``: a login shell
 (it reads /etc/profile and ~/.profile) that puts the image's PATH back in
 front of whatever /etc/profile set, then execs the user's command with its
-arguments untouched. With no command, the login shell execs ``/bin/sh -i``:
-an interactive shell in the login environment. Standard library only.
+arguments untouched. With no command, the login shell execs ``/bin/sh -i``
+(``/bin/sh`` reading commands from stdin when stdin is not a terminal): an
+interactive shell in the login environment. Standard library only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 #: Run by the login shell: restore the image PATH ahead of the profile's, run "$@".
 INNER = (
     'PATH="$IMAGEFIT_IMAGE_PATH${PATH:+:$PATH}"; unset IMAGEFIT_IMAGE_PATH; '
-    '[ "$#" -gt 0 ] || set -- /bin/sh -i; exec "$@"'
+    '[ "$#" -gt 0 ] || if [ -t 0 ]; then set -- /bin/sh -i; else set -- /bin/sh; fi; exec "$@"'
 )
 #: Run by /bin/sh -c as the entrypoint: keep the image PATH, start the login shell.
 OUTER = 'IMAGEFIT_IMAGE_PATH="$PATH" exec /bin/sh -l -c \'' + INNER + '\' sh "$@"'

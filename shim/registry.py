@@ -123,13 +123,13 @@ class RegistryClient:
                 allow_redirects=True,
             )
         except requests.exceptions.SSLError as exc:
-            raise RegistryError(f"TLS error talking to {self.domain}: {_short(exc)}") from None
+            raise RegistryError(f"TLS error talking to {self.domain}: {_cause(exc)}") from None
         except requests.exceptions.Timeout:
             raise RegistryError(
                 f"registry {self.domain} timed out after {self.timeout:g} s"
             ) from None
         except requests.exceptions.ConnectionError as exc:
-            raise RegistryError(f"cannot reach registry {self.domain}: {_short(exc)}") from None
+            raise RegistryError(f"cannot reach registry {self.domain}: {_cause(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise RegistryError(f"request to {self.domain} failed: {_short(exc)}") from None
 
@@ -262,6 +262,31 @@ def _status_message(status: int, where: str) -> str:
     if status == 429:
         return f"{where}: rate limited by the registry (HTTP 429)"
     return f"{where}: registry answered HTTP {status}"
+
+
+def _cause(exc: BaseException) -> str:
+    """A short human cause for a requests connection/TLS error (urllib3's own
+    text nests several exceptions and repeats the URL)."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 8:
+        chain.append(seen)
+        seen = seen.__context__ or seen.__cause__ or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain)
+    for needle, cause in (
+        ("WRONG_VERSION_NUMBER", "the registry speaks plain HTTP (use --tls-verify=false or mark it insecure in registries.conf)"),
+        ("CERTIFICATE_VERIFY_FAILED", "certificate not trusted"),
+        ("NameResolutionError", "DNS lookup failed"),
+        ("Name or service not known", "DNS lookup failed"),
+        ("Temporary failure in name resolution", "DNS lookup failed"),
+        ("Connection refused", "connection refused"),
+        ("No route to host", "no route to host"),
+        ("Network is unreachable", "network unreachable"),
+        ("Connection reset", "connection reset"),
+        ("RemoteDisconnected", "the registry closed the connection"),
+    ):
+        if needle in text:
+            return cause
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:

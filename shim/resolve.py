@@ -35,21 +35,28 @@ class Resolution:
     requests: int
 
 
-def registry_is_insecure(
-    ref: Reference,
-    environ: Mapping[str, str],
-    insecure_registries: tuple[str, ...],
-    tls_verify: bool | None,
-) -> bool:
-    """Plain HTTP / no TLS verification exactly where podman would use them:
-    ``--tls-verify=false`` on the command line, the registry marked insecure
-    in registries.conf, or listed in imagefit's ``insecure_registries``.
-    An explicit ``--tls-verify=true`` wins over both files."""
+def insecurity(
+    ref: Reference, environ: Mapping[str, str], insecure_registries: tuple[str, ...], tls_verify: bool | None
+) -> str | None:
+    """Why the registry of `ref` is reached without TLS verification (plain
+    HTTP allowed), or None: exactly where podman would, ``--tls-verify=false``
+    on the command line ("command line") or registries.conf ``insecure``
+    ("registries.conf"), and also imagefit's ``insecure_registries``
+    ("imagefit config"). An explicit ``--tls-verify=true`` wins over both files."""
     if tls_verify is not None:
-        return not tls_verify
+        return None if tls_verify else "command line"
+    if registries_conf.insecure(ref.name, environ):
+        return "registries.conf"
     if ref.domain in insecure_registries:
-        return True
-    return registries_conf.insecure(ref.name, environ)
+        return "imagefit config"
+    return None
+
+
+def registry_is_insecure(
+    ref: Reference, environ: Mapping[str, str], insecure_registries: tuple[str, ...], tls_verify: bool | None
+) -> bool:
+    """True when :func:`insecurity` names a reason."""
+    return insecurity(ref, environ, insecure_registries, tls_verify) is not None
 
 
 def decide(document: bytes, media_type: str, facts: HostFacts) -> Decision:

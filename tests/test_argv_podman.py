@@ -369,7 +369,7 @@ def zen4_facts() -> hostfacts.HostFacts:
 def fake(monkeypatch, tmp_path, zen4_facts) -> FakeResolver:
     resolver = FakeResolver()
     monkeypatch.setattr(shim.resolve, "resolve", resolver)
-    monkeypatch.setattr(hostfacts, "host_facts", lambda environ=None: zen4_facts)
+    monkeypatch.setattr(hostfacts, "host_facts", lambda environ=None, **kw: zen4_facts)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # rootless unless a test says otherwise
     return resolver
 
