@@ -40,12 +40,12 @@ class Probe(_Frozen):
     """Outcome of one probe."""
 
     status: Status = "unknown"
-    reason: str = Field(default="not recorded", description="One line when status is not 'ok'.")
+    reason: str = Field(default="", description="One line when status is not 'ok'.")
     evidence: tuple[Evidence, ...] = ()
     seconds: float = Field(default=0.0, description="Wall time the probe took.")
 
 
-NOT_RECORDED = Probe()
+NOT_RECORDED = Probe(status="unknown", reason="not recorded")
 
 
 class CpuModel(_Frozen):
@@ -93,9 +93,9 @@ class NvidiaDevice(_Frozen):
     """One NVIDIA GPU as NVML reports it (physical index: NVML ignores CUDA_VISIBLE_DEVICES)."""
 
     index: int
-    uuid: str
-    name: str
-    compute_capability: str = Field(description="'major.minor', e.g. '9.0'.")
+    uuid: str | None = Field(default=None, description="None when the driver cannot tell.")
+    name: str | None = None
+    compute_capability: str | None = Field(default=None, description="'major.minor', e.g. '9.0'; None if unknown.")
     memory_mib: int | None = None
     mig_enabled: bool | None = Field(default=None, description="Current MIG mode; None when not MIG-capable.")
 

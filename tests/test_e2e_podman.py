@@ -318,3 +318,15 @@ def test_rootless_podman_runs_as_the_caller(shim_bin, app, facts_files):
                         str(base / "runroot"), "--storage-driver", "vfs", "unshare", "rm", "-rf", str(base / "root")],
                        capture_output=True, env={**os.environ, "XDG_RUNTIME_DIR": str(base / "run")})  # fmt: skip
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_insecure_registry_from_imagefit_config_reaches_podman(shim_bin, podman_env, app, facts_files, tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text(f'insecure_registries = ["{app.repository.split("/")[0]}"]\n')
+    site.chmod(0o644)
+    done = shim_run(
+        shim_bin, podman_env, ["run", "--rm", "--network=none", app.ref, "whichbuild"],
+        facts=facts_files["zen4"], extra_env={"IMAGEFIT_SITE_CONFIG": str(site)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "zen4"

@@ -203,9 +203,9 @@ def _device(nvml: Any, run: _Run, index: int) -> NvidiaDevice:
     )
     return NvidiaDevice(
         index=index,
-        uuid=uuid or "",
-        name=name or "",
-        compute_capability=capability or "",
+        uuid=uuid or None,
+        name=name or None,
+        compute_capability=capability or None,
         memory_mib=memory_mib,
         mig_enabled=mig_enabled,
     )

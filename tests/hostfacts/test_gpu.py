@@ -262,11 +262,11 @@ def test_device_call_not_supported_keeps_the_device(call, error):
     assert shutdowns(fake) == 1
 
 
-def test_compute_capability_not_supported_leaves_it_empty():
+def test_compute_capability_not_supported_leaves_it_none():
     fake = make_nvml([A100], errors={"nvmlDeviceGetCudaComputeCapability": NVMLError_NotSupported("x")})
     facts = run_probe(fake)
     assert facts.probe.status == "ok"
-    assert facts.devices[0].compute_capability == ""
+    assert facts.devices[0].compute_capability is None
     assert facts.devices[0].name == A100["name"]
 
 
