@@ -45,6 +45,41 @@ def _first_block(text: str) -> dict[str, str]:
     return data
 
 
+def is_sysctl_dump(text: str) -> bool:
+    """True for a macOS ``sysctl`` dump (``machdep.cpu.*`` keys) rather than a cpuinfo."""
+    return "machdep.cpu." in text
+
+
+def _sysctl(text: str) -> dict[str, str]:
+    data = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            data[key.strip()] = value.strip()
+    return data
+
+
+@contextlib.contextmanager
+def _replay_sysctl(text: str):
+    """Make archspec's Darwin detection read `text` as ``sysctl`` output
+    (archspec tests/test_cpu.py replays its darwin-* dumps the same way)."""
+    from archspec.cpu import detect
+
+    data = _sysctl(text)
+    machine = "aarch64" if "Apple" in data.get("machdep.cpu.brand_string", "") else "x86_64"
+    fake_platform = SimpleNamespace(system=lambda: "Darwin", machine=lambda: machine)
+    saved = {name: getattr(detect, name) for name in ("_darwin_sysctl_data", "_machine", "platform")}
+    with _LOCK:
+        detect._darwin_sysctl_data = lambda: data
+        detect._machine = lambda: machine
+        detect.platform = fake_platform
+        try:
+            yield detect, machine
+        finally:
+            for name, value in saved.items():
+                setattr(detect, name, value)
+
+
 @contextlib.contextmanager
 def _replay(cpuinfo_text: str, machine: str):
     """Make archspec's Linux detection read `cpuinfo_text` as /proc/cpuinfo on
@@ -134,12 +169,43 @@ def cpu_model(text: str, machine: str) -> CpuModel:
     return CpuModel(vendor_id=block.get("vendor_id") or block.get("cpu", "").split(" ")[0])
 
 
-def cpu_facts_from_text(text: str, machine: str, source: str) -> CpuFacts:
-    """CPU facts of a cpuinfo text from a `machine` host.
+def _sysctl_facts(text: str, source: str) -> CpuFacts:
+    with _replay_sysctl(text) as (detect, machine):
+        uarch = detect.host.__wrapped__()
+        info = detect.sysctl_info()
+    data = _sysctl(text)
+    return CpuFacts(
+        architecture=machine,
+        target=uarch.name,
+        detected_target=uarch.name,
+        vendor=uarch.vendor,
+        generic=uarch.generic.name,
+        ancestors=_depth_order(uarch.ancestors),
+        flags=tuple(sorted(info.features)),
+        model=CpuModel(
+            vendor_id=data.get("machdep.cpu.vendor", "Apple" if machine == "aarch64" else ""),
+            family=_int(data.get("machdep.cpu.family")),
+            model_id=_int(data.get("machdep.cpu.model")),
+        ),
+        source=source,
+    )
+
+
+def cpu_facts_from_text(text: str, machine: str | None, source: str) -> CpuFacts:
+    """CPU facts of a cpuinfo text from a `machine` host, or of a macOS
+    ``sysctl`` dump (the machine is then read from the dump; `machine` may
+    be None).
 
     Raises:
-        HostFactsError: the machine name is not one archspec knows.
+        HostFactsError: the machine name is not one archspec knows, or the
+            dump is of another architecture than `machine`.
     """
+    if is_sysctl_dump(text):
+        return _sysctl_facts(text, source)
+    if machine is None:
+        machine = guess_machine(text)
+        if machine is None:
+            raise HostFactsError(f"cannot tell the architecture of {source}; give --machine")
     if machine not in KNOWN_MACHINES:
         raise HostFactsError(f"unknown machine {machine!r}: expected one of {', '.join(KNOWN_MACHINES)}")
     looks = guess_machine(text)
@@ -166,9 +232,11 @@ def cpu_facts(cpuinfo: str | Path = "/proc/cpuinfo", machine: str | None = None)
     """CPU facts for the host described by a cpuinfo file.
 
     Args:
-        cpuinfo: path of a ``/proc/cpuinfo`` (or a dump of one from another host).
-        machine: that host's kernel machine name (``uname -m``: x86_64, aarch64,
-            ppc64le...); defaults to this host's ``platform.machine()``.
+        cpuinfo: path of a ``/proc/cpuinfo``, a dump of one from another
+            host, or a macOS ``sysctl -a`` dump.
+        machine: that host's kernel machine name (``uname -m``: x86_64,
+            aarch64, ppc64le...); default: ``platform.machine()`` for this
+            host's /proc/cpuinfo, else read from the dump's keys.
 
     Returns:
         CpuFacts with the archspec target, vendor, generic level, ancestors
@@ -178,11 +246,12 @@ def cpu_facts(cpuinfo: str | Path = "/proc/cpuinfo", machine: str | None = None)
         HostFactsError: the file cannot be read or the machine name is not one
             archspec knows.
     """
-    machine = machine or platform.machine()
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise HostFactsError(f"cannot read {cpuinfo}: {exc.strerror or exc}") from None
+    if machine is None and not is_sysctl_dump(text) and str(cpuinfo) == "/proc/cpuinfo":
+        machine = platform.machine()
     return cpu_facts_from_text(text, machine, str(cpuinfo))
 
 
