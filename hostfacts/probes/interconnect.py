@@ -111,7 +111,9 @@ def probe(ctx: ProbeContext) -> InterconnectFacts:
         return _probe(ctx, evidence)
     except Exception as exc:  # never raise: report the failure instead
         reason = " ".join(f"interconnect probe failed: {type(exc).__name__}: {exc}".split())[:200]
-        return InterconnectFacts(probe=Probe(status="error", reason=reason, evidence=tuple(evidence)))
+        return InterconnectFacts(
+            probe=Probe(status="error", reason=reason, evidence=tuple(evidence))
+        )
 
 
 def _probe(ctx: ProbeContext, evidence: list[Evidence]) -> InterconnectFacts:
@@ -123,7 +125,9 @@ def _probe(ctx: ProbeContext, evidence: list[Evidence]) -> InterconnectFacts:
     if rdma or cxi or providers or fabrics:
         status = Probe(status="ok", reason="", evidence=tuple(evidence))
     else:
-        status = Probe(status="none", reason="no RDMA, CXI or libfabric found", evidence=tuple(evidence))
+        status = Probe(
+            status="none", reason="no RDMA, CXI or libfabric found", evidence=tuple(evidence)
+        )
     return InterconnectFacts(
         probe=status,
         rdma=rdma,

@@ -129,6 +129,9 @@ _FAMILY_ORDER = {"mpi": 0, "mpich": 1, "mpi_cray": 2, "mpi_ibm": 3, "mpi_abi": 4
 #: 8192 in the standard ABI (pmodels/mpich src/binding/abi/mpi_abi.h) and at
 #: most that in known implementations (MPI.jl uses 8192); twice that for safety.
 BUFFER_SIZE = 16384
+#: Share of ctx.timeout one library load may take (at least 1 s), so that a
+#: hanging candidate leaves time for the next one and for corroboration.
+LOAD_SHARE = 0.5
 #: Seconds a killed loader gets to hand back its output.
 _REAP_SECONDS = 1.0
 _MARK = "@@imagefit-mpi@@"
@@ -436,7 +439,7 @@ def call_library(load: str, environ: dict[str, str], timeout: float) -> LibraryC
     abi_symbol = bool(state.get("abi_symbol"))
 
     if timed_out:
-        failure = f"timed out after {timeout:g} s in {stage}"
+        failure = f"timed out after {round(timeout, 1):g} s in {stage}"
     elif proc.returncode is not None and proc.returncode < 0:
         failure = f"killed by {_signal_name(-proc.returncode)} in {stage}"
     elif state.get("error"):
@@ -721,7 +724,7 @@ def _probe(ctx: ProbeContext) -> MpiFacts:
         if remaining <= 0:
             failures.append(f"{cand.path}: not tried, time limit reached")
             break
-        call = call_library(cand.load, ctx.environ, remaining)
+        call = call_library(cand.load, ctx.environ, min(remaining, max(ctx.timeout * LOAD_SHARE, 1.0)))
         if call.text is None:
             evidence.append(Evidence(kind="call", source="MPI_Get_library_version", detail=f"{cand.path}: {call.failure}"))
             failures.append(f"{cand.path}: {call.failure}")

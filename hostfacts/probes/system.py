@@ -265,11 +265,15 @@ def probe(ctx: ProbeContext) -> SystemFacts:
         )
     except Exception as exc:  # never raise: report the failure instead
         reason = f"system probe failed: {type(exc).__name__}: {exc}"
-        return SystemFacts(probe=Probe(status="error", reason=reason[:200], evidence=tuple(evidence)))
+        return SystemFacts(
+            probe=Probe(status="error", reason=reason[:200], evidence=tuple(evidence))
+        )
     if release:
         result = Probe(status="ok", reason="", evidence=tuple(evidence))
     else:
-        result = Probe(status="unknown", reason=f"cannot read {OSRELEASE}", evidence=tuple(evidence))
+        result = Probe(
+            status="unknown", reason=f"cannot read {OSRELEASE}", evidence=tuple(evidence)
+        )
     return facts.model_copy(update={"probe": result})
 
 
@@ -334,7 +338,9 @@ def _ctypes_glibc(evidence: list[Evidence]) -> str | None:
     """glibc major.minor from ``gnu_get_libc_version()``, or None."""
     value = _gnu_get_libc_version()
     evidence.append(
-        Evidence(kind="call", source="gnu_get_libc_version()", detail=value or "not found (not glibc)")
+        Evidence(
+            kind="call", source="gnu_get_libc_version()", detail=value or "not found (not glibc)"
+        )
     )
     return glibc_major_minor(value) if value else None
 
@@ -351,7 +357,9 @@ def _libc_candidates(ctx: ProbeContext) -> list[str]:
                 entries = sorted(os.listdir(where))
             except OSError:
                 entries = []
-            names += [f"{directory}/{entry}/libc.so.6" for entry in entries if "-linux-gnu" in entry]
+            names += [
+                f"{directory}/{entry}/libc.so.6" for entry in entries if "-linux-gnu" in entry
+            ]
         for name in names:
             real = resolve_in_root(ctx, name)
             if real is not None and real.is_file() and real not in seen:
@@ -442,7 +450,9 @@ def _os_release(ctx: ProbeContext, evidence: list[Evidence]) -> OsRelease:
             continue
         fields = parse_os_release(text)
         evidence.append(
-            file_evidence(ctx, name, f"ID={fields.get('ID', '')} VERSION_ID={fields.get('VERSION_ID', '')}")
+            file_evidence(
+                ctx, name, f"ID={fields.get('ID', '')} VERSION_ID={fields.get('VERSION_ID', '')}"
+            )
         )
         return OsRelease(
             id=fields.get("ID") or None,
@@ -450,7 +460,9 @@ def _os_release(ctx: ProbeContext, evidence: list[Evidence]) -> OsRelease:
             id_like=tuple(fields.get("ID_LIKE", "").split()),
             pretty_name=fields.get("PRETTY_NAME") or None,
         )
-    evidence.append(file_evidence(ctx, OS_RELEASE_FILES[0], "missing, as is " + OS_RELEASE_FILES[1]))
+    evidence.append(
+        file_evidence(ctx, OS_RELEASE_FILES[0], "missing, as is " + OS_RELEASE_FILES[1])
+    )
     return OsRelease()
 
 

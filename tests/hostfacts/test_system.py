@@ -230,7 +230,9 @@ def test_os_release_quoting_rules():
 
 
 def test_single_quoted_file_in_a_tree(tmp_path):
-    _write(tmp_path, "/etc/os-release", "ID='my-os'\nID_LIKE='a  b'\nPRETTY_NAME=\"My \\\"OS\\\"\"\n")
+    _write(
+        tmp_path, "/etc/os-release", "ID='my-os'\nID_LIKE='a  b'\nPRETTY_NAME=\"My \\\"OS\\\"\"\n"
+    )
     release = _probe(tmp_path).os_release
     assert release.id == "my-os"
     assert release.id_like == ("a", "b")
@@ -268,8 +270,14 @@ def test_missing_os_release(tmp_path):
 #: Banners as csu/version.c builds them (glibc >= 2.26 ends with '.', older with
 #: ', by Roland McGrath et al.'), with the real PKGVERSION of each distribution.
 BANNERS = {
-    "debian-2.36": (b"GNU C Library (Debian GLIBC 2.36-9+deb12u4) stable release version 2.36.\n", "2.36"),
-    "ubuntu-2.35": (b"GNU C Library (Ubuntu GLIBC 2.35-0ubuntu3.6) stable release version 2.35.\n", "2.35"),
+    "debian-2.36": (
+        b"GNU C Library (Debian GLIBC 2.36-9+deb12u4) stable release version 2.36.\n",
+        "2.36",
+    ),
+    "ubuntu-2.35": (
+        b"GNU C Library (Ubuntu GLIBC 2.35-0ubuntu3.6) stable release version 2.35.\n",
+        "2.35",
+    ),
     "rhel-2.34": (b"GNU C Library (GNU libc) stable release version 2.34.\n", "2.34"),
     "centos7-2.17": (
         b"GNU C Library (GNU libc) stable release version 2.17, by Roland McGrath et al.\n",
@@ -280,7 +288,10 @@ BANNERS = {
         b"GNU C Library (GNU libc) stable release version 2.20-2014.11, by Roland McGrath et al.\n",
         "2.20",
     ),
-    "development-2.39.9000": (b"GNU C Library (GNU libc) development release version 2.39.9000.\n", "2.39"),
+    "development-2.39.9000": (
+        b"GNU C Library (GNU libc) development release version 2.39.9000.\n",
+        "2.39",
+    ),
 }
 
 
@@ -298,7 +309,9 @@ def test_glibc_banner_in_a_copied_tree(tmp_path, name):
     facts = _probe(tmp_path)
     assert facts.libc == "glibc"
     assert facts.glibc_version == expected
-    found = [e for e in facts.probe.evidence if e.source.endswith("/lib/x86_64-linux-gnu/libc.so.6")]
+    found = [
+        e for e in facts.probe.evidence if e.source.endswith("/lib/x86_64-linux-gnu/libc.so.6")
+    ]
     assert found and found[0].detail == banner.decode().strip()
 
 
@@ -317,7 +330,14 @@ def test_linaro_version_string_keeps_its_suffix_in_the_banner():
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("2.36", "2.36"), ("2.20-2014.11", "2.20"), ("2.39.9000", "2.39"), ("2.17", "2.17"), ("x", None), ("", None)],
+    [
+        ("2.36", "2.36"),
+        ("2.20-2014.11", "2.20"),
+        ("2.39.9000", "2.39"),
+        ("2.17", "2.17"),
+        ("x", None),
+        ("", None),
+    ],
 )
 def test_glibc_major_minor(text, expected):
     assert glibc_major_minor(text) == expected
@@ -387,14 +407,19 @@ def _fake_ldd(tmp_path: Path, stdout: str, stderr: str, code: int) -> dict[str, 
     bindir = tmp_path / "bin"
     bindir.mkdir()
     script = bindir / "ldd"
-    script.write_text(f"#!/bin/sh\nprintf '%s' '{stdout}'\nprintf '%s' '{stderr}' >&2\nexit {code}\n")
+    script.write_text(
+        f"#!/bin/sh\nprintf '%s' '{stdout}'\nprintf '%s' '{stderr}' >&2\nexit {code}\n"
+    )
     script.chmod(0o755)
     return {"PATH": str(bindir)}
 
 
 def test_musl_from_ldd_version(tmp_path):
     env = _fake_ldd(
-        tmp_path, "", "musl libc (x86_64)\nVersion 1.2.4\nDynamic Program Path: /lib/ld-musl-x86_64.so.1\n", 1
+        tmp_path,
+        "",
+        "musl libc (x86_64)\nVersion 1.2.4\nDynamic Program Path: /lib/ld-musl-x86_64.so.1\n",
+        1,
     )
     facts = probe(ProbeContext(root=tmp_path / "tree", environ=env, allow_commands=True))
     assert facts.libc == "musl"
@@ -436,7 +461,9 @@ def test_live_confstr_linaro_form(monkeypatch):
     assert probe(ProbeContext(environ={})).glibc_version == "2.20"
 
 
-@pytest.mark.parametrize("failure", [OSError(22, "Invalid argument"), ValueError("unrecognized configuration name")])
+@pytest.mark.parametrize(
+    "failure", [OSError(22, "Invalid argument"), ValueError("unrecognized configuration name")]
+)
 def test_live_confstr_failure_falls_back_to_ctypes(monkeypatch, failure):
     def broken(name):
         raise failure
@@ -469,7 +496,11 @@ def test_ctypes_reads_this_process_libc():
 @pytest.mark.parametrize(
     ("files", "environ", "expected"),
     [
-        ({"/run/.containerenv": 'engine="podman-4.3.1"\nname="x"\nid="abc"\nrootless=1\n'}, {}, "podman"),
+        (
+            {"/run/.containerenv": 'engine="podman-4.3.1"\nname="x"\nid="abc"\nrootless=1\n'},
+            {},
+            "podman",
+        ),
         ({"/run/.containerenv": ""}, {}, "podman"),
         ({"/.dockerenv": ""}, {}, "docker"),
         ({}, {"APPTAINER_CONTAINER": "/scratch/lolcow.sif"}, "apptainer"),
@@ -479,7 +510,11 @@ def test_ctypes_reads_this_process_libc():
         ({}, {"container": "podman"}, "podman"),
         ({}, {"container": "oci"}, "oci"),
         ({}, {"container": "systemd-nspawn"}, "systemd-nspawn"),
-        ({"/proc/1/cgroup": "12:pids:/docker/3f2ab1c9\n11:memory:/docker/3f2ab1c9\n"}, {}, "docker"),
+        (
+            {"/proc/1/cgroup": "12:pids:/docker/3f2ab1c9\n11:memory:/docker/3f2ab1c9\n"},
+            {},
+            "docker",
+        ),
         (
             {"/proc/1/cgroup": "1:name=systemd:/kubepods/besteffort/pod1234/cri-containerd-abcd\n"},
             {},
@@ -502,7 +537,10 @@ def test_container(tmp_path, files, environ, expected):
 def test_container_evidence(tmp_path):
     _write(tmp_path, "/run/.containerenv", 'engine="podman-4.3.1"\n')
     facts = _probe(tmp_path)
-    assert any(e.source.endswith("/run/.containerenv") and e.detail == "podman-4.3.1" for e in facts.probe.evidence)
+    assert any(
+        e.source.endswith("/run/.containerenv") and e.detail == "podman-4.3.1"
+        for e in facts.probe.evidence
+    )
 
 
 # --- modules and PCI ------------------------------------------------------------------
@@ -521,11 +559,23 @@ ice 1081344 0 - Live 0x0000000000000000
 def test_loaded_modules(tmp_path):
     _write(tmp_path, "/proc/modules", PROC_MODULES)
     facts = _probe(tmp_path)
-    assert facts.loaded_modules == ("cxi_ss1", "ib_uverbs", "ice", "mlx5_core", "mlx5_ib", "nvidia", "nvidia_uvm")
-    assert any(e.source.endswith("/proc/modules") and e.detail == "7 modules" for e in facts.probe.evidence)
+    assert facts.loaded_modules == (
+        "cxi_ss1",
+        "ib_uverbs",
+        "ice",
+        "mlx5_core",
+        "mlx5_ib",
+        "nvidia",
+        "nvidia_uvm",
+    )
+    assert any(
+        e.source.endswith("/proc/modules") and e.detail == "7 modules" for e in facts.probe.evidence
+    )
 
 
-def _pci(root: Path, address: str, cls: str, vendor: str, device: str, sub_vendor: str, sub_device: str) -> None:
+def _pci(
+    root: Path, address: str, cls: str, vendor: str, device: str, sub_vendor: str, sub_device: str
+) -> None:
     for name, value in {
         "class": cls,
         "vendor": vendor,
