@@ -58,7 +58,9 @@ def load_facts(path: str | Path) -> HostFacts:
         raise HostFactsError(f"facts file {path} must hold a JSON object")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise HostFactsError(f"facts file {path} has schema_version {version!r}; this imagefit reads {SCHEMA_VERSION}")
+        raise HostFactsError(
+            f"facts file {path} has schema_version {version!r}; this imagefit reads {SCHEMA_VERSION}"
+        )
     try:
         return HostFacts.model_validate(data)
     except ValidationError as exc:

@@ -38,7 +38,9 @@ def cache_dir(environ: Mapping[str, str]) -> Path:
     explicit = environ.get("IMAGEFIT_CACHE_DIR")
     if explicit:
         return Path(explicit)
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".cache"
+    )
     return Path(base) / "imagefit"
 
 

@@ -40,7 +40,9 @@ PROBES = {
 
 
 def _timed(section, seconds: float):
-    return section.model_copy(update={"probe": section.probe.model_copy(update={"seconds": round(seconds, 4)})})
+    return section.model_copy(
+        update={"probe": section.probe.model_copy(update={"seconds": round(seconds, 4)})}
+    )
 
 
 def _failed(model, reason: str, seconds: float):
@@ -55,7 +57,9 @@ def _run(name: str, ctx: ProbeContext, results: dict) -> None:
         results[name] = _timed(section, time.monotonic() - start)
     except Exception as exc:  # a probe must never take the others down
         first = str(exc).splitlines()[0] if str(exc) else ""
-        results[name] = _failed(model, f"probe failed: {type(exc).__name__}: {first}", time.monotonic() - start)
+        results[name] = _failed(
+            model, f"probe failed: {type(exc).__name__}: {first}", time.monotonic() - start
+        )
 
 
 def hostname_of(ctx: ProbeContext) -> str:
@@ -65,7 +69,9 @@ def hostname_of(ctx: ProbeContext) -> str:
     return (ctx.read_text("/etc/hostname") or "").strip()
 
 
-def collect(ctx: ProbeContext, *, machine: str | None = None, sections: tuple[str, ...] | None = None) -> HostFacts:
+def collect(
+    ctx: ProbeContext, *, machine: str | None = None, sections: tuple[str, ...] | None = None
+) -> HostFacts:
     """Probe everything `ctx` points at.
 
     Args:
@@ -84,19 +90,25 @@ def collect(ctx: ProbeContext, *, machine: str | None = None, sections: tuple[st
     results: dict = {}
     threads = []
     for name in sections or tuple(PROBES):
-        thread = threading.Thread(target=_run, args=(name, ctx, results), name=f"probe-{name}", daemon=True)
+        thread = threading.Thread(
+            target=_run, args=(name, ctx, results), name=f"probe-{name}", daemon=True
+        )
         thread.start()
         threads.append((name, thread, time.monotonic()))
     deadline = time.monotonic() + ctx.timeout + 1.0
     for name, thread, started in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive() and name not in results:
-            results[name] = _failed(PROBES[name][1], f"timed out after {ctx.timeout:g} s", time.monotonic() - started)
+            results[name] = _failed(
+                PROBES[name][1], f"timed out after {ctx.timeout:g} s", time.monotonic() - started
+            )
     return HostFacts(
         hostname=hostname_of(ctx),
         root=str(ctx.root),
         cpu=cpu,
-        gpu=GpuFacts(nvidia=results.get("nvidia", NvidiaFacts()), amd=results.get("amd", AmdFacts())),
+        gpu=GpuFacts(
+            nvidia=results.get("nvidia", NvidiaFacts()), amd=results.get("amd", AmdFacts())
+        ),
         mpi=results.get("mpi", MpiFacts()),
         system=results.get("system", SystemFacts()),
         interconnect=results.get("interconnect", InterconnectFacts()),

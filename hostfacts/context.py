@@ -50,18 +50,61 @@ class ProbeContext:
         """Where host path `absolute` (e.g. '/proc/cpuinfo') is under the root."""
         return self.root / absolute.lstrip("/")
 
+    def resolve(self, absolute: str) -> Path | None:
+        """Where host path `absolute` really is under the root, or None if absent.
+
+        Symlinks are followed as on the host: an absolute target starts again
+        at the root, '..' stops at the root, so a copied tree never leads to
+        this machine's files (``/etc/os-release -> /usr/lib/os-release``
+        reads the tree's). At most 40 links are followed (the kernel's limit).
+        """
+        pending = [part for part in absolute.split("/") if part]
+        done: list[str] = []
+        links = 0
+        while pending:
+            name = pending.pop(0)
+            if name == ".":
+                continue
+            if name == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = self.root.joinpath(*done, name)
+            if candidate.is_symlink():
+                links += 1
+                try:
+                    target = os.readlink(candidate)
+                except OSError:
+                    return None
+                if links > 40:
+                    return None
+                if target.startswith("/"):
+                    done = []
+                pending = [part for part in target.split("/") if part] + pending
+                continue
+            if not os.path.lexists(candidate):
+                return None
+            done.append(name)
+        return self.root.joinpath(*done)
+
     def read_text(self, absolute: str, limit: int = 1 << 20) -> str | None:
         """Contents of host file `absolute` (at most `limit` bytes), or None if unreadable."""
+        where = self.path(absolute) if self.live else self.resolve(absolute)
+        if where is None:
+            return None
         try:
-            with open(self.path(absolute), "rb") as fh:
+            with open(where, "rb") as fh:
                 return fh.read(limit).decode("utf-8", errors="replace")
         except OSError:
             return None
 
     def listdir(self, absolute: str) -> list[str]:
         """Sorted entries of host directory `absolute`, or [] if unreadable."""
+        where = self.path(absolute) if self.live else self.resolve(absolute)
+        if where is None:
+            return []
         try:
-            return sorted(os.listdir(self.path(absolute)))
+            return sorted(os.listdir(where))
         except OSError:
             return []
 
@@ -71,7 +114,9 @@ class ProbeContext:
             return None
         return shutil.which(name, path=self.environ.get("PATH", os.defpath))
 
-    def run(self, argv: Sequence[str], timeout: float | None = None) -> tuple[subprocess.CompletedProcess | None, Evidence]:
+    def run(
+        self, argv: Sequence[str], timeout: float | None = None
+    ) -> tuple[subprocess.CompletedProcess | None, Evidence]:
         """Run a command with the context's environment and a timeout.
 
         Returns:
@@ -93,11 +138,19 @@ class ProbeContext:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            return None, Evidence(kind="command", source=shown, detail=f"timed out after {timeout or self.timeout:g} s")
+            return None, Evidence(
+                kind="command",
+                source=shown,
+                detail=f"timed out after {timeout or self.timeout:g} s",
+            )
         except OSError as exc:
-            return None, Evidence(kind="command", source=shown, detail=f"cannot run: {exc.strerror or exc}")
+            return None, Evidence(
+                kind="command", source=shown, detail=f"cannot run: {exc.strerror or exc}"
+            )
         first = (done.stdout.strip().splitlines() or done.stderr.strip().splitlines() or [""])[0]
-        return done, Evidence(kind="command", source=shown, detail=f"exit {done.returncode}: {first[:160]}")
+        return done, Evidence(
+            kind="command", source=shown, detail=f"exit {done.returncode}: {first[:160]}"
+        )
 
 
 def file_evidence(ctx: ProbeContext, absolute: str, detail: str = "") -> Evidence:

@@ -68,7 +68,9 @@ def _replay_sysctl(text: str):
     data = _sysctl(text)
     machine = "aarch64" if "Apple" in data.get("machdep.cpu.brand_string", "") else "x86_64"
     fake_platform = SimpleNamespace(system=lambda: "Darwin", machine=lambda: machine)
-    saved = {name: getattr(detect, name) for name in ("_darwin_sysctl_data", "_machine", "platform")}
+    saved = {
+        name: getattr(detect, name) for name in ("_darwin_sysctl_data", "_machine", "platform")
+    }
     with _LOCK:
         detect._darwin_sysctl_data = lambda: data
         detect._machine = lambda: machine
@@ -207,7 +209,9 @@ def cpu_facts_from_text(text: str, machine: str | None, source: str) -> CpuFacts
         if machine is None:
             raise HostFactsError(f"cannot tell the architecture of {source}; give --machine")
     if machine not in KNOWN_MACHINES:
-        raise HostFactsError(f"unknown machine {machine!r}: expected one of {', '.join(KNOWN_MACHINES)}")
+        raise HostFactsError(
+            f"unknown machine {machine!r}: expected one of {', '.join(KNOWN_MACHINES)}"
+        )
     looks = guess_machine(text)
     if looks is not None and looks != machine and not (looks == "ppc64le" and machine == "ppc64"):
         raise HostFactsError(f"{source} looks like a {looks} /proc/cpuinfo, not {machine}")
@@ -271,7 +275,9 @@ def with_target(cpu: CpuFacts, target: str) -> CpuFacts:
         raise HostFactsError(f"site cpu target {target!r} is not an archspec target name")
     family = TARGETS[cpu.detected_target or cpu.target].family.name
     if uarch.family.name != family:
-        raise HostFactsError(f"site cpu target {target!r} is a {uarch.family.name} target; this host is {family}")
+        raise HostFactsError(
+            f"site cpu target {target!r} is a {uarch.family.name} target; this host is {family}"
+        )
     return cpu.model_copy(
         update={
             "target": uarch.name,

@@ -32,7 +32,9 @@ class Evidence(_Frozen):
     """How a probe knew: one file read, library call made or command run."""
 
     kind: Literal["file", "call", "command", "env", "config"]
-    source: str = Field(description="Path, call name (e.g. 'nvmlSystemGetDriverVersion'), argv or variable.")
+    source: str = Field(
+        description="Path, call name (e.g. 'nvmlSystemGetDriverVersion'), argv or variable."
+    )
     detail: str = Field(default="", description="What it gave, shortened to one line.")
 
 
@@ -51,10 +53,17 @@ NOT_RECORDED = Probe(status="unknown", reason="not recorded")
 class CpuModel(_Frozen):
     """NFD ``cpu.model``: the CPU's identity as cpuid reports it."""
 
-    vendor_id: str = Field(default="", description="cpuinfo vendor_id (GenuineIntel, AuthenticAMD) or Arm implementer name.")
+    vendor_id: str = Field(
+        default="",
+        description="cpuinfo vendor_id (GenuineIntel, AuthenticAMD) or Arm implementer name.",
+    )
     family: int | None = Field(default=None, description="cpu family (x86) / architecture (Arm).")
-    model_id: int | None = Field(default=None, description="model (x86) / CPU part (Arm, from hex).")
-    hypervisor: bool = Field(default=False, description="The 'hypervisor' cpuid flag: running in a VM.")
+    model_id: int | None = Field(
+        default=None, description="model (x86) / CPU part (Arm, from hex)."
+    )
+    hypervisor: bool = Field(
+        default=False, description="The 'hypervisor' cpuid flag: running in a VM."
+    )
 
 
 class CpuFacts(_Frozen):
@@ -69,16 +78,24 @@ class CpuFacts(_Frozen):
     which such masking rarely changes.
     """
 
-    architecture: str = Field(description="Kernel machine name (`uname -m`): x86_64, aarch64, ppc64le, riscv64.")
+    architecture: str = Field(
+        description="Kernel machine name (`uname -m`): x86_64, aarch64, ppc64le, riscv64."
+    )
     target: str = Field(description="Effective archspec target, e.g. 'zen4'.")
-    detected_target: str = Field(default="", description="archspec's own detection ('' in old files: same as target).")
+    detected_target: str = Field(
+        default="", description="archspec's own detection ('' in old files: same as target)."
+    )
     target_source: Literal["archspec", "site config"] = "archspec"
-    vendor: str = Field(description="Vendor string: GenuineIntel, AuthenticAMD, ARM, IBM, generic...")
+    vendor: str = Field(
+        description="Vendor string: GenuineIntel, AuthenticAMD, ARM, IBM, generic..."
+    )
     generic: str = Field(description="Generic level of `target`: x86_64_v3, armv9.0a, ppc64le...")
     ancestors: tuple[str, ...] = Field(
         description="Every other target this host can run, deepest in archspec's DAG first."
     )
-    flags: tuple[str, ...] = Field(description="Raw feature flags of the first processor in /proc/cpuinfo, sorted.")
+    flags: tuple[str, ...] = Field(
+        description="Raw feature flags of the first processor in /proc/cpuinfo, sorted."
+    )
     model: CpuModel = CpuModel()
     source: str = Field(description="Where the CPU facts came from, e.g. '/proc/cpuinfo'.")
     probe: Probe = NOT_RECORDED
@@ -95,9 +112,13 @@ class NvidiaDevice(_Frozen):
     index: int
     uuid: str | None = Field(default=None, description="None when the driver cannot tell.")
     name: str | None = None
-    compute_capability: str | None = Field(default=None, description="'major.minor', e.g. '9.0'; None if unknown.")
+    compute_capability: str | None = Field(
+        default=None, description="'major.minor', e.g. '9.0'; None if unknown."
+    )
     memory_mib: int | None = None
-    mig_enabled: bool | None = Field(default=None, description="Current MIG mode; None when not MIG-capable.")
+    mig_enabled: bool | None = Field(
+        default=None, description="Current MIG mode; None when not MIG-capable."
+    )
 
 
 class NvidiaFacts(_Frozen):
@@ -105,11 +126,17 @@ class NvidiaFacts(_Frozen):
 
     probe: Probe = NOT_RECORDED
     driver_version: str | None = Field(default=None, description="e.g. '550.54.15'.")
-    cuda_driver_version: str | None = Field(default=None, description="Highest CUDA the driver supports, e.g. '12.4'.")
+    cuda_driver_version: str | None = Field(
+        default=None, description="Highest CUDA the driver supports, e.g. '12.4'."
+    )
     nvml_version: str | None = None
     devices: tuple[NvidiaDevice, ...] = ()
-    cuda_visible_devices: str | None = Field(default=None, description="$CUDA_VISIBLE_DEVICES as seen, or None if unset.")
-    nvidia_visible_devices: str | None = Field(default=None, description="$NVIDIA_VISIBLE_DEVICES as seen.")
+    cuda_visible_devices: str | None = Field(
+        default=None, description="$CUDA_VISIBLE_DEVICES as seen, or None if unset."
+    )
+    nvidia_visible_devices: str | None = Field(
+        default=None, description="$NVIDIA_VISIBLE_DEVICES as seen."
+    )
 
 
 class AmdGpu(_Frozen):
@@ -126,7 +153,9 @@ class AmdFacts(_Frozen):
     """AMD GPUs from /sys/devices/virtual/kfd/kfd/topology and the amdgpu module."""
 
     probe: Probe = NOT_RECORDED
-    driver_version: str | None = Field(default=None, description="/sys/module/amdgpu/version, if any.")
+    driver_version: str | None = Field(
+        default=None, description="/sys/module/amdgpu/version, if any."
+    )
     devices: tuple[AmdGpu, ...] = ()
 
 
@@ -141,12 +170,14 @@ class MpiFacts(_Frozen):
     probe: Probe = NOT_RECORDED
     implementation: str | None = Field(
         default=None,
-        description="mpich, openmpi, intelmpi, craympich, mvapich, spectrum, mpt, or None when not found.",
+        description="mpich, openmpi, intelmpi, craympich, mvapich, spectrum, mpt, fujitsu, mpiwrapper; None when not found.",
     )
     version: str | None = Field(default=None, description="Implementation version, e.g. '4.2.1'.")
     abi: Literal["mpich", "openmpi", "mpi-abi", "unknown"] = "unknown"
     library: str | None = Field(default=None, description="Path of the library that was loaded.")
-    library_version: str | None = Field(default=None, description="First line of MPI_Get_library_version.")
+    library_version: str | None = Field(
+        default=None, description="First line of MPI_Get_library_version."
+    )
 
 
 class OsRelease(_Frozen):
@@ -160,7 +191,9 @@ class PciDevice(_Frozen):
     """One PCI function from /sys/bus/pci/devices (hex strings without 0x, as NFD)."""
 
     address: str
-    class_id: str = Field(description="Class and subclass, 4 hex digits, e.g. '0200' (Ethernet), '0302' (3D).")
+    class_id: str = Field(
+        description="Class and subclass, 4 hex digits, e.g. '0200' (Ethernet), '0302' (3D)."
+    )
     vendor: str
     device: str
     subsystem_vendor: str | None = None
@@ -171,13 +204,18 @@ class SystemFacts(_Frozen):
     """Kernel, C library, OS release, container, kernel modules, PCI devices."""
 
     probe: Probe = NOT_RECORDED
-    kernel_release: str | None = Field(default=None, description="`uname -r`, e.g. '6.1.0-18-amd64'.")
-    kernel_version: tuple[int, ...] = Field(default=(), description="Leading numeric parts, e.g. (6, 1, 0).")
+    kernel_release: str | None = Field(
+        default=None, description="`uname -r`, e.g. '6.1.0-18-amd64'."
+    )
+    kernel_version: tuple[int, ...] = Field(
+        default=(), description="Leading numeric parts, e.g. (6, 1, 0)."
+    )
     libc: Literal["glibc", "musl", "unknown"] = "unknown"
     glibc_version: str | None = Field(default=None, description="e.g. '2.36'.")
     os_release: OsRelease = OsRelease()
     container: str | None = Field(
-        default=None, description="Container engine we run inside (podman, docker, apptainer, ...), or None."
+        default=None,
+        description="Container engine we run inside (podman, docker, apptainer, ...), or None.",
     )
     loaded_modules: tuple[str, ...] = ()
     pci_devices: tuple[PciDevice, ...] = ()
@@ -199,10 +237,15 @@ class InterconnectFacts(_Frozen):
 
     probe: Probe = NOT_RECORDED
     rdma: tuple[RdmaDevice, ...] = ()
-    cxi: tuple[str, ...] = Field(default=(), description="CXI (Slingshot) device names, e.g. ('cxi0',).")
-    libfabric_providers: tuple[str, ...] = Field(default=(), description="Providers `fi_info -l` lists.")
+    cxi: tuple[str, ...] = Field(
+        default=(), description="CXI (Slingshot) device names, e.g. ('cxi0',)."
+    )
+    libfabric_providers: tuple[str, ...] = Field(
+        default=(), description="Providers `fi_info -l` lists."
+    )
     fabrics: tuple[str, ...] = Field(
-        default=(), description="Summary vocabulary: 'infiniband', 'roce', 'opa', 'cxi', 'efa', 'tcp'..."
+        default=(),
+        description="Summary vocabulary: 'infiniband', 'roce', 'opa', 'cxi', 'efa', 'iwarp' (hardware only)",
     )
 
 
@@ -212,7 +255,9 @@ class HostFacts(_Frozen):
     schema_version: Literal[1] = SCHEMA_VERSION
     hostname: str = Field(default="", description="Node name the facts were probed on, or ''.")
     os: str = Field(default="linux", description="GOOS-style operating system name.")
-    root: str = Field(default="/", description="Root directory the probes read (imagefit facts --root).")
+    root: str = Field(
+        default="/", description="Root directory the probes read (imagefit facts --root)."
+    )
     cpu: CpuFacts
     gpu: GpuFacts = GpuFacts()
     mpi: MpiFacts = MpiFacts()

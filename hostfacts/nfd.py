@@ -34,7 +34,7 @@ Extension domains (imagefit's own, documented in docs/facts.md):
 - ``gpu.amd.device`` (instances): ``node``, ``gfx_target``.
 - ``mpi.library`` (attributes): ``implementation``, ``version``, ``abi``.
 - ``libc.version`` (attributes): ``libc``, ``version``.
-- ``network.fabric`` (flags): ``infiniband``, ``roce``, ``opa``, ``cxi``, ``efa``...
+- ``network.fabric`` (flags): ``infiniband``, ``roce``, ``opa``, ``cxi``, ``efa``, ``iwarp``
 """
 
 from __future__ import annotations
@@ -96,7 +96,12 @@ def features(facts: HostFacts) -> dict:
     if system.kernel_release:
         parts = list(system.kernel_version) + [None] * 3
         attributes["kernel.version"] = _attrs(
-            {"full": system.kernel_release, "major": parts[0], "minor": parts[1], "revision": parts[2]}
+            {
+                "full": system.kernel_release,
+                "major": parts[0],
+                "minor": parts[1],
+                "revision": parts[2],
+            }
         )
     if system.loaded_modules:
         flags["kernel.loadedmodule"] = _flags(system.loaded_modules)
@@ -105,7 +110,12 @@ def features(facts: HostFacts) -> dict:
         version = release.version_id or ""
         major, _, rest = version.partition(".")
         attributes["system.osrelease"] = _attrs(
-            {"ID": release.id, "VERSION_ID": version, "VERSION_ID.major": major, "VERSION_ID.minor": rest.split(".")[0]}
+            {
+                "ID": release.id,
+                "VERSION_ID": version,
+                "VERSION_ID.major": major,
+                "VERSION_ID.minor": rest.split(".")[0],
+            }
         )
     if system.libc != "unknown":
         attributes["libc.version"] = _attrs({"libc": system.libc, "version": system.glibc_version})
@@ -116,8 +126,11 @@ def features(facts: HostFacts) -> dict:
                     "attributes": {
                         k: v
                         for k, v in {
-                            "class": d.class_id, "vendor": d.vendor, "device": d.device,
-                            "subsystem_vendor": d.subsystem_vendor, "subsystem_device": d.subsystem_device,
+                            "class": d.class_id,
+                            "vendor": d.vendor,
+                            "device": d.device,
+                            "subsystem_vendor": d.subsystem_vendor,
+                            "subsystem_device": d.subsystem_device,
                         }.items()  # fmt: skip
                         if v
                     }
@@ -136,20 +149,32 @@ def features(facts: HostFacts) -> dict:
         )
         instances["gpu.nvidia.device"] = {
             "elements": [
-                {"attributes": _attrs({
-                    "index": d.index, "name": d.name, "compute_capability": d.compute_capability,
-                    "memory_mib": d.memory_mib, "mig": None if d.mig_enabled is None else str(d.mig_enabled).lower(),
-                })["elements"]}  # fmt: skip
+                {
+                    "attributes": _attrs(
+                        {
+                            "index": d.index,
+                            "name": d.name,
+                            "compute_capability": d.compute_capability,
+                            "memory_mib": d.memory_mib,
+                            "mig": None if d.mig_enabled is None else str(d.mig_enabled).lower(),
+                        }
+                    )["elements"]
+                }  # fmt: skip
                 for d in nvidia.devices
             ]
         }
     if facts.gpu.amd.devices:
         instances["gpu.amd.device"] = {
-            "elements": [{"attributes": {"node": str(d.node), "gfx_target": d.gfx_target}} for d in facts.gpu.amd.devices]
+            "elements": [
+                {"attributes": {"node": str(d.node), "gfx_target": d.gfx_target}}
+                for d in facts.gpu.amd.devices
+            ]
         }
     mpi = facts.mpi
     if mpi.implementation:
-        attributes["mpi.library"] = _attrs({"implementation": mpi.implementation, "version": mpi.version, "abi": mpi.abi})
+        attributes["mpi.library"] = _attrs(
+            {"implementation": mpi.implementation, "version": mpi.version, "abi": mpi.abi}
+        )
     if facts.interconnect.fabrics:
         flags["network.fabric"] = _flags(facts.interconnect.fabrics)
     return {"flags": flags, "attributes": attributes, "instances": instances}

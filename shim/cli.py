@@ -79,10 +79,24 @@ def _facts_text(facts, verbose: bool) -> str:
     ]
     nv = gpu.nvidia
     devices = ", ".join(f"{d.index}: {d.name} (sm {d.compute_capability})" for d in nv.devices)
-    lines.append(_section_line("nvidia gpu", nv.probe, f"driver {nv.driver_version}, CUDA {nv.cuda_driver_version}; {devices}"))
+    lines.append(
+        _section_line(
+            "nvidia gpu",
+            nv.probe,
+            f"driver {nv.driver_version}, CUDA {nv.cuda_driver_version}; {devices}",
+        )
+    )
     amd = gpu.amd
-    lines.append(_section_line("amd gpu", amd.probe, ", ".join(f"node {d.node}: {d.gfx_target}" for d in amd.devices)))
-    lines.append(_section_line("mpi", mpi.probe, f"{mpi.implementation} {mpi.version} (ABI {mpi.abi}) {mpi.library}"))
+    lines.append(
+        _section_line(
+            "amd gpu", amd.probe, ", ".join(f"node {d.node}: {d.gfx_target}" for d in amd.devices)
+        )
+    )
+    lines.append(
+        _section_line(
+            "mpi", mpi.probe, f"{mpi.implementation} {mpi.version} (ABI {mpi.abi}) {mpi.library}"
+        )
+    )
     release = system.os_release
     lines.append(
         _section_line(
@@ -93,9 +107,7 @@ def _facts_text(facts, verbose: bool) -> str:
             + (f", inside {system.container}" if system.container else ""),
         )
     )
-    lines.append(
-        _section_line("interconnect", net.probe, ", ".join(net.fabrics) or "-")
-    )
+    lines.append(_section_line("interconnect", net.probe, ", ".join(net.fabrics) or "-"))
     if verbose:
         lines.append("")
         lines.append("evidence:")
@@ -161,8 +173,12 @@ def cmd_demo(args) -> int:
             host = f"the facts in {args.facts}"
         print("imagefit demo: an example index shipped with imagefit, one application built for")
         print(f"{len(index['manifests'])} CPU targets, resolved against {host}.")
-        print("(Illustrative digests; nothing is pulled. `imagefit explain REF` does this for a real index.)")
-        print("The score is the build's depth in archspec's CPU DAG: the deepest fitting build wins.")
+        print(
+            "(Illustrative digests; nothing is pulled. `imagefit explain REF` does this for a real index.)"
+        )
+        print(
+            "The score is the build's depth in archspec's CPU DAG: the deepest fitting build wins."
+        )
         print()
     return _show(decision, reference, None, rewritten, args)
 
@@ -234,11 +250,21 @@ def _parser() -> argparse.ArgumentParser:
             )
 
     p = sub.add_parser("facts", help="print this host's facts")
-    p.add_argument("--json", action="store_true", help="the facts as JSON (the IMAGEFIT_FACTS format)")
-    p.add_argument("--nfd", action="store_true", help="the facts as NFD features (`nfd export features` shape)")
+    p.add_argument(
+        "--json", action="store_true", help="the facts as JSON (the IMAGEFIT_FACTS format)"
+    )
+    p.add_argument(
+        "--nfd", action="store_true", help="the facts as NFD features (`nfd export features` shape)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="show the evidence of every probe")
-    p.add_argument("--root", metavar="DIR", help="probe a copied tree (DIR/proc, DIR/sys, DIR/etc) instead of /")
-    p.add_argument("--refresh", action="store_true", help="probe again, ignoring the per-boot cache")
+    p.add_argument(
+        "--root",
+        metavar="DIR",
+        help="probe a copied tree (DIR/proc, DIR/sys, DIR/etc) instead of /",
+    )
+    p.add_argument(
+        "--refresh", action="store_true", help="probe again, ignoring the per-boot cache"
+    )
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     facts_options(p, with_file=False)
     p.set_defaults(func=cmd_facts)

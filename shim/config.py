@@ -84,7 +84,9 @@ class Settings:
         """The archspec target the site sets for `hostname`'s node class, or None."""
         from fnmatch import fnmatchcase
 
-        return next((target for glob, target in self.cpu_targets if fnmatchcase(hostname, glob)), None)
+        return next(
+            (target for glob, target in self.cpu_targets if fnmatchcase(hostname, glob)), None
+        )
 
 
 def config_paths(environ: Mapping[str, str], euid: int) -> list[str]:

@@ -132,11 +132,11 @@ def _resolve_operands(
     Raises:
         Refusal: no build runs here. ShimError: failure with on_error=refuse.
     """
+    import socket
+
     from hostfacts import HostFactsError, host_facts
     from scoring import Outcome
     from shim.resolve import insecurity, resolve
-
-    import socket
 
     selected, flags = [], []
     for position, (prefix, ref) in operands:

@@ -270,10 +270,17 @@ def _cause(exc: BaseException) -> str:
     chain, seen = [], exc
     while seen is not None and len(chain) < 8:
         chain.append(seen)
-        seen = seen.__context__ or seen.__cause__ or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+        seen = (
+            seen.__context__
+            or seen.__cause__
+            or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+        )
     text = " ".join(f"{type(e).__name__} {e}" for e in chain)
     for needle, cause in (
-        ("WRONG_VERSION_NUMBER", "the registry speaks plain HTTP (use --tls-verify=false or mark it insecure in registries.conf)"),
+        (
+            "WRONG_VERSION_NUMBER",
+            "the registry speaks plain HTTP (use --tls-verify=false or mark it insecure in registries.conf)",
+        ),
         ("CERTIFICATE_VERIFY_FAILED", "certificate not trusted"),
         ("NameResolutionError", "DNS lookup failed"),
         ("Name or service not known", "DNS lookup failed"),

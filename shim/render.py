@@ -62,7 +62,9 @@ def to_text(
     """A table, one row per candidate, then the outcome; with `verbose`,
     every check under its candidate."""
     if not decision.verdicts:  # a single manifest, nothing was chosen
-        return "\n".join([f"image:  {reference}", "", f"{decision.outcome.value}: {decision.reason}"])
+        return "\n".join(
+            [f"image:  {reference}", "", f"{decision.outcome.value}: {decision.reason}"]
+        )
     header = ["", "#", "build", "platform", "verdict", "score", "digest"]
     rows = [_row(v, v.candidate == decision.chosen) for v in decision.verdicts]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

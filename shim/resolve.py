@@ -36,7 +36,10 @@ class Resolution:
 
 
 def insecurity(
-    ref: Reference, environ: Mapping[str, str], insecure_registries: tuple[str, ...], tls_verify: bool | None
+    ref: Reference,
+    environ: Mapping[str, str],
+    insecure_registries: tuple[str, ...],
+    tls_verify: bool | None,
 ) -> str | None:
     """Why the registry of `ref` is reached without TLS verification (plain
     HTTP allowed), or None: exactly where podman would, ``--tls-verify=false``
@@ -53,7 +56,10 @@ def insecurity(
 
 
 def registry_is_insecure(
-    ref: Reference, environ: Mapping[str, str], insecure_registries: tuple[str, ...], tls_verify: bool | None
+    ref: Reference,
+    environ: Mapping[str, str],
+    insecure_registries: tuple[str, ...],
+    tls_verify: bool | None,
 ) -> bool:
     """True when :func:`insecurity` names a reason."""
     return insecurity(ref, environ, insecure_registries, tls_verify) is not None

@@ -607,7 +607,18 @@ def test_remote_podman_from_the_environment_passes_through(fake, environ):
 
 def test_registry_insecure_only_by_imagefit_config_gets_tls_verify_false(fake, environ):
     settings = Settings(insecure_registries=("quay.io",))
-    assert final(["run", "--rm", IMG], environ, settings) == ["run", "--tls-verify=false", EP, KI, "--rm", PIN]
+    assert final(["run", "--rm", IMG], environ, settings) == [
+        "run",
+        "--tls-verify=false",
+        EP,
+        KI,
+        "--rm",
+        PIN,
+    ]
     assert final(["pull", IMG], environ, settings) == ["pull", "--tls-verify=false", PIN]
     # the user's own --tls-verify wins: nothing added
-    assert final(["pull", "--tls-verify=true", IMG], environ, settings) == ["pull", "--tls-verify=true", PIN]
+    assert final(["pull", "--tls-verify=true", IMG], environ, settings) == [
+        "pull",
+        "--tls-verify=true",
+        PIN,
+    ]

@@ -320,7 +320,9 @@ def test_rootless_podman_runs_as_the_caller(shim_bin, app, facts_files):
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_insecure_registry_from_imagefit_config_reaches_podman(shim_bin, podman_env, app, facts_files, tmp_path):
+def test_insecure_registry_from_imagefit_config_reaches_podman(
+    shim_bin, podman_env, app, facts_files, tmp_path
+):
     site = tmp_path / "site.toml"
     site.write_text(f'insecure_registries = ["{app.repository.split("/")[0]}"]\n')
     site.chmod(0o644)

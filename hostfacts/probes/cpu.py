@@ -24,7 +24,9 @@ def probe(ctx: ProbeContext, machine: str | None = None) -> CpuFacts:
         raise HostFactsError(f"cannot read {ctx.path('/proc/cpuinfo')}")
     machine = machine or (platform.machine() if ctx.live else guess_machine(text))
     if machine is None:
-        raise HostFactsError(f"cannot tell the architecture of {ctx.path('/proc/cpuinfo')}; give --machine")
+        raise HostFactsError(
+            f"cannot tell the architecture of {ctx.path('/proc/cpuinfo')}; give --machine"
+        )
     facts = cpu_facts_from_text(text, machine, str(ctx.path("/proc/cpuinfo")))
     evidence = (file_evidence(ctx, "/proc/cpuinfo", f"{machine}: archspec target {facts.target}"),)
     return facts.model_copy(update={"probe": Probe(status="ok", reason="", evidence=evidence)})

@@ -122,5 +122,9 @@ def _probe(ctx: ProbeContext, evidence: list[Evidence]) -> AmdFacts:
     if devices:
         probe = Probe(status="ok", reason="", evidence=tuple(evidence))
     else:
-        probe = Probe(status="none", reason="KFD topology lists no GPU nodes (CPU nodes only)", evidence=tuple(evidence))
+        probe = Probe(
+            status="none",
+            reason="KFD topology lists no GPU nodes (CPU nodes only)",
+            evidence=tuple(evidence),
+        )
     return AmdFacts(probe=probe, driver_version=driver, devices=tuple(devices))

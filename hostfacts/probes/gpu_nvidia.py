@@ -76,7 +76,10 @@ def probe(ctx: ProbeContext) -> NvidiaFacts:
     try:
         _probe(ctx, run)
     except Exception as exc:  # never raise: report the failure instead
-        run.status, run.reason = "error", _one_line(f"NVML probe failed: {type(exc).__name__}: {_text(exc)}")
+        run.status, run.reason = (
+            "error",
+            _one_line(f"NVML probe failed: {type(exc).__name__}: {_text(exc)}"),
+        )
     return run.facts()
 
 
@@ -95,7 +98,10 @@ class _Run:
         self.device: int | None = None
         self.cuda_visible = cuda_visible
         self.nvidia_visible = nvidia_visible
-        for name, value in (("CUDA_VISIBLE_DEVICES", cuda_visible), ("NVIDIA_VISIBLE_DEVICES", nvidia_visible)):
+        for name, value in (
+            ("CUDA_VISIBLE_DEVICES", cuda_visible),
+            ("NVIDIA_VISIBLE_DEVICES", nvidia_visible),
+        ):
             if value is not None:
                 self.evidence.append(Evidence(kind="env", source=name, detail=_one_line(value)))
 
@@ -104,8 +110,11 @@ class _Run:
 
     def facts(self) -> NvidiaFacts:
         return NvidiaFacts(
-            probe=Probe(status=self.status, reason="" if self.status == "ok" else self.reason,
-                        evidence=tuple(self.evidence)),
+            probe=Probe(
+                status=self.status,
+                reason="" if self.status == "ok" else self.reason,
+                evidence=tuple(self.evidence),
+            ),
             driver_version=self.driver_version,
             cuda_driver_version=self.cuda_driver_version,
             nvml_version=self.nvml_version,
@@ -165,7 +174,9 @@ def _collect(nvml: Any, run: _Run) -> None:
         source = "nvmlSystemGetCudaDriverVersion"
         cuda = _optional(nvml, run, source)
     run.cuda_driver_version = cuda_version_string(cuda)
-    run.call(source, f"{cuda} -> {run.cuda_driver_version}" if cuda is not None else "not available")
+    run.call(
+        source, f"{cuda} -> {run.cuda_driver_version}" if cuda is not None else "not available"
+    )
 
     run.nvml_version = _str(_optional(nvml, run, "nvmlSystemGetNVMLVersion"))
 

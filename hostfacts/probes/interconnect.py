@@ -23,15 +23,20 @@ Sources (host-facts reference, section 5):
   depends on ``FI_PROVIDER`` and on which ``libfabric.so`` loads. It runs only
   when ``fi_info`` is on the context's PATH and commands may run.
 
-``fabrics`` summarises all of it in one vocabulary: ``infiniband``, ``roce``,
-``opa``, ``efa``, ``iwarp`` and ``cxi`` from devices; ``efa``, ``cxi`` and
-``tcp`` also from libfabric providers of those names.
+``fabrics`` summarises the hardware in one vocabulary: ``infiniband``,
+``roce``, ``opa``, ``efa``, ``iwarp`` and ``cxi``, from devices only. A listed
+libfabric provider shows what this libfabric can load, not that the hardware
+is there (Debian 12's libfabric 1.17 lists ``psm2`` and ``psm`` on a machine
+without Omni-Path), so providers are recorded in ``libfabric_providers`` and
+never read as a fabric; ``tcp`` is always available and is not listed.
+``fi_info`` gets the time the probe has left.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 
 from hostfacts.context import ProbeContext, file_evidence
 from hostfacts.model import Evidence, InterconnectFacts, Probe, RdmaDevice
@@ -42,9 +47,6 @@ CXI = "/sys/class/cxi"
 
 #: (vendor, device) of HPE Slingshot Cassini NICs (cass_core.h).
 CASSINI_PCI_IDS = {("17db", "0501"): "Cassini-1", ("1590", "0371"): "Cassini-2"}
-
-#: libfabric provider -> fabric it implies.
-_PROVIDER_FABRICS = {"efa": "efa", "cxi": "cxi", "tcp": "tcp"}
 
 #: A provider line of ``fi_info -l``: the name at column 0, then ':'.
 _PROVIDER_LINE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_;.+-]*):\s*$")
@@ -108,7 +110,7 @@ def probe(ctx: ProbeContext) -> InterconnectFacts:
     """
     evidence: list[Evidence] = []
     try:
-        return _probe(ctx, evidence)
+        return _probe(ctx, evidence, time.monotonic())
     except Exception as exc:  # never raise: report the failure instead
         reason = " ".join(f"interconnect probe failed: {type(exc).__name__}: {exc}".split())[:200]
         return InterconnectFacts(
@@ -116,12 +118,11 @@ def probe(ctx: ProbeContext) -> InterconnectFacts:
         )
 
 
-def _probe(ctx: ProbeContext, evidence: list[Evidence]) -> InterconnectFacts:
+def _probe(ctx: ProbeContext, evidence: list[Evidence], start: float) -> InterconnectFacts:
     fabrics: set[str] = set()
     rdma = _rdma(ctx, evidence, fabrics)
     cxi = _cxi(ctx, evidence, fabrics)
-    providers = _providers(ctx, evidence)
-    fabrics.update(_PROVIDER_FABRICS[p] for p in providers if p in _PROVIDER_FABRICS)
+    providers = _providers(ctx, evidence, ctx.timeout - (time.monotonic() - start))
     if rdma or cxi or providers or fabrics:
         status = Probe(status="ok", reason="", evidence=tuple(evidence))
     else:
@@ -208,12 +209,15 @@ def _cxi(ctx: ProbeContext, evidence: list[Evidence], fabrics: set[str]) -> tupl
     return names
 
 
-def _providers(ctx: ProbeContext, evidence: list[Evidence]) -> tuple[str, ...]:
-    """Providers ``fi_info -l`` lists, or () when it is absent, fails or may not run."""
+def _providers(ctx: ProbeContext, evidence: list[Evidence], left: float) -> tuple[str, ...]:
+    """Providers ``fi_info -l`` lists, or () when it is absent, fails or may not run.
+
+    It gets the time the probe has `left`, less a margin to report in.
+    """
     fi_info = ctx.which("fi_info")
     if not fi_info:
         return ()
-    done, shown = ctx.run([fi_info, "-l"])
+    done, shown = ctx.run([fi_info, "-l"], timeout=max(0.1, left - 0.2))
     evidence.append(shown)
     if done is None or done.returncode != 0:
         return ()

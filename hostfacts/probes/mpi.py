@@ -34,10 +34,10 @@ shipped ``libmpi.so.12`` like the MPICH ABI initiative (spack/spack-packages
 ``1.10.7 # libmpi.so.12.0.7``; ``3.0-5.0 # libmpi.so.40``). Formats:
 
 - MPICH: ``"MPICH Version:\\t%s\\nMPICH Release date:\\t%s\\nMPICH ABI:\\t%s\\n
-  MPICH Device:..."`` (pmodels/mpich ``src/binding/c/..``
-  ``get_library_version``; newer releases pad with spaces: "MPICH Version:
-  4.3.0" in MPI.jl's ``versioninfo`` transcripts); MPICH2 printed
-  ``MPICH2 Version:``. ABI family ``mpich`` from 3.1 on (https://www.mpich.org/abi/).
+  MPICH Device:..."`` (pmodels/mpich ``MPI_Get_library_version``: 3.x
+  ``src/mpi/init``, 4.x the generated C binding; 4.3 transcripts of MPI.jl's
+  ``versioninfo`` show the values padded with spaces instead of a tab);
+  MPICH2 printed ``MPICH2 Version:``. ABI family ``mpich`` from 3.1 on (https://www.mpich.org/abi/).
 - MPICH built with ``--enable-mpi-abi`` prints the same string for its
   ``libmpi.so`` (MPICH ABI) and its ``libmpi_abi.so`` (standard ABI); only
   the configure line shows the option. What tells them apart is
@@ -296,7 +296,9 @@ def parse_library_version(text: str) -> Identity:
         note = "built with --enable-mpi-abi" if "--enable-mpi-abi" in text else ""
         return Identity("mpich", version, _family("mpich", version), note)
 
-    intel = re.match(r"Intel\(R\) MPI Library (\d+)(?:\.(\d+))?(?:\.(\d+))?(?: Update (\d+))?", text)
+    intel = re.match(
+        r"Intel\(R\) MPI Library (\d+)(?:\.(\d+))?(?:\.(\d+))?(?: Update (\d+))?", text
+    )
     if intel:
         version = ".".join(p for p in intel.groups() if p is not None)
         return Identity("intelmpi", version, _family("intelmpi", version))
@@ -333,6 +335,7 @@ def identify(
     text: str,
     abi_version: tuple[int, int] | None = None,
     library: str | None = None,
+    abi_failure: str | None = None,
 ) -> Identity:
     """:func:`parse_library_version` combined with the library's ABI query.
 
@@ -342,6 +345,8 @@ def identify(
             the library has no such symbol (or the call failed).
         library: path or name of the library (only its file name matters:
             ``libmpi_abi*`` without a usable ABI query is a pre-MPI-5 draft).
+        abi_failure: why MPI_Abi_get_version, present, gave no answer
+            (crash, time-out, error code), or None.
 
     Returns:
         :class:`Identity` with ``abi`` 'mpi-abi' when the library reports an
@@ -352,12 +357,18 @@ def identify(
     """
     base = parse_library_version(text)
     if abi_version is not None and abi_version[0] >= 1:
-        return base._replace(abi="mpi-abi", note=f"MPI_Abi_get_version {abi_version[0]}.{abi_version[1]}")
+        return base._replace(
+            abi="mpi-abi", note=f"MPI_Abi_get_version {abi_version[0]}.{abi_version[1]}"
+        )
     if abi_version is not None and abi_version[0] == 0:
         return base._replace(
-            abi="unknown", note=f"pre-standard draft ABI (MPI_Abi_get_version {abi_version[0]}.{abi_version[1]})"
+            abi="unknown",
+            note=f"pre-standard draft ABI (MPI_Abi_get_version {abi_version[0]}.{abi_version[1]})",
         )
     name = os.path.basename(library or "")
+    if abi_failure:
+        abi: Abi = "unknown" if name.startswith("libmpi_abi") else base.abi
+        return base._replace(abi=abi, note=f"MPI_Abi_get_version failed: {abi_failure}")
     if abi_version is None and name.startswith("libmpi_abi") and base.abi != "mpi-abi":
         return base._replace(
             abi="unknown", note="libmpi_abi without MPI_Abi_get_version: a pre-MPI-5 draft ABI"
@@ -429,7 +440,7 @@ def call_library(load: str, environ: dict[str, str], timeout: float) -> LibraryC
     for line in out.decode("utf-8", "replace").splitlines():
         if line.startswith(_MARK):
             try:
-                state = json.loads(line[len(_MARK):])
+                state = json.loads(line[len(_MARK) :])
             except ValueError:
                 pass
     stage = state.get("stage", "startup")
@@ -448,7 +459,9 @@ def call_library(load: str, environ: dict[str, str], timeout: float) -> LibraryC
         failure = f"MPI_Get_library_version returned error {state['rc']}"
     elif stage != "done":
         lines = err.decode("utf-8", "replace").strip().splitlines()
-        failure = f"loader exited {proc.returncode} in {stage}" + (f": {lines[-1][:160]}" if lines else "")
+        failure = f"loader exited {proc.returncode} in {stage}" + (
+            f": {lines[-1][:160]}" if lines else ""
+        )
     else:
         failure = None
 
@@ -530,7 +543,11 @@ class _Search:
                 load = str(ctx.path(explicit))
                 exists = os.path.exists(load)
                 self.evidence.append(
-                    Evidence(kind="env", source=LIBRARY_ENV, detail=explicit + ("" if exists else " (does not exist)"))
+                    Evidence(
+                        kind="env",
+                        source=LIBRARY_ENV,
+                        detail=explicit + ("" if exists else " (does not exist)"),
+                    )
                 )
                 if exists and self._new(load):
                     yield _Candidate(explicit, load, f"${LIBRARY_ENV}")
@@ -539,8 +556,10 @@ class _Search:
                 if self._new(explicit):
                     yield _Candidate(explicit, explicit, f"${LIBRARY_ENV} (dynamic loader search)")
 
-        dirs = [d for d in ctx.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
-        self.looked.append(f"LD_LIBRARY_PATH ({len(dirs)} dirs)" if dirs else "LD_LIBRARY_PATH (unset)")
+        # relative entries (resolved against the caller's cwd by ld.so) are skipped
+        dirs = [d for d in ctx.environ.get("LD_LIBRARY_PATH", "").split(":") if os.path.isabs(d)]
+        count = f"{len(dirs)} dir{'' if len(dirs) == 1 else 's'}"
+        self.looked.append(f"LD_LIBRARY_PATH ({count})" if dirs else "LD_LIBRARY_PATH (unset)")
         for directory in dirs:
             yield from self._in_host_dir(directory, "in LD_LIBRARY_PATH")
 
@@ -556,7 +575,9 @@ class _Search:
                     libdir = os.path.normpath(os.path.join(bindir, "..", sub))
                     yield from self._in_real_dir(libdir, f"next to {exe}")
         self.looked.append(
-            f"lib dirs next to {'/'.join(tools)}" if tools else f"lib dirs next to {'/'.join(LAUNCHERS)} (none on PATH)"
+            f"lib dirs next to {'/'.join(tools)}"
+            if tools
+            else f"lib dirs next to {'/'.join(LAUNCHERS)} (none on PATH)"
         )
 
         ldconfig = _ldconfig(ctx)
@@ -566,7 +587,9 @@ class _Search:
         self.looked.append("ldconfig cache")
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            self.evidence.append(Evidence(kind="command", source=f"{ldconfig} -p", detail="not run: time limit"))
+            self.evidence.append(
+                Evidence(kind="command", source=f"{ldconfig} -p", detail="not run: time limit")
+            )
             return
         done, ev = ctx.run([ldconfig, "-p"], timeout=remaining)
         self.evidence.append(ev)
@@ -577,7 +600,9 @@ class _Search:
             m = re.match(r"\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S+)", line)
             if m and LIBRARY_NAME.match(m.group(1)):
                 entries.append(m.group(3))
-        order = {name: i for i, name in enumerate(_library_files([os.path.basename(p) for p in entries]))}
+        order = {
+            name: i for i, name in enumerate(_library_files([os.path.basename(p) for p in entries]))
+        }
         for path in sorted(entries, key=lambda p: order.get(os.path.basename(p), len(order))):
             if self._new(path):
                 yield _Candidate(path, path, "in the ldconfig cache")
@@ -648,7 +673,11 @@ def _corroborate(ctx: ProbeContext, deadline: float, ident: Identity | None) -> 
             continue
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            found.append(Evidence(kind="command", source=" ".join([exe, *args]), detail="not run: time limit"))
+            found.append(
+                Evidence(
+                    kind="command", source=" ".join([exe, *args]), detail="not run: time limit"
+                )
+            )
             continue
         done, ev = ctx.run([exe, *args], timeout=remaining)
         if done is not None:
@@ -681,8 +710,9 @@ def probe(ctx: ProbeContext) -> MpiFacts:
         ctx: probe inputs: ``ctx.environ`` (``IMAGEFIT_MPI_LIBRARY``,
             ``LD_LIBRARY_PATH``, ``PATH``), ``ctx.path`` for library files,
             ``ctx.timeout`` as the budget for all loads and commands
-            together, ``ctx.allow_commands`` (nothing is loaded or run
-            without it).
+            together (one load gets at most half of it, and at least 1 s,
+            so that a hanging library leaves time for the next candidate),
+            ``ctx.allow_commands`` (nothing is loaded or run without it).
 
     Returns:
         :class:`MpiFacts`: ``implementation`` (mpich, mvapich, craympich,
@@ -705,7 +735,11 @@ def probe(ctx: ProbeContext) -> MpiFacts:
     try:
         return _probe(ctx)
     except Exception as exc:  # never raise: report the failure instead
-        return MpiFacts(probe=Probe(status="error", reason=_one_line(f"MPI probe failed: {type(exc).__name__}: {exc}")))
+        return MpiFacts(
+            probe=Probe(
+                status="error", reason=_one_line(f"MPI probe failed: {type(exc).__name__}: {exc}")
+            )
+        )
 
 
 def _probe(ctx: ProbeContext) -> MpiFacts:
@@ -719,17 +753,27 @@ def _probe(ctx: ProbeContext) -> MpiFacts:
 
     for cand in search:
         tried += 1
-        evidence.append(Evidence(kind="file", source=cand.path, detail=f"candidate, found {cand.found}"))
+        evidence.append(
+            Evidence(kind="file", source=cand.path, detail=f"candidate, found {cand.found}")
+        )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             failures.append(f"{cand.path}: not tried, time limit reached")
             break
-        call = call_library(cand.load, ctx.environ, min(remaining, max(ctx.timeout * LOAD_SHARE, 1.0)))
+        call = call_library(
+            cand.load, ctx.environ, min(remaining, max(ctx.timeout * LOAD_SHARE, 1.0))
+        )
         if call.text is None:
-            evidence.append(Evidence(kind="call", source="MPI_Get_library_version", detail=f"{cand.path}: {call.failure}"))
+            evidence.append(
+                Evidence(
+                    kind="call",
+                    source="MPI_Get_library_version",
+                    detail=f"{cand.path}: {call.failure}",
+                )
+            )
             failures.append(f"{cand.path}: {call.failure}")
             continue
-        ident = identify(call.text, call.abi_version, cand.path)
+        ident = identify(call.text, call.abi_version, cand.path, call.abi_failure)
         detail = f"{cand.path}: {_one_line(call.text, 200)}"
         if ident.note:
             detail += f" [ABI {ident.abi}: {ident.note}]"
@@ -738,9 +782,15 @@ def _probe(ctx: ProbeContext) -> MpiFacts:
             shown = call.abi_failure or (
                 f"{call.abi_version[0]}.{call.abi_version[1]}" if call.abi_version else "no answer"
             )
-            evidence.append(Evidence(kind="call", source="MPI_Abi_get_version", detail=f"{cand.path}: {shown}"))
+            evidence.append(
+                Evidence(kind="call", source="MPI_Abi_get_version", detail=f"{cand.path}: {shown}")
+            )
         elif os.path.basename(cand.path).startswith("libmpi_abi"):
-            evidence.append(Evidence(kind="call", source="MPI_Abi_get_version", detail=f"{cand.path}: no such symbol"))
+            evidence.append(
+                Evidence(
+                    kind="call", source="MPI_Abi_get_version", detail=f"{cand.path}: no such symbol"
+                )
+            )
         if ident.implementation is None:
             failures.append(f"{cand.path}: unrecognised MPI_Get_library_version string")
             unrecognised = unrecognised or (cand, call)
@@ -763,7 +813,9 @@ def _probe(ctx: ProbeContext) -> MpiFacts:
         )
     if tried == 0:
         reason = "no MPI library found; looked in " + ", ".join(search.looked)
-        return MpiFacts(probe=Probe(status="none", reason=_one_line(reason), evidence=tuple(evidence)))
+        return MpiFacts(
+            probe=Probe(status="none", reason=_one_line(reason), evidence=tuple(evidence))
+        )
     reason = "MPI library found but not identified: " + "; ".join(failures)
     if unrecognised:
         cand, call = unrecognised
@@ -772,4 +824,6 @@ def _probe(ctx: ProbeContext) -> MpiFacts:
             library=cand.path,
             library_version=_first_line(call.text),
         )
-    return MpiFacts(probe=Probe(status="unknown", reason=_one_line(reason), evidence=tuple(evidence)))
+    return MpiFacts(
+        probe=Probe(status="unknown", reason=_one_line(reason), evidence=tuple(evidence))
+    )

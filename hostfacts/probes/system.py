@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 from hostfacts.context import ProbeContext, file_evidence
@@ -172,43 +173,6 @@ def _shell_word(value: str) -> str:
     return "".join(out)
 
 
-def resolve_in_root(ctx: ProbeContext, absolute: str) -> Path | None:
-    """Where host path `absolute` really is under ``ctx.root``, or None if absent.
-
-    Symlinks are followed as on the host: an absolute target starts again at
-    the root, '..' stops at the root, so a copied tree never leads to this
-    machine's files. At most 40 links are followed (the kernel's limit).
-    """
-    pending = [part for part in absolute.split("/") if part]
-    done: list[str] = []
-    links = 0
-    while pending:
-        name = pending.pop(0)
-        if name == ".":
-            continue
-        if name == "..":
-            if done:
-                done.pop()
-            continue
-        candidate = ctx.root.joinpath(*done, name)
-        if candidate.is_symlink():
-            links += 1
-            try:
-                target = os.readlink(candidate)
-            except OSError:
-                return None
-            if links > 40:
-                return None
-            if target.startswith("/"):
-                done = []
-            pending = [part for part in target.split("/") if part] + pending
-            continue
-        if not os.path.lexists(candidate):
-            return None
-        done.append(name)
-    return ctx.root.joinpath(*done)
-
-
 def read_pci_devices(ctx: ProbeContext) -> tuple[PciDevice, ...]:
     """PCI functions of ``/sys/bus/pci/devices`` under ``ctx.root``, sorted by address.
 
@@ -250,9 +214,10 @@ def probe(ctx: ProbeContext) -> SystemFacts:
         ``unknown`` otherwise, ``error`` if the probe itself failed. Never raises.
     """
     evidence: list[Evidence] = []
+    start = time.monotonic()
     try:
         release = _kernel_release(ctx, evidence)
-        libc, glibc = _libc(ctx, evidence)
+        libc, glibc = _libc(ctx, evidence, start)
         facts = SystemFacts(
             kernel_release=release,
             kernel_version=kernel_version(release or ""),
@@ -292,7 +257,7 @@ def _kernel_release(ctx: ProbeContext, evidence: list[Evidence]) -> str | None:
     return None
 
 
-def _libc(ctx: ProbeContext, evidence: list[Evidence]) -> tuple[str, str | None]:
+def _libc(ctx: ProbeContext, evidence: list[Evidence], start: float) -> tuple[str, str | None]:
     """('glibc', 'X.Y'), ('musl', None) or ('unknown', None)."""
     if ctx.live:
         version = _confstr_glibc(evidence) or _ctypes_glibc(evidence)
@@ -305,7 +270,7 @@ def _libc(ctx: ProbeContext, evidence: list[Evidence]) -> tuple[str, str | None]
     if loader:
         evidence.append(file_evidence(ctx, loader, "musl dynamic loader"))
         return "musl", None
-    return _ldd_libc(ctx, evidence)
+    return _ldd_libc(ctx, evidence, ctx.timeout - (time.monotonic() - start))
 
 
 def _confstr_glibc(evidence: list[Evidence]) -> str | None:
@@ -351,7 +316,7 @@ def _libc_candidates(ctx: ProbeContext) -> list[str]:
     seen: set[Path] = set()
     for directory in _LIBC_DIRS:
         names = [f"{directory}/libc.so.6"]
-        where = resolve_in_root(ctx, directory)
+        where = ctx.resolve(directory)
         if where is not None and where.is_dir():
             try:
                 entries = sorted(os.listdir(where))
@@ -361,7 +326,7 @@ def _libc_candidates(ctx: ProbeContext) -> list[str]:
                 f"{directory}/{entry}/libc.so.6" for entry in entries if "-linux-gnu" in entry
             ]
         for name in names:
-            real = resolve_in_root(ctx, name)
+            real = ctx.resolve(name)
             if real is not None and real.is_file() and real not in seen:
                 seen.add(real)
                 paths.append(name)
@@ -371,7 +336,7 @@ def _libc_candidates(ctx: ProbeContext) -> list[str]:
 def _tree_glibc(ctx: ProbeContext, evidence: list[Evidence]) -> str | None:
     """glibc major.minor from the tree's ``libc.so.6`` (file name or banner), or None."""
     for name in _libc_candidates(ctx):
-        real = resolve_in_root(ctx, name)
+        real = ctx.resolve(name)
         if real is None:
             continue
         old = _LIBC_FILE.search(real.name)
@@ -398,7 +363,7 @@ def _tree_glibc(ctx: ProbeContext, evidence: list[Evidence]) -> str | None:
 def _musl_loader(ctx: ProbeContext) -> str | None:
     """Host path of musl's dynamic loader under the root, or None."""
     for directory in ("/lib", "/usr/lib"):
-        where = resolve_in_root(ctx, directory)
+        where = ctx.resolve(directory)
         if where is None or not where.is_dir():
             continue
         try:
@@ -411,12 +376,13 @@ def _musl_loader(ctx: ProbeContext) -> str | None:
     return None
 
 
-def _ldd_libc(ctx: ProbeContext, evidence: list[Evidence]) -> tuple[str, str | None]:
-    """What ``ldd --version`` says (glibc prints to stdout, musl to stderr, exit 1)."""
+def _ldd_libc(ctx: ProbeContext, evidence: list[Evidence], left: float) -> tuple[str, str | None]:
+    """What ``ldd --version`` says (glibc prints to stdout, musl to stderr, exit 1),
+    given the time the probe has `left`, less a margin to report in."""
     ldd = ctx.which("ldd")
     if not ldd:
         return "unknown", None
-    done, shown = ctx.run([ldd, "--version"])
+    done, shown = ctx.run([ldd, "--version"], timeout=max(0.1, left - 0.2))
     evidence.append(shown)
     if done is None:
         return "unknown", None
@@ -432,7 +398,7 @@ def _ldd_libc(ctx: ProbeContext, evidence: list[Evidence]) -> tuple[str, str | N
 
 def _read_in_root(ctx: ProbeContext, absolute: str, limit: int = 1 << 16) -> str | None:
     """Text of host file `absolute`, symlinks resolved inside the root, or None."""
-    real = resolve_in_root(ctx, absolute)
+    real = ctx.resolve(absolute)
     if real is None:
         return None
     try:
@@ -482,7 +448,7 @@ def _container(ctx: ProbeContext, evidence: list[Evidence]) -> str | None:
         engine = parse_os_release(containerenv).get("engine", "")
         evidence.append(file_evidence(ctx, "/run/.containerenv", engine or "present"))
         return (engine.split("-", 1)[0] or "podman").lower()
-    if resolve_in_root(ctx, "/.dockerenv") is not None:
+    if ctx.resolve("/.dockerenv") is not None:
         evidence.append(file_evidence(ctx, "/.dockerenv", "present"))
         return "docker"
     value = env.get("container", "").strip().lower()

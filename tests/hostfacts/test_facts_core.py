@@ -29,7 +29,9 @@ IMAGEFIT = [str(Path(sys.executable).parent / "imagefit")]
 def _machine(name: str) -> str | None:
     if name.startswith("darwin-"):
         return None  # read from the sysctl dump
-    return TARGETS[name.rsplit("-", 1)[1]].family.name  # as archspec's own tests do (power9 -> ppc64)
+    return TARGETS[
+        name.rsplit("-", 1)[1]
+    ].family.name  # as archspec's own tests do (power9 -> ppc64)
 
 
 def test_there_are_more_than_fifty_dumps():
@@ -81,23 +83,41 @@ def test_masking_one_optional_flag_keeps_the_generic_level(name):
         after = cpu_facts_from_text(_mask(text, "flags", {flag}), machine, name)
         assert flag not in after.flags
         assert after.generic == before.generic, (flag, after.target)
-        assert after.target == before.target or after.target in before.ancestors, (flag, after.target)
+        assert after.target == before.target or after.target in before.ancestors, (
+            flag,
+            after.target,
+        )
 
 
 @pytest.mark.parametrize(
     ("name", "hidden", "target", "generic"),
     [
         # real reports (shared/reference/host-facts.md section 2), replayed on real dumps
-        ("linux-ubuntu20.04-zen3", {"pku"}, "zen2", "x86_64_v3"),  # Azure HB120rs v3 / AWS c6a Milan
+        (
+            "linux-ubuntu20.04-zen3",
+            {"pku"},
+            "zen2",
+            "x86_64_v3",
+        ),  # Azure HB120rs v3 / AWS c6a Milan
         ("linux-unknown-sapphirerapids", {"amx_tile"}, "icelake", "x86_64_v4"),
         ("linux-rocky9-zen5", {"avx512_vp2intersect"}, "zen4", "x86_64_v4"),
         ("linux-rocky9-zen5", {"clzero"}, "x86_64_v4", "x86_64_v4"),
-        ("linux-rhel7-haswell", {"movbe"}, "ivybridge", "x86_64_v2"),  # a v3 flag: the level drops too
+        (
+            "linux-rhel7-haswell",
+            {"movbe"},
+            "ivybridge",
+            "x86_64_v2",
+        ),  # a v3 flag: the level drops too
         # AArch64: archspec has no flag data for armv8.x levels (archspec#205); the
         # level is the detected target's, so a masked flag lowers it: record both,
         # and let the site set the target ([cpu_targets]).
         ("linux-rhel9-neoverse_v2", {"sve2"}, "neoverse_n1", "armv8.2a"),  # Grace without SVE2
-        ("linux-amazon-neoverse_v1", {"paca", "pacg"}, "neoverse_v1", "armv8.4a"),  # Graviton3: fixed in archspec (#157)
+        (
+            "linux-amazon-neoverse_v1",
+            {"paca", "pacg"},
+            "neoverse_v1",
+            "armv8.4a",
+        ),  # Graviton3: fixed in archspec (#157)
     ],
 )
 def test_real_masked_flag_reports(name, hidden, target, generic):
@@ -112,8 +132,16 @@ def test_real_masked_flag_reports(name, hidden, target, generic):
 def test_site_override_keeps_what_archspec_detected():
     cpu = facts_from_cpuinfo(DUMPS / "linux-rocky8.5-zen4", "x86_64").cpu
     masked = with_target(cpu, "zen3")
-    assert (masked.target, masked.detected_target, masked.target_source) == ("zen3", "zen4", "site config")
-    assert masked.generic == "x86_64_v3" and "zen2" in masked.ancestors and "zen4" not in masked.ancestors
+    assert (masked.target, masked.detected_target, masked.target_source) == (
+        "zen3",
+        "zen4",
+        "site config",
+    )
+    assert (
+        masked.generic == "x86_64_v3"
+        and "zen2" in masked.ancestors
+        and "zen4" not in masked.ancestors
+    )
     with pytest.raises(HostFactsError, match="not an archspec target"):
         with_target(cpu, "zen99")
     with pytest.raises(HostFactsError, match="aarch64 target"):
@@ -123,7 +151,9 @@ def test_site_override_keeps_what_archspec_detected():
 def test_cpuinfo_of_another_architecture_than_claimed_is_refused():
     with pytest.raises(HostFactsError, match="looks like a x86_64"):
         facts_from_cpuinfo(DUMPS / "linux-rocky8.5-zen4", "aarch64")
-    assert facts_from_cpuinfo(DUMPS / "linux-rhel9-neoverse_v2").cpu.architecture == "aarch64"  # guessed
+    assert (
+        facts_from_cpuinfo(DUMPS / "linux-rhel9-neoverse_v2").cpu.architecture == "aarch64"
+    )  # guessed
 
 
 # -- collect ------------------------------------------------------------------
@@ -230,7 +260,11 @@ def test_nfd_projection_names_and_shape():
     cpuid = out["flags"]["cpu.cpuid"]["elements"]
     assert {"AVX512F", "SSE42", "SSE4", "FMA3", "AESNI", "CLMUL", "AVX2"} <= set(cpuid)
     assert all(v == {} for v in cpuid.values())
-    assert out["attributes"]["cpu.model"]["elements"] == {"vendor_id": "AMD", "family": "25", "id": "17"}
+    assert out["attributes"]["cpu.model"]["elements"] == {
+        "vendor_id": "AMD",
+        "family": "25",
+        "id": "17",
+    }
     assert out["attributes"]["kernel.version"]["elements"] == {
         "full": "6.1.0-18-amd64", "major": "6", "minor": "1", "revision": "0"}  # fmt: skip
     assert out["attributes"]["system.osrelease"]["elements"] == {
@@ -252,23 +286,42 @@ def test_facts_root_reads_a_copied_tree(tmp_path):
     (root / "etc").mkdir()
     (root / "etc" / "os-release").write_text('ID="rhel"\nVERSION_ID="9.3"\n')
     (root / "etc" / "hostname").write_text("gh-node-17\n")
-    done = subprocess.run([*IMAGEFIT, "facts", "--json", "--root", str(root)], capture_output=True, text=True)
+    done = subprocess.run(
+        [*IMAGEFIT, "facts", "--json", "--root", str(root)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     facts = HostFacts.model_validate_json(done.stdout)
     assert (facts.hostname, facts.root, facts.cpu.target, facts.cpu.architecture) == (
         "gh-node-17", str(root), "neoverse_v2", "aarch64")  # fmt: skip
-    assert facts.gpu.nvidia.probe.status == "unknown" and "not probed" in facts.gpu.nvidia.probe.reason
+    assert (
+        facts.gpu.nvidia.probe.status == "unknown" and "not probed" in facts.gpu.nvidia.probe.reason
+    )
     assert facts.system.os_release.id == "rhel"
-    nfd_out = subprocess.run([*IMAGEFIT, "facts", "--nfd", "--root", str(root)], capture_output=True, text=True)
-    assert json.loads(nfd_out.stdout)["attributes"]["archspec.cpu"]["elements"]["target"] == "neoverse_v2"
+    nfd_out = subprocess.run(
+        [*IMAGEFIT, "facts", "--nfd", "--root", str(root)], capture_output=True, text=True
+    )
+    assert (
+        json.loads(nfd_out.stdout)["attributes"]["archspec.cpu"]["elements"]["target"]
+        == "neoverse_v2"
+    )
 
 
 def test_facts_human_and_verbose_evidence(tmp_path):
     env = {**os.environ, "IMAGEFIT_CACHE_DIR": str(tmp_path)}
     env.pop("IMAGEFIT_FACTS", None)
-    done = subprocess.run([*IMAGEFIT, "facts", "-v", "--refresh"], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [*IMAGEFIT, "facts", "-v", "--refresh"], capture_output=True, text=True, env=env
+    )
     assert done.returncode == 0, done.stderr
-    for label in ("cpu target:", "nvidia gpu:", "amd gpu:", "mpi:", "system:", "interconnect:", "evidence:"):
+    for label in (
+        "cpu target:",
+        "nvidia gpu:",
+        "amd gpu:",
+        "mpi:",
+        "system:",
+        "interconnect:",
+        "evidence:",
+    ):
         assert label in done.stdout
     assert "file /proc/cpuinfo" in done.stdout
 
@@ -277,7 +330,11 @@ def test_site_cpu_target_override_through_config(tmp_path):
     site = tmp_path / "site.toml"
     site.write_text(f'[cpu_targets]\n"{os.uname().nodename}" = "x86_64_v2"\n')
     site.chmod(0o644)
-    env = {**os.environ, "IMAGEFIT_SITE_CONFIG": str(site), "IMAGEFIT_CACHE_DIR": str(tmp_path / "c")}
+    env = {
+        **os.environ,
+        "IMAGEFIT_SITE_CONFIG": str(site),
+        "IMAGEFIT_CACHE_DIR": str(tmp_path / "c"),
+    }
     env.pop("IMAGEFIT_FACTS", None)
     done = subprocess.run([*IMAGEFIT, "facts", "--json"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr

@@ -57,12 +57,27 @@ class NVMLError_Unknown(NVMLError):
     pass
 
 
-A100 = {"name": "NVIDIA A100-PCIE-40GB", "uuid": "GPU-a100a100-0000-0000-0000-000000000000",
-        "cc": (8, 0), "memory": 40 * GIB, "mig": [0, 0]}
-H100 = {"name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-h100h100-1111-1111-1111-111111111111",
-        "cc": (9, 0), "memory": 80 * GIB, "mig": [1, 1]}
-V100 = {"name": "Tesla V100-SXM2-32GB", "uuid": "GPU-v100v100-2222-2222-2222-222222222222",
-        "cc": (7, 0), "memory": 32 * GIB, "mig": NVMLError_NotSupported("Not Supported")}
+A100 = {
+    "name": "NVIDIA A100-PCIE-40GB",
+    "uuid": "GPU-a100a100-0000-0000-0000-000000000000",
+    "cc": (8, 0),
+    "memory": 40 * GIB,
+    "mig": [0, 0],
+}
+H100 = {
+    "name": "NVIDIA H100 80GB HBM3",
+    "uuid": "GPU-h100h100-1111-1111-1111-111111111111",
+    "cc": (9, 0),
+    "memory": 80 * GIB,
+    "mig": [1, 1],
+}
+V100 = {
+    "name": "Tesla V100-SXM2-32GB",
+    "uuid": "GPU-v100v100-2222-2222-2222-222222222222",
+    "cc": (7, 0),
+    "memory": 32 * GIB,
+    "mig": NVMLError_NotSupported("Not Supported"),
+}
 
 
 def make_nvml(
@@ -83,9 +98,15 @@ def make_nvml(
     ``fake.calls`` records every call made."""
     classes = error_classes or sys.modules[__name__]
     fake = types.SimpleNamespace(calls=[], NVML_DEVICE_MIG_ENABLE=1)
-    for name in ("NVMLError", "NVMLError_LibraryNotFound", "NVMLError_DriverNotLoaded",
-                 "NVMLError_LibRmVersionMismatch", "NVMLError_FunctionNotFound",
-                 "NVMLError_NotSupported", "NVMLError_NoPermission"):
+    for name in (
+        "NVMLError",
+        "NVMLError_LibraryNotFound",
+        "NVMLError_DriverNotLoaded",
+        "NVMLError_LibRmVersionMismatch",
+        "NVMLError_FunctionNotFound",
+        "NVMLError_NotSupported",
+        "NVMLError_NoPermission",
+    ):
         setattr(fake, name, getattr(classes, name))
     errors = dict(errors or {})
     text = (lambda s: s.encode()) if as_bytes else (lambda s: s)
@@ -99,6 +120,7 @@ def make_nvml(
             if isinstance(value, Exception):
                 raise value
             return value
+
         setattr(fake, name, fn)
 
     call("nvmlInit", lambda: init_error)
@@ -113,8 +135,10 @@ def make_nvml(
     call("nvmlDeviceGetUUID", lambda h: text(devices[h[1]]["uuid"]))
     call("nvmlDeviceGetName", lambda h: text(devices[h[1]]["name"]))
     call("nvmlDeviceGetCudaComputeCapability", lambda h: devices[h[1]]["cc"])
-    call("nvmlDeviceGetMemoryInfo",
-         lambda h: types.SimpleNamespace(total=devices[h[1]]["memory"], free=0, used=0))
+    call(
+        "nvmlDeviceGetMemoryInfo",
+        lambda h: types.SimpleNamespace(total=devices[h[1]]["memory"], free=0, used=0),
+    )
     call("nvmlDeviceGetMigMode", lambda h: devices[h[1]]["mig"])
     return fake
 
@@ -138,10 +162,17 @@ def shutdowns(fake) -> int:
 @pytest.mark.parametrize(
     ("error", "status", "words"),
     [
-        (NVMLError_LibraryNotFound("NVML Shared Library Not Found"), "none", "libnvidia-ml.so.1 not found"),
+        (
+            NVMLError_LibraryNotFound("NVML Shared Library Not Found"),
+            "none",
+            "libnvidia-ml.so.1 not found",
+        ),
         (NVMLError_DriverNotLoaded("Driver Not Loaded"), "none", "driver not loaded"),
-        (NVMLError_LibRmVersionMismatch("RM has detected an NVML/RM version mismatch."), "unknown",
-         gpu_nvidia.MISMATCH),
+        (
+            NVMLError_LibRmVersionMismatch("RM has detected an NVML/RM version mismatch."),
+            "unknown",
+            gpu_nvidia.MISMATCH,
+        ),
         (NVMLError_NoPermission("Insufficient Permissions"), "unknown", "no permission"),
         (NVMLError_Unknown("Unknown Error"), "unknown", "nvmlInit failed: Unknown Error"),
     ],
@@ -160,7 +191,10 @@ def test_init_failures(error, status, words):
 
 def test_mismatch_reason_is_exact():
     facts = run_probe(make_nvml(init_error=NVMLError_LibRmVersionMismatch("x")))
-    assert facts.probe.reason == "driver library and kernel module versions differ (driver upgraded without reboot?)"
+    assert (
+        facts.probe.reason
+        == "driver library and kernel module versions differ (driver upgraded without reboot?)"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -183,8 +217,12 @@ def test_two_gpus_with_different_compute_capabilities():
     # Evidence: init, driver, cuda, count, one per device.
     sources = [e.source for e in facts.probe.evidence]
     assert sources == [
-        "nvmlInit", "nvmlSystemGetDriverVersion", "nvmlSystemGetCudaDriverVersion_v2",
-        "nvmlDeviceGetCount", "nvmlDeviceGetHandleByIndex(0)", "nvmlDeviceGetHandleByIndex(1)",
+        "nvmlInit",
+        "nvmlSystemGetDriverVersion",
+        "nvmlSystemGetCudaDriverVersion_v2",
+        "nvmlDeviceGetCount",
+        "nvmlDeviceGetHandleByIndex(0)",
+        "nvmlDeviceGetHandleByIndex(1)",
     ]
     driver = facts.probe.evidence[1]
     assert (driver.kind, driver.detail) == ("call", "550.54.15")
@@ -215,12 +253,15 @@ def test_str_and_bytes_returns(as_bytes):
 
 
 def test_cuda_v2_function_not_found_falls_back_to_v1():
-    fake = make_nvml([A100], cuda_v2=NVMLError_FunctionNotFound("Function Not Found"), cuda_v1=11080)
+    fake = make_nvml(
+        [A100], cuda_v2=NVMLError_FunctionNotFound("Function Not Found"), cuda_v1=11080
+    )
     facts = run_probe(fake)
     assert facts.probe.status == "ok"
     assert facts.cuda_driver_version == "11.8"
     assert fake.calls.index("nvmlSystemGetCudaDriverVersion_v2") < fake.calls.index(
-        "nvmlSystemGetCudaDriverVersion")
+        "nvmlSystemGetCudaDriverVersion"
+    )
     assert "nvmlSystemGetCudaDriverVersion" in [e.source for e in facts.probe.evidence]
 
 
@@ -237,8 +278,18 @@ def test_no_cuda_version_at_all_still_ok():
     assert facts.probe.status == "ok" and facts.cuda_driver_version is None
 
 
-@pytest.mark.parametrize(("value", "shown"), [(12040, "12.4"), (11080, "11.8"), (12090, "12.9"),
-                                              (13000, "13.0"), (10010, "10.1"), (0, None), (None, None)])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (12040, "12.4"),
+        (11080, "11.8"),
+        (12090, "12.9"),
+        (13000, "13.0"),
+        (10010, "10.1"),
+        (0, None),
+        (None, None),
+    ],
+)
 def test_cuda_version_string(value, shown):
     assert gpu_nvidia.cuda_version_string(value) == shown
 
@@ -263,7 +314,9 @@ def test_device_call_not_supported_keeps_the_device(call, error):
 
 
 def test_compute_capability_not_supported_leaves_it_none():
-    fake = make_nvml([A100], errors={"nvmlDeviceGetCudaComputeCapability": NVMLError_NotSupported("x")})
+    fake = make_nvml(
+        [A100], errors={"nvmlDeviceGetCudaComputeCapability": NVMLError_NotSupported("x")}
+    )
     facts = run_probe(fake)
     assert facts.probe.status == "ok"
     assert facts.devices[0].compute_capability is None
@@ -271,8 +324,13 @@ def test_compute_capability_not_supported_leaves_it_none():
 
 
 def test_system_queries_not_supported_leave_fields_none():
-    fake = make_nvml([A100], errors={"nvmlSystemGetDriverVersion": NVMLError_NotSupported("x"),
-                                     "nvmlSystemGetNVMLVersion": NVMLError_FunctionNotFound("x")})
+    fake = make_nvml(
+        [A100],
+        errors={
+            "nvmlSystemGetDriverVersion": NVMLError_NotSupported("x"),
+            "nvmlSystemGetNVMLVersion": NVMLError_FunctionNotFound("x"),
+        },
+    )
     facts = run_probe(fake)
     assert facts.probe.status == "ok"
     assert facts.driver_version is None and facts.nvml_version is None
@@ -293,7 +351,9 @@ def test_zero_devices_is_none_but_keeps_the_driver():
 
 
 def test_later_nvml_error_is_unknown_and_shuts_down_once():
-    fake = make_nvml([A100, H100], errors={"nvmlDeviceGetCount": NVMLError_Unknown("Unknown Error")})
+    fake = make_nvml(
+        [A100, H100], errors={"nvmlDeviceGetCount": NVMLError_Unknown("Unknown Error")}
+    )
     facts = run_probe(fake)
     assert facts.probe.status == "unknown"
     assert facts.probe.reason.startswith("nvmlDeviceGetCount failed: Unknown Error")
@@ -305,7 +365,10 @@ def test_gpu_lost_names_the_call_and_device():
     fake = make_nvml([A100], errors={"nvmlDeviceGetUUID": NVMLError_GpuIsLost("GPU is lost")})
     facts = run_probe(fake)
     assert facts.probe.status == "unknown"
-    assert "nvmlDeviceGetUUID(<handle 0>)" in facts.probe.reason and "GPU is lost" in facts.probe.reason
+    assert (
+        "nvmlDeviceGetUUID(<handle 0>)" in facts.probe.reason
+        and "GPU is lost" in facts.probe.reason
+    )
     assert shutdowns(fake) == 1
 
 
@@ -464,9 +527,19 @@ def amd(root: Path):
 
 @pytest.mark.parametrize(
     ("version", "name"),
-    [(90010, "gfx90a"), (90400, "gfx940"), (90402, "gfx942"), (110000, "gfx1100"),
-     (100300, "gfx1030"), (90008, "gfx908"), (90012, "gfx90c"), (120001, "gfx1201"),
-     (110501, "gfx1151"), (90500, "gfx950"), (80003, "gfx803")],
+    [
+        (90010, "gfx90a"),
+        (90400, "gfx940"),
+        (90402, "gfx942"),
+        (110000, "gfx1100"),
+        (100300, "gfx1030"),
+        (90008, "gfx908"),
+        (90012, "gfx90c"),
+        (120001, "gfx1201"),
+        (110501, "gfx1151"),
+        (90500, "gfx950"),
+        (80003, "gfx803"),
+    ],
 )
 def test_gfx_target_name(version, name):
     assert gpu_amd.gfx_target_name(version) == name
@@ -480,13 +553,17 @@ def test_mi250x_two_gcds(tmp_path):
     facts = amd(tmp_path)
     assert facts.probe.status == "ok" and facts.probe.reason == ""
     assert facts.driver_version == "6.8.5"
-    assert [(d.node, d.gfx_target, d.gfx_target_version, d.vendor_id, d.device_id) for d in facts.devices] == [
+    assert [
+        (d.node, d.gfx_target, d.gfx_target_version, d.vendor_id, d.device_id)
+        for d in facts.devices
+    ] == [
         (1, "gfx90a", 90010, 4098, 29704),
         (2, "gfx90a", 90010, 4098, 29704),
     ]
     sources = [e.source for e in facts.probe.evidence]
     assert sources == [f"{tmp_path}/{NODES}/{n}/properties" for n in range(3)] + [
-        f"{tmp_path}/sys/module/amdgpu/version"]
+        f"{tmp_path}/sys/module/amdgpu/version"
+    ]
     assert facts.probe.evidence[0].detail == "gfx_target_version 0: CPU node"
     assert facts.probe.evidence[1].detail == "gfx_target_version 90010 -> gfx90a"
 
@@ -543,7 +620,9 @@ def test_odd_nodes_are_skipped(tmp_path):
     write_node(tmp_path, 2, 90010, 4098, 29704)
     where = tmp_path / NODES / "3"
     where.mkdir()
-    (where / "properties").write_text("cpu_cores_count 0\n")  # no gfx_target_version: as LLVM, a CPU
+    (where / "properties").write_text(
+        "cpu_cores_count 0\n"
+    )  # no gfx_target_version: as LLVM, a CPU
     facts = amd(tmp_path)
     assert [d.node for d in facts.devices] == [2]
     assert "unreadable" in [e.detail for e in facts.probe.evidence]
@@ -551,4 +630,5 @@ def test_odd_nodes_are_skipped(tmp_path):
 
 def test_parse_properties_ignores_junk():
     assert gpu_amd.parse_properties("gfx_target_version 90010\nname x y\nvendor_id abc\n\n") == {
-        "gfx_target_version": 90010}
+        "gfx_target_version": 90010
+    }

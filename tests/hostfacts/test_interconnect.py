@@ -336,26 +336,26 @@ def test_fi_info_on_a_slingshot_node(tmp_path):
     facts = probe(ProbeContext(root=root, environ=env, allow_commands=True))
     assert facts.libfabric_providers[:3] == ("cxi", "ofi_rxm", "ofi_rxd")
     assert "lnx" in facts.libfabric_providers
-    assert facts.fabrics == ("cxi", "tcp")
+    assert facts.fabrics == ("cxi",)  # from the device; providers never claim hardware
     (command,) = [e for e in facts.probe.evidence if e.kind == "command"]
     assert command.source.endswith("fi_info -l") and command.detail == "exit 0: cxi:"
 
 
 def test_fi_info_alone_on_an_efa_image(tmp_path):
-    # no sysfs at all (a copied tree), yet the efa provider is listed
+    # no sysfs at all (a copied tree), yet the efa provider is listed: recorded, not a fabric
     env = _fake_fi_info(tmp_path, FI_INFO_EFA)
     facts = probe(ProbeContext(root=tmp_path / "tree", environ=env, allow_commands=True))
     assert facts.probe.status == "ok"
     assert facts.rdma == ()
     assert facts.libfabric_providers == ("efa", "ofi_rxm", "shm", "tcp")
-    assert facts.fabrics == ("efa", "tcp")
+    assert facts.fabrics == ()
 
 
 def test_fi_info_psm2_does_not_claim_omni_path(tmp_path):
     env = _fake_fi_info(tmp_path, FI_INFO_DEBIAN_1_17)
     facts = probe(ProbeContext(root=tmp_path / "tree", environ=env, allow_commands=True))
     assert "psm2" in facts.libfabric_providers
-    assert facts.fabrics == ("tcp",)
+    assert facts.fabrics == ()
 
 
 def test_fi_info_failure_is_recorded(tmp_path):
@@ -404,7 +404,7 @@ def test_round_trip_and_summary(tmp_path):
     (tmp_path / "x").mkdir()
     env = _fake_fi_info(tmp_path / "x", FI_INFO_SLINGSHOT)
     facts = probe(ProbeContext(root=tmp_path, environ=env, allow_commands=True))
-    assert facts.fabrics == ("cxi", "infiniband", "tcp")
+    assert facts.fabrics == ("cxi", "infiniband")
     assert InterconnectFacts.model_validate_json(facts.model_dump_json()) == facts
 
 

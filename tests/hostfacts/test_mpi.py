@@ -81,7 +81,9 @@ MVAPICH2_235 = """MVAPICH2 Version      :\t2.3.5
 MVAPICH2 Release date :\tMon November 30 22:00:00 EST 2020
 MVAPICH2 Device       :\tch3:mrail
 MVAPICH2 configure    :\t--prefix=/storage/packages/hackathon-spack/padded-path-length-for-binaries/linux-centos8-x86_64/gcc-8.3.1/mvapich2-2.3.5-7ad2fvw2udf4zchllbq5csvdt437mpw4 --enable-shared --enable-romio --disable-silent-rules --disable-new-dtags --enable-fortran=all --enable-threads=multiple --with-ch3-rank-bits=32 --enable-wrapper-rpath=yes --disable-alloca --enable-fa"""
-MVAPICH2_236 = "MVAPICH2 Version      :\t2.3.6\nMVAPICH2 Release date :\tMon March 29 22:00:00 EST 2021\n"
+MVAPICH2_236 = (
+    "MVAPICH2 Version      :\t2.3.6\nMVAPICH2 Release date :\tMon March 29 22:00:00 EST 2021\n"
+)
 MVAPICH2_237 = "MVAPICH2 Version      :\t2.3.7\n"
 MVAPICH_30 = "MVAPICH Version:\t3.0\nMVAPICH Release date:\tSat Feb 24 22:00:00 EST 2024\nMVAPICH ABI:\t16:0:4\nMVAPICH Device:\tch4:ofi\n"
 CRAY_7714 = "MPI VERSION    : CRAY MPICH version 7.7.14 (ANL base 3.2)\nMPI BUILD INFO : Built Tue May 19 13:54:36 2020 (git hash e25eab9) MT-G\n\n"
@@ -96,7 +98,9 @@ INTEL_202111 = "Intel(R) MPI Library 2021.11 for Linux* OS\n"
 OMPI_411 = "Open MPI v4.1.1, package: Open MPI user@host Distribution, ident: 4.1.1, repo rev: v4.1.1, Apr 24, 2021"
 OMPI_411_CONDA = "Open MPI v4.1.1, package: Open MPI conda@8a2bcd3b1b46 Distribution, ident: 4.1.1, repo rev: v4.1.1, Apr 24, 2021\n"
 OMPI_500RC12 = "Open MPI v5.0.0rc12, package: Open MPI root@builder Distribution, ident: 5.0.0rc12, repo rev: v5.0.0rc12, Unreleased developer copy\n"
-OMPI_5010_DEBIAN = "Open MPI v5.0.10, package: Debian OpenMPI, ident: 5.0.10, repo rev: v5.0.10, Feb 23, 2026"
+OMPI_5010_DEBIAN = (
+    "Open MPI v5.0.10, package: Debian OpenMPI, ident: 5.0.10, repo rev: v5.0.10, Feb 23, 2026"
+)
 OMPI_1107 = "Open MPI v1.10.7, package: Open MPI buildd@lgw01-amd64-016 Distribution, ident: 1.10.7, repo rev: v1.10.6-48-g5e373bf, May 16, 2017"
 SPECTRUM_310 = "Open MPI v3.1.0, package: IBM Spectrum MPI, ident: 10.03.01.00rtm0, repo rev: IBM_SPECTRUM_MPI_10.03.01.00_2019.04.02, Apr 02, 2019\n"
 SPECTRUM_1031 = "Open MPI v10.3.1.03rtm0, package: IBM Spectrum MPI, ident: IBM Spectrum MPI 10.3.1.03rtm0, repo rev: IBM_SPECTRUM_MPI_10.03.01.03, Jul 09, 2019"
@@ -119,7 +123,10 @@ PARSED = [
     (MPICH_342, ("mpich", "3.4.2", "mpich")),
     (MPICH_421, ("mpich", "4.2.1", "mpich")),
     (MPICH_430_PADDED, ("mpich", "4.3.0", "mpich")),
-    ("MPICH Version:\t3.0.4\nMPICH Release date:\tWed Apr 24 10:08:10 CDT 2013\n", ("mpich", "3.0.4", "unknown")),
+    (
+        "MPICH Version:\t3.0.4\nMPICH Release date:\tWed Apr 24 10:08:10 CDT 2013\n",
+        ("mpich", "3.0.4", "unknown"),
+    ),
     (MPICH2_15, ("mpich", "1.5", "unknown")),
     # the configure line alone does not make a library standard-ABI: libmpi.so of
     # an --enable-mpi-abi build is MPICH ABI (see identify for libmpi_abi)
@@ -132,7 +139,10 @@ PARSED = [
     (CRAY_7710, ("craympich", "7.7.10", "mpich")),
     (CRAY_8121, ("craympich", "8.1.21", "mpich")),
     (CRAY_81282, ("craympich", "8.1.28.2", "mpich")),
-    ("MPI VERSION    : CRAY MPICH version 8.1.27.20 (ANL base 3.4a2)\n", ("craympich", "8.1.27.20", "mpich")),
+    (
+        "MPI VERSION    : CRAY MPICH version 8.1.27.20 (ANL base 3.4a2)\n",
+        ("craympich", "8.1.27.20", "mpich"),
+    ),
     (INTEL_2019U6, ("intelmpi", "2019.6", "mpich")),
     (INTEL_2019U4, ("intelmpi", "2019.4", "mpich")),
     (INTEL_20216, ("intelmpi", "2021.6", "mpich")),
@@ -155,7 +165,9 @@ PARSED = [
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), PARSED, ids=[repr(t.split("\n")[0][:40]) for t, _ in PARSED])
+@pytest.mark.parametrize(
+    ("text", "expected"), PARSED, ids=[repr(t.split("\n")[0][:40]) for t, _ in PARSED]
+)
 def test_parse_library_version(text, expected):
     got = parse_library_version(text)
     assert (got.implementation, got.version, got.abi) == expected
@@ -222,7 +234,14 @@ def _abi_function(major: int, minor: int) -> str:
     return f"int MPI_Abi_get_version(int *major, int *minor) {{ *major = {major}; *minor = {minor}; return 0; }}\n"
 
 
-def _build(directory: Path, name: str, text: str = "", before: str = "", extra: str = "", symbol: bool = True) -> Path:
+def _build(
+    directory: Path,
+    name: str,
+    text: str = "",
+    before: str = "",
+    extra: str = "",
+    symbol: bool = True,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     src = directory / f"{name}.c"
     if symbol:
@@ -270,6 +289,12 @@ LIBRARIES = {
     "crash": ("libmpi.so.12", MPICH_421, CRASH, ""),
     "hang": ("libmpi.so.12", MPICH_421, HANG, ""),
     "unrecognised": ("libmpi.so.12", UNKNOWN, "", ""),
+    "abicrash": (
+        "libmpi_abi.so.0",
+        MPICH_500_ABI,
+        "",
+        "int MPI_Abi_get_version(int *major, int *minor) { (void) major; (void) minor; *(volatile int *) 0 = 1; return 0; }\n",
+    ),
 }
 
 
@@ -287,18 +312,32 @@ def libs(tmp_path_factory) -> Path:
     (root / "mpich" / "libmpi.so").symlink_to("libmpi.so.12")
     _build(root / "nosymbol", "libmpi.so.12", symbol=False)
     # an Open MPI prefix: bin/mpirun, bin/ompi_info next to lib/libmpi.so.40
-    _script(root / "ompi4" / "bin", "mpirun", _printf("mpirun (Open MPI) 4.1.1\n\nReport bugs to http://www.open-mpi.org/community/help/\n"))
-    _script(root / "ompi4" / "bin", "ompi_info", _printf("Open MPI v4.1.1\n\nhttp://www.open-mpi.org/community/help/\n"))
+    _script(
+        root / "ompi4" / "bin",
+        "mpirun",
+        _printf(
+            "mpirun (Open MPI) 4.1.1\n\nReport bugs to http://www.open-mpi.org/community/help/\n"
+        ),
+    )
+    _script(
+        root / "ompi4" / "bin",
+        "ompi_info",
+        _printf("Open MPI v4.1.1\n\nhttp://www.open-mpi.org/community/help/\n"),
+    )
     # MPICH's tools
     _script(
         root / "mpich-bin",
         "mpichversion",
-        _printf("MPICH Version:    \t4.2.1\nMPICH Release date:\tWed Apr 17 15:30:02 CDT 2024\nMPICH Device:    \tch4:ofi\n"),
+        _printf(
+            "MPICH Version:    \t4.2.1\nMPICH Release date:\tWed Apr 17 15:30:02 CDT 2024\nMPICH Device:    \tch4:ofi\n"
+        ),
     )
     _script(
         root / "mpich-bin",
         "mpiexec",
-        _printf("HYDRA build details:\n    Version:                                 4.2.1\n    Release Date:                            Wed Apr 17 15:30:02 CDT 2024\n"),
+        _printf(
+            "HYDRA build details:\n    Version:                                 4.2.1\n    Release Date:                            Wed Apr 17 15:30:02 CDT 2024\n"
+        ),
     )
     (root / "empty").mkdir()
     (root / "empty-bin").mkdir()
@@ -311,7 +350,9 @@ def no_host_ldconfig(monkeypatch):
     monkeypatch.setattr(mpi, "LDCONFIG_FALLBACKS", ())
 
 
-def _ctx(path: list[Path] | None = None, ld: list[Path] | None = None, timeout: float = 5.0, **env: str) -> ProbeContext:
+def _ctx(
+    path: list[Path] | None = None, ld: list[Path] | None = None, timeout: float = 5.0, **env: str
+) -> ProbeContext:
     environ = {"PATH": ":".join(str(p) for p in path or []), **env}
     if ld is not None:
         environ["LD_LIBRARY_PATH"] = ":".join(str(p) for p in ld)
@@ -322,7 +363,8 @@ def _details(facts: MpiFacts, source: str | None = None, kind: str | None = None
     return [
         f"{e.source} | {e.detail}"
         for e in facts.probe.evidence
-        if (source is None or e.source == source or e.source.endswith("/" + source)) and (kind is None or e.kind == kind)
+        if (source is None or e.source == source or e.source.endswith("/" + source))
+        and (kind is None or e.kind == kind)
     ]
 
 
@@ -331,8 +373,22 @@ def _details(facts: MpiFacts, source: str | None = None, kind: str | None = None
 
 EXPECTED = [
     ("mpich", "libmpi.so.12", "mpich", "4.2.1", "mpich", "MPICH Version:\t4.2.1"),
-    ("cray", "libmpi_cray.so.12", "craympich", "8.1.28.2", "mpich", "MPI VERSION    : CRAY MPICH version 8.1.28.2 (ANL base 3.4a2)"),
-    ("intel", "libmpi.so.12", "intelmpi", "2021.11", "mpich", "Intel(R) MPI Library 2021.11 for Linux* OS"),
+    (
+        "cray",
+        "libmpi_cray.so.12",
+        "craympich",
+        "8.1.28.2",
+        "mpich",
+        "MPI VERSION    : CRAY MPICH version 8.1.28.2 (ANL base 3.4a2)",
+    ),
+    (
+        "intel",
+        "libmpi.so.12",
+        "intelmpi",
+        "2021.11",
+        "mpich",
+        "Intel(R) MPI Library 2021.11 for Linux* OS",
+    ),
     ("mvapich2", "libmpi.so.12", "mvapich", "2.3.5", "mpich", "MVAPICH2 Version      :\t2.3.5"),
     ("mvapich3", "libmpi.so.12", "mvapich", "3.0", "mpich", "MVAPICH Version:\t3.0"),
     ("ompi4/lib", "libmpi.so.40", "openmpi", "4.1.1", "openmpi", OMPI_411_CONDA.strip()),
@@ -346,7 +402,9 @@ EXPECTED = [
 
 
 @needs_cc
-@pytest.mark.parametrize(("where", "name", "impl", "version", "abi", "first"), EXPECTED, ids=[e[0] for e in EXPECTED])
+@pytest.mark.parametrize(
+    ("where", "name", "impl", "version", "abi", "first"), EXPECTED, ids=[e[0] for e in EXPECTED]
+)
 def test_identifies_the_library_on_ld_library_path(libs, where, name, impl, version, abi, first):
     facts = mpi.probe(_ctx(path=[libs / "empty-bin"], ld=[libs / "empty", libs / where]))
     assert facts.probe.status == "ok", facts.probe.reason
@@ -362,7 +420,9 @@ def test_identifies_the_library_on_ld_library_path(libs, where, name, impl, vers
 def test_standard_abi_query_is_called_and_recorded(libs):
     facts = mpi.probe(_ctx(ld=[libs / "mpich5abi"]))
     assert facts.abi == "mpi-abi"
-    assert _details(facts, "MPI_Abi_get_version") == [f"MPI_Abi_get_version | {libs / 'mpich5abi' / 'libmpi_abi.so.0'}: 1.0"]
+    assert _details(facts, "MPI_Abi_get_version") == [
+        f"MPI_Abi_get_version | {libs / 'mpich5abi' / 'libmpi_abi.so.0'}: 1.0"
+    ]
 
 
 @needs_cc
@@ -371,7 +431,9 @@ def test_mpich_abi_build_with_both_libraries(libs):
     facts = mpi.probe(_ctx(ld=[libs / "mpich5"]))
     assert (facts.implementation, facts.version, facts.abi) == ("mpich", "5.0.0", "mpich")
     assert facts.library == str(libs / "mpich5" / "libmpi.so.12")
-    assert _details(facts, "MPI_Abi_get_version") == [f"MPI_Abi_get_version | {libs / 'mpich5' / 'libmpi.so.12'}: -1.-1"]
+    assert _details(facts, "MPI_Abi_get_version") == [
+        f"MPI_Abi_get_version | {libs / 'mpich5' / 'libmpi.so.12'}: -1.-1"
+    ]
 
 
 @needs_cc
@@ -388,12 +450,16 @@ def test_explicit_library_comes_first(libs):
     chosen = libs / "mpich5" / "libmpi_abi.so.0"
     facts = mpi.probe(_ctx(ld=[libs / "mpich"], IMAGEFIT_MPI_LIBRARY=str(chosen)))
     assert (facts.library, facts.abi, facts.version) == (str(chosen), "mpi-abi", "5.0.0")
-    assert _details(facts, "IMAGEFIT_MPI_LIBRARY", kind="env") == [f"IMAGEFIT_MPI_LIBRARY | {chosen}"]
+    assert _details(facts, "IMAGEFIT_MPI_LIBRARY", kind="env") == [
+        f"IMAGEFIT_MPI_LIBRARY | {chosen}"
+    ]
 
 
 @needs_cc
 def test_explicit_library_missing_falls_back(libs):
-    facts = mpi.probe(_ctx(ld=[libs / "intel"], IMAGEFIT_MPI_LIBRARY=str(libs / "nowhere" / "libmpi.so.12")))
+    facts = mpi.probe(
+        _ctx(ld=[libs / "intel"], IMAGEFIT_MPI_LIBRARY=str(libs / "nowhere" / "libmpi.so.12"))
+    )
     assert facts.implementation == "intelmpi"
     assert "(does not exist)" in _details(facts, "IMAGEFIT_MPI_LIBRARY", kind="env")[0]
 
@@ -414,7 +480,10 @@ def test_segfault_is_evidence_and_the_next_candidate_answers(libs):
     facts = mpi.probe(_ctx(ld=[libs / "crash", libs / "intel"]))
     assert facts.probe.status == "ok"
     assert facts.implementation == "intelmpi"
-    assert f"MPI_Get_library_version | {libs / 'crash' / 'libmpi.so.12'}: killed by SIGSEGV in MPI_Get_library_version" in _details(facts)
+    assert (
+        f"MPI_Get_library_version | {libs / 'crash' / 'libmpi.so.12'}: killed by SIGSEGV in MPI_Get_library_version"
+        in _details(facts)
+    )
 
 
 @needs_cc
@@ -445,6 +514,23 @@ def test_hang_leaves_time_for_the_next_candidate(libs):
 
 
 @needs_cc
+def test_crash_in_the_abi_query_keeps_the_version_string(libs):
+    facts = mpi.probe(_ctx(ld=[libs / "abicrash"]))
+    assert (facts.probe.status, facts.implementation, facts.version, facts.abi) == (
+        "ok",
+        "mpich",
+        "5.0.0",
+        "unknown",
+    )
+    assert _details(facts, "MPI_Abi_get_version") == [
+        f"MPI_Abi_get_version | {libs / 'abicrash' / 'libmpi_abi.so.0'}: killed by SIGSEGV in MPI_Abi_get_version"
+    ]
+    assert any(
+        "MPI_Abi_get_version failed" in d for d in _details(facts, "MPI_Get_library_version")
+    )
+
+
+@needs_cc
 def test_no_symbol_is_unknown(libs):
     facts = mpi.probe(_ctx(ld=[libs / "nosymbol"]))
     assert facts.probe.status == "unknown"
@@ -455,7 +541,10 @@ def test_no_symbol_is_unknown(libs):
 def test_unrecognised_string_keeps_it(libs):
     facts = mpi.probe(_ctx(ld=[libs / "unrecognised"]))
     assert facts.probe.status == "unknown"
-    assert (facts.library, facts.library_version) == (str(libs / "unrecognised" / "libmpi.so.12"), "Some Other MPI 1.0")
+    assert (facts.library, facts.library_version) == (
+        str(libs / "unrecognised" / "libmpi.so.12"),
+        "Some Other MPI 1.0",
+    )
     assert "unrecognised" in facts.probe.reason
 
 
@@ -482,15 +571,22 @@ def test_found_next_to_mpirun_and_corroborated(libs):
 def test_mpich_tools_corroborate(libs):
     facts = mpi.probe(_ctx(path=[libs / "mpich-bin"], ld=[libs / "mpich"]))
     commands = _details(facts, kind="command")
-    assert any("mpichversion" in c and "says mpich 4.2.1: agrees with the library" in c for c in commands)
-    assert any("mpiexec --version" in c and "says hydra 4.2.1: agrees with the library" in c for c in commands)
+    assert any(
+        "mpichversion" in c and "says mpich 4.2.1: agrees with the library" in c for c in commands
+    )
+    assert any(
+        "mpiexec --version" in c and "says hydra 4.2.1: agrees with the library" in c
+        for c in commands
+    )
 
 
 @needs_cc
 def test_disagreeing_tool_is_recorded_not_believed(libs):
     facts = mpi.probe(_ctx(path=[libs / "mpich-bin"], ld=[libs / "ompi5"]))
     assert facts.implementation == "openmpi"
-    assert any("differs from the library (openmpi 5.0.10)" in c for c in _details(facts, "mpichversion"))
+    assert any(
+        "differs from the library (openmpi 5.0.10)" in c for c in _details(facts, "mpichversion")
+    )
 
 
 @needs_cc
@@ -503,7 +599,10 @@ def test_ldconfig_cache_is_the_last_resort(libs, tmp_path):
     )
     _script(tmp_path / "bin", "ldconfig", f'[ "$1" = "-p" ] || exit 1\n{_printf(cache)}')
     facts = mpi.probe(_ctx(path=[tmp_path / "bin"], ld=[libs / "empty"]))
-    assert (facts.implementation, facts.library) == ("craympich", str(libs / "cray" / "libmpi_cray.so.12"))
+    assert (facts.implementation, facts.library) == (
+        "craympich",
+        str(libs / "cray" / "libmpi_cray.so.12"),
+    )
     assert _details(facts, "ldconfig -p", kind="command")
     # not consulted when an earlier place already answers
     facts = mpi.probe(_ctx(path=[tmp_path / "bin"], ld=[libs / "mpich"]))
@@ -516,7 +615,7 @@ def test_nothing_anywhere_is_none(libs):
     facts = mpi.probe(_ctx(path=[libs / "empty-bin"], ld=[libs / "empty"]))
     assert facts.probe.status == "none"
     assert facts.probe.reason == (
-        "no MPI library found; looked in LD_LIBRARY_PATH (1 dirs), "
+        "no MPI library found; looked in LD_LIBRARY_PATH (1 dir), "
         "lib dirs next to mpirun/mpiexec/mpicc (none on PATH), ldconfig cache (no ldconfig)"
     )
     assert (facts.implementation, facts.library, facts.abi) == (None, None, "unknown")
@@ -536,7 +635,7 @@ def test_facts_round_trip(libs):
     assert MpiFacts.model_validate_json(facts.model_dump_json()) == facts
 
 
-def test_loader_refuses_nothing_without_a_library(tmp_path):
+def test_loader_reports_a_file_that_is_not_a_library(tmp_path):
     """call_library on a path that is not a library: a load failure, no exception."""
     bogus = tmp_path / "libmpi.so.12"
     bogus.write_text("not an ELF file")

@@ -17,7 +17,6 @@ from hostfacts.probes.system import (
     kernel_version,
     parse_os_release,
     probe,
-    resolve_in_root,
 )
 
 
@@ -436,13 +435,13 @@ def test_resolve_in_root_clamps_dotdot(tmp_path):
     _write(tmp_path, "/etc/os-release", "ID=x\n")
     _symlink(tmp_path, "/a/link", "../../../../etc/os-release")
     ctx = ProbeContext(root=tmp_path, environ={})
-    assert resolve_in_root(ctx, "/a/link") == tmp_path / "etc" / "os-release"
-    assert resolve_in_root(ctx, "/missing/file") is None
+    assert ctx.resolve("/a/link") == tmp_path / "etc" / "os-release"
+    assert ctx.resolve("/missing/file") is None
 
 
 def test_resolve_in_root_stops_on_a_loop(tmp_path):
     _symlink(tmp_path, "/loop", "/loop")
-    assert resolve_in_root(ProbeContext(root=tmp_path, environ={}), "/loop/x") is None
+    assert ProbeContext(root=tmp_path, environ={}).resolve("/loop/x") is None
 
 
 # --- libc on the live root: confstr, ctypes, fallbacks ----------------------------
