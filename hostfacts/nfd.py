@@ -23,6 +23,10 @@ Standard NFD features produced (kubernetes-sigs/node-feature-discovery docs,
 - ``pci.device`` (instances): ``class``, ``vendor``, ``device``,
   ``subsystem_vendor``, ``subsystem_device``.
 
+A feature whose probe ran and found nothing is emitted with no elements
+(NFD fails any term on a feature the node does not have, ``DoesNotExist``
+included); a feature that was not probed is left out.
+
 Extension domains (imagefit's own, documented in docs/facts.md):
 
 - ``archspec.cpu`` (attributes): ``target``, ``detected_target``, ``generic``,
@@ -103,7 +107,8 @@ def features(facts: HostFacts) -> dict:
                 "revision": parts[2],
             }
         )
-    if system.loaded_modules:
+    probed = system.probe.status == "ok"  # a probed feature that is empty is emitted empty:
+    if probed or system.loaded_modules:  # NFD fails a term on a missing feature, even DoesNotExist
         flags["kernel.loadedmodule"] = _flags(system.loaded_modules)
     release = system.os_release
     if release.id:
@@ -119,7 +124,7 @@ def features(facts: HostFacts) -> dict:
         )
     if system.libc != "unknown":
         attributes["libc.version"] = _attrs({"libc": system.libc, "version": system.glibc_version})
-    if system.pci_devices:
+    if probed or system.pci_devices:
         instances["pci.device"] = {
             "elements": [
                 {
@@ -139,6 +144,9 @@ def features(facts: HostFacts) -> dict:
             ]
         }
     nvidia = facts.gpu.nvidia
+    if nvidia.probe.status == "none":
+        attributes["gpu.nvidia"] = _attrs({"count": 0})
+        instances["gpu.nvidia.device"] = {"elements": []}
     if nvidia.probe.status == "ok":
         attributes["gpu.nvidia"] = _attrs(
             {
@@ -163,7 +171,7 @@ def features(facts: HostFacts) -> dict:
                 for d in nvidia.devices
             ]
         }
-    if facts.gpu.amd.devices:
+    if facts.gpu.amd.devices or facts.gpu.amd.probe.status in ("ok", "none"):
         instances["gpu.amd.device"] = {
             "elements": [
                 {"attributes": {"node": str(d.node), "gfx_target": d.gfx_target}}
@@ -171,10 +179,10 @@ def features(facts: HostFacts) -> dict:
             ]
         }
     mpi = facts.mpi
-    if mpi.implementation:
+    if mpi.implementation or mpi.probe.status == "none":
         attributes["mpi.library"] = _attrs(
             {"implementation": mpi.implementation, "version": mpi.version, "abi": mpi.abi}
         )
-    if facts.interconnect.fabrics:
+    if facts.interconnect.fabrics or facts.interconnect.probe.status in ("ok", "none"):
         flags["network.fabric"] = _flags(facts.interconnect.fabrics)
     return {"flags": flags, "attributes": attributes, "instances": instances}

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from scoring.index import Candidate
+from scoring.rules import SetResult
 
 
 class Outcome(StrEnum):
@@ -27,13 +28,54 @@ class Check(BaseModel):
     detail: str  # one line: what was required and what the host has
 
 
+class Score(BaseModel):
+    """Why a fitting candidate ranks where it does; compared by :meth:`key`,
+    highest first (DESIGN.md "Choosing").
+
+    Attributes:
+        policy: site/user policy: 1 preferred (more for an earlier ``prefer``
+            entry), 0 neutral, -1 avoided.
+        weight: the build's weight annotation plus the weight of its best
+            fitting NFD compatibility set.
+        gpu: 1 for a GPU build that fits this host's GPU, else 0.
+        mpi: 1 for a build naming an MPI that fits the host's, else 0.
+        cpu: depth in archspec's DAG of the build's CPU target (0: none).
+        position: place in the index; lower wins the final tie.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    policy: int = 0
+    weight: int = 0
+    gpu: int = 0
+    mpi: int = 0
+    cpu: int = 0
+    position: int = 0
+
+    def key(self) -> tuple[int, ...]:
+        return (self.policy, self.weight, self.gpu, self.mpi, self.cpu, -self.position)
+
+    def __lt__(self, other: Score) -> bool:
+        return self.key() < other.key()
+
+    def __gt__(self, other: Score) -> bool:
+        return self.key() > other.key()
+
+    def __le__(self, other: Score) -> bool:
+        return self.key() <= other.key()
+
+    def __ge__(self, other: Score) -> bool:
+        return self.key() >= other.key()
+
+
 class Verdict(BaseModel):
     """One candidate, its checks and, when it fits, its score.
 
-    ``score`` is ``(specificity, -position)``: specificity is the depth in
-    archspec's DAG of the build's CPU target (the number of its ancestors; 0
-    for a build with no CPU data), position its place in the index. Scores
-    compare as tuples; the highest wins.
+    ``checks`` run from the most basic (media type, platform) to the most
+    specific (each annotation rule, then NFD sets); ``sets`` holds every
+    evaluated compatibility set with each expression and the host value it was
+    tested against. ``gpu`` and ``mpi`` are short labels of what the build
+    needs (``-`` for nothing).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -42,13 +84,20 @@ class Verdict(BaseModel):
     build: str  # short label: the CPU target, else the platform
     fits: bool
     checks: tuple[Check, ...]
-    score: tuple[int, int] | None = None
+    sets: tuple[SetResult, ...] = ()
+    score: Score | None = None
+    gpu: str = "-"
+    mpi: str = "-"
 
     @property
     def why_not(self) -> str:
-        """The first failed check's detail (checks run from the most basic,
-        platform, to the most specific); '' when the candidate fits."""
+        """The first failed check's detail; '' when the candidate fits."""
         return next((c.detail for c in self.checks if not c.passed), "")
+
+    @property
+    def failed(self) -> int:
+        """Number of failed checks."""
+        return sum(not c.passed for c in self.checks)
 
 
 class Decision(BaseModel):
@@ -65,3 +114,6 @@ class Decision(BaseModel):
     chosen: Candidate | None = None
     verdicts: tuple[Verdict, ...] = ()
     host: str = ""  # one-line host summary the decision was made for
+    closest: Candidate | None = (
+        None  # for a refusal: the build that came nearest (platform fits, fewest failures)
+    )

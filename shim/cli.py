@@ -130,10 +130,11 @@ def _show(decision, reference, index_digest, rewritten, args) -> int:
     return EXIT_SHIM_ERROR if decision.outcome.value == "refused" else 0
 
 
-def cmd_explain(args) -> int:
+def _fetch(args):
+    """(prefix, reference, IndexData, settings) for the REF of explain/check."""
     from shim import config
     from shim.intercept import registry_operand
-    from shim.resolve import registry_is_insecure, resolve
+    from shim.resolve import fetch, registry_is_insecure
 
     found = registry_operand(args.reference)
     if found is None:
@@ -143,17 +144,58 @@ def cmd_explain(args) -> int:
     prefix, ref = found
     settings = config.load()
     tls = None if args.tls_verify is None else args.tls_verify == "true"
-    resolution = resolve(
+    data = fetch(
         ref,
-        _facts(args),
         environ=os.environ,
         insecure=registry_is_insecure(ref, os.environ, settings.insecure_registries, tls),
         timeout=settings.registry_timeout,
         authfile=args.authfile,
+        nfd_artifacts=settings.nfd_artifacts,
     )
-    decision = resolution.decision
+    return prefix, ref, data, settings
+
+
+def cmd_explain(args) -> int:
+    from shim.intercept import policy_of
+    from shim.resolve import decide
+
+    prefix, ref, data, settings = _fetch(args)
+    decision = decide(data, _facts(args), policy_of(settings, ref.name))
     rewritten = prefix + str(ref.with_digest(decision.chosen.digest)) if decision.chosen else None
-    return _show(decision, str(ref), resolution.digest, rewritten, args)
+    return _show(decision, str(ref), data.digest, rewritten, args)
+
+
+def cmd_check(args) -> int:
+    import hostfacts
+    from shim import render
+    from shim.intercept import policy_of
+    from shim.resolve import decide
+
+    prefix, ref, data, settings = _fetch(args)
+    policy = policy_of(settings, ref.name)
+    rows = []
+    for path in args.facts:
+        facts = hostfacts.load_facts(path)
+        name = facts.hostname or os.path.splitext(os.path.basename(path))[0]
+        rows.append((name, decide(data, facts, policy)))
+    if args.json:
+        out = {
+            "schema_version": 1,
+            "reference": str(ref),
+            "index_digest": data.digest,
+            "nodes": [
+                {
+                    "node": name,
+                    "facts": path,
+                    **render.to_json(d, str(ref), data.digest, None),
+                }
+                for (name, d), path in zip(rows, args.facts, strict=True)
+            ],
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(render.matrix(rows, str(ref)))
+    return EXIT_SHIM_ERROR if any(d.outcome.value == "refused" for _, d in rows) else 0
 
 
 def cmd_demo(args) -> int:
@@ -277,6 +319,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
     facts_options(p)
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser(
+        "check", help="which build of REF each node class gets (facts files), or why none"
+    )
+    p.add_argument("reference", metavar="REF")
+    p.add_argument(
+        "--facts",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a node class's facts (repeat)",
+    )
+    p.add_argument("--json", action="store_true", help="the matrix as JSON")
+    p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
+    p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("demo", help="resolve the embedded example index against this host")
     p.add_argument("--json", action="store_true")

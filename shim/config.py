@@ -18,6 +18,12 @@ Keys::
     podman = "/usr/bin/podman"
     [cpu_targets]              # node classes whose archspec target is overridden:
     "nid0*" = "zen3"           # hostname glob (fnmatch) = archspec target; first match wins
+    nfd_artifacts = true       # look for NFD compatibility artifacts (referrers)
+    [[policy]]                 # per image (glob on the repository, first match wins):
+    image = "registry.example.org/apps/*"
+    pin = "zen3"               # the only build to run: a build label, NFD set tag or digest
+    prefer = ["cuda12", "zen4"]  # ranked first, earlier stronger
+    avoid = ["x86_64"]         # ranked last
 
 Environment: ``IMAGEFIT_ON_ERROR``, ``IMAGEFIT_LOGIN`` (``0``/``1`` for one
 command, or auto/always/never), ``IMAGEFIT_REGISTRY_TIMEOUT``,
@@ -52,6 +58,8 @@ class Settings:
         "insecure_registries",
         "runtimes",
         "cpu_targets",
+        "nfd_artifacts",
+        "policies",
         "sources",
         "warnings",
     )
@@ -64,6 +72,8 @@ class Settings:
         insecure_registries: tuple[str, ...] = (),
         runtimes: Mapping[str, str] | None = None,
         cpu_targets: tuple[tuple[str, str], ...] = (),
+        nfd_artifacts: bool = True,
+        policies: tuple[dict, ...] = (),
         sources: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
     ) -> None:
@@ -73,12 +83,21 @@ class Settings:
         self.insecure_registries = insecure_registries
         self.runtimes = dict(runtimes or {})
         self.cpu_targets = cpu_targets
+        self.nfd_artifacts = nfd_artifacts
+        self.policies = policies
         self.sources = sources
         self.warnings = warnings
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"Settings({fields})"
+
+    def policy_for(self, repository: str) -> dict | None:
+        """The first ``[[policy]]`` entry whose ``image`` glob matches
+        `repository` (``domain/path``), as a dict with pin/prefer/avoid; or None."""
+        from fnmatch import fnmatchcase
+
+        return next((p for p in self.policies if fnmatchcase(repository, p["image"])), None)
 
     def cpu_target_for(self, hostname: str) -> str | None:
         """The archspec target the site sets for `hostname`'s node class, or None."""
@@ -113,6 +132,34 @@ def _check(path: str, key: str, value: object) -> object:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{path}: insecure_registries must be a list of host names")
         value = tuple(value)
+    elif key == "nfd_artifacts":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: nfd_artifacts must be true or false")
+    elif key == "policy":
+        if not isinstance(value, list) or not all(isinstance(p, dict) for p in value):
+            raise ConfigError(f"{path}: policy must be a list of [[policy]] tables")
+        entries = []
+        for entry in value:
+            unknown = set(entry) - {"image", "pin", "prefer", "avoid"}
+            if unknown or not isinstance(entry.get("image"), str):
+                raise ConfigError(f"{path}: [[policy]] takes image (a glob), pin, prefer, avoid")
+            pin = entry.get("pin")
+            lists = [entry.get(k, []) for k in ("prefer", "avoid")]
+            if (pin is not None and not isinstance(pin, str)) or not all(
+                isinstance(v, list) and all(isinstance(i, str) for i in v) for v in lists
+            ):
+                raise ConfigError(
+                    f"{path}: [[policy]] pin is a string, prefer and avoid lists of strings"
+                )
+            entries.append(
+                {
+                    "image": entry["image"],
+                    "pin": pin,
+                    "prefer": tuple(lists[0]),
+                    "avoid": tuple(lists[1]),
+                }
+            )
+        value = tuple(entries)
     elif key == "cpu_targets":
         if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
             raise ConfigError(f"{path}: [cpu_targets] maps hostname globs to archspec target names")
@@ -139,6 +186,7 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
     values: dict[str, object] = {}
     runtimes: dict[str, str] = {}
     cpu_targets: list[tuple[str, str]] = []
+    policies: list[dict] = []
     sources: list[str] = []
     warnings: list[str] = []
     for path in config_paths(environ, euid):
@@ -161,6 +209,8 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
                 runtimes.update(checked)  # type: ignore[arg-type]
             elif key == "cpu_targets":
                 cpu_targets[:0] = checked  # type: ignore[misc]  # later files take precedence
+            elif key == "policy":
+                policies[:0] = checked  # type: ignore[misc]  # user entries before site ones
             else:
                 values[key] = checked
         sources.append(path)
@@ -190,6 +240,7 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
         **values,  # type: ignore[arg-type]
         runtimes=runtimes,
         cpu_targets=tuple(cpu_targets),
+        policies=tuple(policies),
         sources=tuple(sources),
         warnings=tuple(warnings),
     )

@@ -123,6 +123,16 @@ def rewrite(
     return args
 
 
+def policy_of(settings: Settings, repository: str):
+    """The scoring Policy the config gives `repository`, or None."""
+    entry = settings.policy_for(repository)
+    if entry is None:
+        return None
+    from scoring.policy import Policy
+
+    return Policy(pin=entry["pin"], prefer=entry["prefer"], avoid=entry["avoid"])
+
+
 def _resolve_operands(
     args: list[str], operands, inv: Invocation, settings: Settings, environ
 ) -> list:
@@ -150,6 +160,8 @@ def _resolve_operands(
                 insecure=why_insecure is not None,
                 timeout=settings.registry_timeout,
                 authfile=inv.last("authfile"),
+                nfd_artifacts=settings.nfd_artifacts,
+                policy=policy_of(settings, ref.name),
             )
         except (RegistryError, HostFactsError) as exc:
             if settings.on_error == "refuse":
@@ -160,6 +172,10 @@ def _resolve_operands(
         if decision.outcome == Outcome.REFUSED:
             lines = [f"{ref}: {decision.reason}"]
             lines += [f"  {v.build}: {v.why_not}" for v in decision.verdicts]
+            closest = next((v for v in decision.verdicts if v.candidate == decision.closest), None)
+            if closest is not None:
+                lacks = "; ".join(c.detail for c in closest.checks if not c.passed)
+                lines.append(f"closest: {closest.build}, which lacks: {lacks}")
             raise Refusal("\n".join(lines))
         if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
             args[position] = prefix + str(ref.with_digest(decision.chosen.digest))

@@ -10,20 +10,54 @@ a deadline, chooses oras's token or basic backend from the registry's
 ``WWW-Authenticate`` challenge, and retries once after authenticating
 (distribution-spec "Pulling manifests"; the token authentication spec).
 
-Every body is capped (4 MiB, the limit Distribution applies to manifests) and
-its sha256 checked against the digest asked for and against the
-``Docker-Content-Digest`` the registry announces.
+Every body is capped (4 MiB, the limit Distribution applies to manifests;
+1 MiB by default for blobs) and its digest checked against the digest asked
+for and against the ``Docker-Content-Digest`` the registry announces.
+
+Referrers (distribution-spec v1.1, "Listing Referrers" and "Backwards
+Compatibility / Unavailable Referrers API"): :meth:`RegistryClient.referrers`
+asks ``GET /v2/<name>/referrers/<digest>`` first and falls back to the
+referrers tag schema (``sha256-<hex>``) when the registry answers 404, as the
+spec requires; a client remembers that a registry lacks the API. The CNCF
+Distribution 2.8 registry (Debian's ``docker-registry``) has no such route:
+it answers ``404`` with ``text/plain`` "404 page not found" for every
+referrers request, accepts a manifest with a ``subject`` (201) without the
+``OCI-Subject`` header, and so relies on clients maintaining the tag.
+
+Threads: one client may be used from several threads (the NFD artifact
+fetch does). Each thread gets a requests session of its own (requests
+documents no thread-safety contract for ``Session``: psf/requests#2766);
+authentication state, the request counter and the referrers memo are shared
+under a lock, and oras's auth backends get a session used only under that
+lock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from shim.errors import DigestMismatch, RegistryError
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+#: Default cap for :meth:`RegistryClient.get_blob` (NFD specs are a few KiB).
+MAX_BLOB_BYTES = 1024 * 1024
+#: Referrers API pages followed through ``Link: <...>; rel="next"`` at most.
+MAX_REFERRER_PAGES = 8
+#: Descriptors kept from one referrers listing at most (after filtering).
+MAX_REFERRERS = 1024
+
+MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+#: Digests this client can verify (image-spec descriptor.md, registered algorithms).
+_DIGEST_RE = re.compile(r"^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+_TAG_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 ACCEPT = (
     "application/vnd.oci.image.index.v1+json",
@@ -75,9 +109,14 @@ class RegistryClient:
         self.timeout = timeout
         self.requests_made = 0
         self._scheme: str | None = None
-        self._session = None
+        self._local = threading.local()  # .session: this thread's requests session
+        self._lock = threading.RLock()  # counter, auth state, auth session
+        self._auth_session = None
         self._token_auth = None
         self._auth_header: dict[str, str] = {}
+        #: None: not known yet; False: the registry lacks the referrers API.
+        self.referrers_api: bool | None = None
+        self._referrers_probe = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------
     def _remaining(self) -> float:
@@ -86,33 +125,42 @@ class RegistryClient:
             raise RegistryError(f"registry {self.domain} timed out after {self.timeout:g} s")
         return left
 
-    def _http(self):
-        """The requests session: cookies ignored (as oras does), every request
+    def _new_session(self):
+        """A requests session: cookies ignored (as oras does), every request
         bounded by the client's deadline."""
-        if self._session is None:
-            from http.cookiejar import DefaultCookiePolicy
+        from http.cookiejar import DefaultCookiePolicy
 
-            import requests
+        import requests
 
-            session = requests.Session()
-            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-            adapter = _deadline_adapter(self)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            self._session = session
-        return self._session
+        session = requests.Session()
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        adapter = _deadline_adapter(self)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def _http(self):
+        """This thread's requests session."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._new_session()
+        return session
 
     def _backend(self, name: str):
+        """oras's auth backend `name`, on a session only used under ``_lock``."""
         import oras.auth
 
-        return oras.auth.get_auth_backend(name, self._http(), tls_verify=not self.insecure)
+        if self._auth_session is None:
+            self._auth_session = self._new_session()
+        return oras.auth.get_auth_backend(name, self._auth_session, tls_verify=not self.insecure)
 
     def _send(self, url: str, headers: dict[str, str]):
         import requests
 
         session = self._http()
         left = self._remaining()
-        self.requests_made += 1
+        with self._lock:
+            self.requests_made += 1
         try:
             return session.get(
                 url,
@@ -135,6 +183,10 @@ class RegistryClient:
 
     def _authenticate(self, response) -> bool:
         """Answer a 401 challenge with oras's token or basic backend."""
+        with self._lock:
+            return self._authenticate_locked(response)
+
+    def _authenticate_locked(self, response) -> bool:
         challenge = response.headers.get("WWW-Authenticate", "")
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
@@ -209,24 +261,9 @@ class RegistryClient:
             status = response.status_code
             if status != 200:
                 raise RegistryError(_status_message(status, where))
-            body = bytearray()
-            try:
-                for chunk in response.iter_content(65536):
-                    body += chunk
-                    if len(body) > MAX_MANIFEST_BYTES:
-                        raise RegistryError(
-                            f"{where}: manifest larger than {MAX_MANIFEST_BYTES} bytes"
-                        )
-                    self._remaining()
-            except RegistryError:
-                raise
-            except Exception as exc:  # requests/urllib3 errors while streaming
-                raise RegistryError(
-                    f"{where}: reading the manifest failed: {_short(exc)}"
-                ) from None
+            data = self._read_body(response, where, MAX_MANIFEST_BYTES, "manifest")
             announced = response.headers.get("Docker-Content-Digest")
             media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
-        data = bytes(body)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if reference.startswith("sha256:") and reference != digest:
             raise DigestMismatch(f"{where}: content hashes to {digest}, not the digest asked for")
@@ -237,6 +274,282 @@ class RegistryClient:
         if not media_type:
             raise RegistryError(f"{where}: registry sent no Content-Type")
         return Manifest(media_type=media_type, body=data, digest=digest)
+
+    def get_blob(self, repository: str, digest: str, max_bytes: int = MAX_BLOB_BYTES) -> bytes:
+        """GET /v2/<repository>/blobs/<digest> (distribution-spec "Pulling blobs").
+
+        Redirects (to a CDN or object store) are followed; requests drops the
+        ``Authorization`` header when a redirect leaves the registry's host.
+
+        Args:
+            repository: repository path.
+            digest: ``sha256:`` (or ``sha512:``) digest of the blob.
+            max_bytes: refuse bodies larger than this (1 MiB by default).
+
+        Returns:
+            The blob's bytes, verified.
+
+        Raises:
+            RegistryError: invalid digest, unreachable, timeout, HTTP error
+                status, body over `max_bytes`.
+            DigestMismatch: the body does not hash to `digest`, or the
+                registry announced another ``Docker-Content-Digest``.
+        """
+        where = f"{self.domain}/{repository}@{digest}"
+        _check_digest(digest, where)
+        response = self._get(f"/v2/{repository}/blobs/{digest}", "*/*")
+        with response:
+            status = response.status_code
+            if status != 200:
+                raise RegistryError(_status_message(status, where))
+            data = self._read_body(response, where, max_bytes, "blob")
+            announced = response.headers.get("Docker-Content-Digest")
+        actual = _digest_of(data, digest)
+        if actual != digest:
+            raise DigestMismatch(f"{where}: content hashes to {actual}, not the digest asked for")
+        if announced and _DIGEST_RE.match(announced) and announced != digest:
+            raise DigestMismatch(
+                f"{where}: content hashes to {actual}, registry announced {announced}"
+            )
+        return data
+
+    def referrers(
+        self, repository: str, subject_digest: str, artifact_type: str | None = None
+    ) -> list[dict]:
+        """The manifests whose ``subject`` is `subject_digest`, filtered by
+        `artifact_type` (distribution-spec v1.1, "Listing Referrers").
+
+        1. ``GET /v2/<name>/referrers/<digest>?artifactType=<type>``: an image
+           index, paged with ``Link: <url>; rel="next"`` (at most
+           :data:`MAX_REFERRER_PAGES` pages, same origin only). A registry that
+           applied the filter says so in ``OCI-Filters-Applied``; the
+           artifactType filter is applied here in every case (it is
+           idempotent, and guards against a registry filtering loosely).
+        2. The registry answered 404: "If the referrers API returns a 404,
+           the client MUST fallback to pulling the referrers tag schema"
+           (a registry with the API "MUST NOT return a 404 Not Found", so a
+           404 means no API: an empty result is a 200 with no manifests).
+           The client remembers it (:attr:`referrers_api` False) and asks
+           later subjects the tag directly. One 404 is not taken as proof:
+           a JSON ``NAME_UNKNOWN`` error (the repository is unknown, which
+           the spec allows a supporting registry to answer) falls back for
+           this subject only.
+        3. Tag schema ("Referrers Tag Schema"): ``GET
+           /v2/<name>/manifests/<alg>-<hex>``; a 404, or anything that is not
+           a valid image index, means no referrers ("the client SHOULD assume
+           there are no referrers to the manifest").
+
+        Returns:
+            Descriptors in listing order, duplicates dropped, each
+            ``{"mediaType", "digest", "size", "artifactType", "annotations"}``
+            (``artifactType`` None when the listing has none; ``annotations``
+            a dict, possibly empty).
+
+        Raises:
+            RegistryError: invalid digest, unreachable, timeout, denied,
+                a referrers API answer that is not an image index, a
+                malformed descriptor of the requested artifact type.
+            DigestMismatch: the fallback index does not hash to the
+                ``Docker-Content-Digest`` announced.
+        """
+        where = f"{self.domain}/{repository}@{subject_digest}"
+        _check_digest(subject_digest, where)
+        asked = False
+        if self.referrers_api is None:
+            # One caller at a time probes the API, so concurrent callers do not
+            # all pay the failed request; they wait and then go the right way.
+            with self._referrers_probe:
+                if self.referrers_api is None:
+                    asked = True
+                    found = self._referrers_api_list(repository, subject_digest, artifact_type)
+        if not asked and self.referrers_api:
+            found = self._referrers_api_list(repository, subject_digest, artifact_type)
+        elif not asked:
+            found = None
+        if found is not None:
+            return found
+        return self._referrers_tag_list(repository, subject_digest, artifact_type)
+
+    # -- referrers plumbing ----------------------------------------------------
+    def _referrers_api_list(
+        self, repository: str, subject_digest: str, artifact_type: str | None
+    ) -> list[dict] | None:
+        """Referrers from the API, or None when the registry answered 404."""
+        where = f"{self.domain}/{repository}@{subject_digest} (referrers API)"
+        path = f"/v2/{repository}/referrers/{subject_digest}"
+        if artifact_type:
+            path += "?" + urlencode({"artifactType": artifact_type})
+        found: list[dict] = []
+        for page in range(MAX_REFERRER_PAGES):
+            response = self._get(path, MEDIA_TYPE_INDEX)
+            with response:
+                status = response.status_code
+                if status == 404 and page == 0:
+                    body = self._read_body(response, where, 65536, "error body", lenient=True)
+                    if "NAME_UNKNOWN" not in _error_codes(body) and self.referrers_api is None:
+                        self.referrers_api = False
+                    return None
+                if status == 400:
+                    raise RegistryError(f"{where}: registry refused the request (HTTP 400)")
+                if status != 200:
+                    raise RegistryError(_status_message(status, where))
+                body = self._read_body(response, where, MAX_MANIFEST_BYTES, "referrers list")
+                next_url = response.links.get("next", {}).get("url")
+                base_url = response.url
+            manifests = _index_manifests(body)
+            if manifests is None:
+                raise RegistryError(f"{where}: the answer is not an image index")
+            self.referrers_api = True
+            found.extend(_referrer_descriptors(manifests, artifact_type, where))
+            if not next_url or len(found) >= MAX_REFERRERS:
+                break
+            path = self._same_origin_path(urljoin(base_url, next_url), where)
+        return _dedupe(found)[:MAX_REFERRERS]
+
+    def _referrers_tag_list(
+        self, repository: str, subject_digest: str, artifact_type: str | None
+    ) -> list[dict]:
+        tag = referrers_tag(subject_digest)
+        where = f"{self.domain}/{repository}:{tag} (referrers tag)"
+        response = self._get(f"/v2/{repository}/manifests/{tag}", ", ".join(ACCEPT))
+        with response:
+            status = response.status_code
+            if status == 404:
+                return []
+            if status != 200:
+                raise RegistryError(_status_message(status, where))
+            body = self._read_body(response, where, MAX_MANIFEST_BYTES, "manifest")
+            announced = response.headers.get("Docker-Content-Digest")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if announced and announced.startswith("sha256:") and announced != digest:
+            raise DigestMismatch(
+                f"{where}: content hashes to {digest}, registry announced {announced}"
+            )
+        manifests = _index_manifests(body)
+        if manifests is None:
+            return []
+        return _dedupe(_referrer_descriptors(manifests, artifact_type, where))[:MAX_REFERRERS]
+
+    def _same_origin_path(self, url: str, where: str) -> str:
+        """Path and query of a ``Link`` target on this registry's API host."""
+        parts = urlsplit(url)
+        if parts.netloc and parts.netloc != self.api_host:
+            raise RegistryError(f"{where}: next page is on another host ({parts.netloc})")
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def _read_body(
+        self, response, where: str, limit: int, what: str, *, lenient: bool = False
+    ) -> bytes:
+        """The response body, at most `limit` bytes, within the deadline.
+
+        With `lenient`, a body over the limit or a read error yields what was
+        read so far (for error bodies, read only to classify the error)."""
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(65536):
+                body += chunk
+                if len(body) > limit:
+                    if lenient:
+                        return bytes(body[:limit])
+                    raise RegistryError(f"{where}: {what} larger than {limit} bytes")
+                self._remaining()
+        except RegistryError:
+            raise
+        except Exception as exc:  # requests/urllib3 errors while streaming
+            if lenient:
+                return bytes(body)
+            raise RegistryError(f"{where}: reading the {what} failed: {_short(exc)}") from None
+        return bytes(body)
+
+
+def referrers_tag(digest: str) -> str:
+    """The referrers tag of `digest` (distribution-spec "Referrers Tag Schema"):
+    the algorithm truncated to 32 characters, ``-``, the encoded part truncated
+    to 64, characters not allowed in a tag replaced with ``-``."""
+    algorithm, _, encoded = digest.partition(":")
+    return _TAG_UNSAFE.sub("-", f"{algorithm[:32]}-{encoded[:64]}")
+
+
+def _check_digest(digest: str, where: str) -> None:
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise RegistryError(f"{where}: not a sha256/sha512 digest")
+
+
+def _digest_of(data: bytes, like: str) -> str:
+    algorithm = like.split(":", 1)[0]
+    return f"{algorithm}:" + hashlib.new(algorithm, data).hexdigest()
+
+
+def _error_codes(body: bytes) -> set[str]:
+    """The ``errors[].code`` values of a distribution-spec error body."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return set()
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return set()
+    return {e["code"] for e in errors if isinstance(e, dict) and isinstance(e.get("code"), str)}
+
+
+def _index_manifests(body: bytes) -> list | None:
+    """The ``manifests`` of an image index, or None when `body` is not one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("manifests"), list):
+        return None
+    if data.get("mediaType", MEDIA_TYPE_INDEX) != MEDIA_TYPE_INDEX:
+        return None
+    return data["manifests"]
+
+
+def _referrer_descriptors(manifests: list, artifact_type: str | None, where: str) -> list[dict]:
+    """The descriptors of `artifact_type` (all, when None), checked and
+    normalised."""
+    found = []
+    for item in manifests:
+        if not isinstance(item, dict):
+            raise RegistryError(f"{where}: a referrer entry is not an object")
+        kind = item.get("artifactType")
+        if artifact_type is not None and kind != artifact_type:
+            continue
+        digest, media_type, size = item.get("digest"), item.get("mediaType"), item.get("size")
+        annotations = item.get("annotations") or {}
+        if (
+            not isinstance(digest, str)
+            or not _DIGEST_RE.match(digest)
+            or not isinstance(media_type, str)
+            or not media_type
+            or not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or not isinstance(annotations, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in annotations.items())
+            or (kind is not None and not isinstance(kind, str))
+        ):
+            raise RegistryError(f"{where}: malformed referrer descriptor {str(digest)[:80]!r}")
+        found.append(
+            {
+                "mediaType": media_type,
+                "digest": digest,
+                "size": size,
+                "artifactType": kind,
+                "annotations": dict(annotations),
+            }
+        )
+    return found
+
+
+def _dedupe(descriptors: list[dict]) -> list[dict]:
+    seen: set[str] = set()
+    out = []
+    for d in descriptors:
+        if d["digest"] not in seen:
+            seen.add(d["digest"])
+            out.append(d)
+    return out
 
 
 def _deadline_adapter(client: RegistryClient):

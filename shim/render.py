@@ -1,30 +1,54 @@
-"""Human and JSON renderings of a decision (``imagefit explain``, ``imagefit demo``).
+"""Human and JSON renderings of a decision (``imagefit explain``, ``imagefit
+demo``, ``imagefit check``).
 
-JSON schema (``EXPLAIN_SCHEMA_VERSION`` 1)::
+JSON schema of ``explain --json`` (``EXPLAIN_SCHEMA_VERSION`` 2; documented
+in docs/reference.md)::
 
-    {"schema_version": 1, "reference": str, "index_digest": str | null,
+    {"schema_version": 2, "reference": str, "index_digest": str | null,
      "host": str, "outcome": "selected" | "passthrough" | "refused",
-     "reason": str, "chosen": {"digest": str, "build": str, "rewritten": str} | null,
-     "candidates": [{"position": int, "digest": str, "platform": str | null,
-                     "build": str, "fits": bool, "score": [int, int] | null,
-                     "checks": [{"name": str, "passed": bool, "detail": str}]}]}
+     "reason": str,
+     "chosen": {"digest": str, "build": str, "rewritten": str | null} | null,
+     "closest": {"digest": str, "build": str, "lacks": [str]} | null,
+     "candidates": [{
+         "position": int, "digest": str, "platform": str | null,
+         "build": str, "gpu": str, "mpi": str, "fits": bool,
+         "score": {"policy": int, "weight": int, "gpu": int, "mpi": int,
+                   "cpu": int, "position": int} | null,
+         "checks": [{"name": str, "passed": bool, "detail": str}],
+         "sets": [{"source": str, "tag": str, "weight": int, "is_match": bool,
+                   "rules": [{"name": str, "is_match": bool,
+                              "expressions": [{"feature": str, "name": str,
+                                  "expression": str, "host_value": str | null,
+                                  "matcher_type": str, "is_match": bool,
+                                  "error": str}]}]}]}]}
 """
 
 from __future__ import annotations
 
 from scoring import Decision, Verdict
 
-EXPLAIN_SCHEMA_VERSION = 1
+EXPLAIN_SCHEMA_VERSION = 2
+
+
+def _verdict_of(decision: Decision, candidate) -> Verdict | None:
+    return next((v for v in decision.verdicts if v.candidate == candidate), None)
 
 
 def to_json(
     decision: Decision, reference: str, index_digest: str | None, rewritten: str | None
 ) -> dict:
     """The decision as the documented JSON object."""
-    chosen = None
+    chosen = closest = None
     if decision.chosen is not None:
-        build = next(v.build for v in decision.verdicts if v.candidate == decision.chosen)
-        chosen = {"digest": decision.chosen.digest, "build": build, "rewritten": rewritten}
+        v = _verdict_of(decision, decision.chosen)
+        chosen = {"digest": decision.chosen.digest, "build": v.build, "rewritten": rewritten}
+    if decision.closest is not None:
+        v = _verdict_of(decision, decision.closest)
+        closest = {
+            "digest": v.candidate.digest,
+            "build": v.build,
+            "lacks": [c.detail for c in v.checks if not c.passed],
+        }
     return {
         "schema_version": EXPLAIN_SCHEMA_VERSION,
         "reference": reference,
@@ -33,54 +57,121 @@ def to_json(
         "outcome": decision.outcome.value,
         "reason": decision.reason,
         "chosen": chosen,
+        "closest": closest,
         "candidates": [
             {
                 "position": v.candidate.position,
                 "digest": v.candidate.digest,
                 "platform": str(v.candidate.platform) if v.candidate.platform else None,
                 "build": v.build,
+                "gpu": v.gpu,
+                "mpi": v.mpi,
                 "fits": v.fits,
-                "score": list(v.score) if v.score else None,
+                "score": v.score.model_dump() if v.score else None,
                 "checks": [c.model_dump() for c in v.checks],
+                "sets": [s.model_dump(exclude={"description"}) for s in v.sets],
             }
             for v in decision.verdicts
         ],
     }
 
 
+def _score(v: Verdict) -> str:
+    if not v.score:
+        return "-"
+    s = v.score
+    parts = [f"cpu {s.cpu}"]
+    if s.gpu:
+        parts.insert(0, "gpu")
+    if s.mpi:
+        parts.insert(0, "mpi")
+    if s.weight:
+        parts.insert(0, f"w {s.weight}")
+    if s.policy:
+        parts.insert(0, f"policy {s.policy:+d}")
+    return " ".join(parts)
+
+
 def _row(v: Verdict, chosen: bool) -> list[str]:
-    mark = "->" if chosen else ""
     plat = str(v.candidate.platform) if v.candidate.platform else "-"
-    verdict = "fits" if v.fits else "no"
-    score = f"{v.score[0]}" if v.score else "-"
-    return [mark, str(v.candidate.position), v.build, plat, verdict, score, v.candidate.digest[:19]]
+    return ["->" if chosen else "", str(v.candidate.position), v.build, plat, v.gpu, v.mpi,
+            "fits" if v.fits else "no", _score(v), v.candidate.digest[:19]]  # fmt: skip
 
 
 def to_text(
     decision: Decision, reference: str, rewritten: str | None, verbose: bool = False
 ) -> str:
-    """A table, one row per candidate, then the outcome; with `verbose`,
-    every check under its candidate."""
+    """A table, one row per candidate (failed checks under it), then the
+    outcome; with `verbose`, every check and every NFD expression with the
+    host value it was tested against."""
     if not decision.verdicts:  # a single manifest, nothing was chosen
         return "\n".join(
             [f"image:  {reference}", "", f"{decision.outcome.value}: {decision.reason}"]
         )
-    header = ["", "#", "build", "platform", "verdict", "score", "digest"]
+    header = ["", "#", "build", "platform", "gpu", "mpi", "verdict", "score", "digest"]
     rows = [_row(v, v.candidate == decision.chosen) for v in decision.verdicts]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [f"image:  {reference}", f"host:   {decision.host}", ""]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines.append(fmt.format(*header).rstrip())
+    indent = " " * (widths[0] + widths[1] + 4)
+    lines = [f"image:  {reference}", f"host:   {decision.host}", "", fmt.format(*header).rstrip()]
     for v, row in zip(decision.verdicts, rows, strict=True):
         lines.append(fmt.format(*row).rstrip())
-        if verbose or not v.fits:
-            for c in v.checks:
-                if verbose or not c.passed:
+        for c in v.checks:
+            if verbose or not c.passed:
+                lines.append(f"{indent}{'pass' if c.passed else 'FAIL'} {c.name}: {c.detail}")
+        if verbose:
+            for s in v.sets:
+                label = f"set {s.tag or '(untagged)'} from {s.source or '?'}" + (
+                    f", weight {s.weight}" if s.weight else ""
+                )
+                lines.append(f"{indent}{'match' if s.is_match else 'no match'}: {label}")
+                for r in s.rules:
                     lines.append(
-                        f"{'':{widths[0] + widths[1] + 4}}{'pass' if c.passed else 'FAIL'} {c.name}: {c.detail}"
+                        f"{indent}  rule {r.name or '-'}: {'match' if r.is_match else 'no match'}"
                     )
+                    for e in r.expressions:
+                        have = "absent" if e.host_value is None else repr(e.host_value)
+                        target = (
+                            f"{e.feature} {e.name}".strip()
+                            if e.matcher_type == "matchExpression"
+                            else f"{e.feature} (names)"
+                        )
+                        err = f" [{e.error}]" if e.error else ""
+                        lines.append(
+                            f"{indent}    {'ok' if e.is_match else 'x '} {target} {e.expression}; host: {have}{err}"
+                        )
     lines.append("")
     lines.append(f"{decision.outcome.value}: {decision.reason}")
+    if decision.closest is not None:
+        v = _verdict_of(decision, decision.closest)
+        lacks = "; ".join(c.detail for c in v.checks if not c.passed)
+        lines.append(f"closest: {v.build} ({v.candidate.digest[:19]}), lacks: {lacks}")
     if rewritten:
         lines.append(f"runs:   {rewritten}")
     return "\n".join(lines)
+
+
+def matrix(rows: list[tuple[str, Decision]], reference: str) -> str:
+    """``imagefit check``: which build each node class gets, or why none."""
+    header = ["node class", "host", "outcome", "build", "digest / reason"]
+    table = []
+    for name, d in rows:
+        if d.chosen is not None:
+            v = _verdict_of(d, d.chosen)
+            table.append([name, d.host.split(",")[0], "selected", v.build, d.chosen.digest[:19]])
+        elif d.outcome.value == "refused":
+            v = _verdict_of(d, d.closest) if d.closest else None
+            why = f"closest {v.build}: {v.why_not}" if v else "no build for this platform"
+            table.append([name, d.host.split(",")[0], "refused", "-", why])
+        else:
+            table.append([name, d.host.split(",")[0], d.outcome.value, "-", d.reason])
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(
+        [
+            f"image:  {reference}",
+            "",
+            fmt.format(*header).rstrip(),
+            *(fmt.format(*r).rstrip() for r in table),
+        ]
+    )

@@ -337,7 +337,18 @@ class FakeResolver:
         self.annotations: dict[str, str] = {}
         self.error: Exception | None = None
 
-    def __call__(self, ref, facts, *, environ, insecure, timeout, authfile=None):
+    def __call__(
+        self,
+        ref,
+        facts,
+        *,
+        environ,
+        insecure,
+        timeout,
+        authfile=None,
+        nfd_artifacts=True,
+        policy=None,
+    ):
         assert isinstance(facts, hostfacts.HostFacts)
         self.asked.append(str(ref))
         self.calls.append({"insecure": insecure, "timeout": timeout, "authfile": authfile})

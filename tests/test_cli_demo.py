@@ -22,7 +22,7 @@ DEMO_TARGETS = [m["annotations"][TARGET_KEY] for m in DEMO["manifests"]]
 DEMO_DIGESTS = {m["digest"] for m in DEMO["manifests"]}
 #: one candidate row of the human table: [->] position build platform verdict score digest
 ROW = re.compile(
-    r"^\s*(?:->\s+)?(?P<pos>\d+)\s+(?P<build>\S+)\s+(?P<platform>\S+)\s+(?P<verdict>fits|no)\s"
+    r"^\s*(?:->\s+)?(?P<pos>\d+)\s+(?P<build>\S+)\s+(?P<platform>\S+)\s+(?P<gpu>\S+)\s+(?P<mpi>\S+)\s+(?P<verdict>fits|no)\s"
 )
 
 
@@ -63,7 +63,7 @@ def test_demo_on_this_host(imagefit_cmd):
 def test_demo_json(imagefit_cmd):
     proc = run([*imagefit_cmd, "demo", "--json"])
     data = json.loads(proc.stdout)
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["outcome"] in ("selected", "refused", "passthrough")
     assert len(data["candidates"]) == len(DEMO["manifests"])
     assert [c["digest"] for c in data["candidates"]] == [m["digest"] for m in DEMO["manifests"]]

@@ -12,11 +12,17 @@ import pytest
 from hostfacts.context import ProbeContext
 from hostfacts.probes import mpi
 
-LIBDIR = Path("/usr/lib/x86_64-linux-gnu") if Path("/usr/lib/x86_64-linux-gnu").is_dir() else Path("/usr/lib")
+LIBDIR = (
+    Path("/usr/lib/x86_64-linux-gnu")
+    if Path("/usr/lib/x86_64-linux-gnu").is_dir()
+    else Path("/usr/lib")
+)
 
 
 def _upstream(package: str) -> str:
-    done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True)
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.fail(f"{package} is not installed: run tests/provision.sh")
     return done.stdout.split("-")[0].split(":")[-1]  # 4.0.2-3 -> 4.0.2
@@ -24,7 +30,10 @@ def _upstream(package: str) -> str:
 
 @pytest.mark.parametrize(
     ("package", "library", "implementation", "abi"),
-    [("libmpich12", "libmpich.so.12", "mpich", "mpich"), ("libopenmpi3", "libmpi.so.40", "openmpi", "openmpi")],
+    [
+        ("libmpich12", "libmpich.so.12", "mpich", "mpich"),
+        ("libopenmpi3", "libmpi.so.40", "openmpi", "openmpi"),
+    ],
 )
 def test_debian_mpi_libraries_are_identified_by_calling_them(package, library, implementation, abi):
     path = LIBDIR / library
@@ -34,7 +43,9 @@ def test_debian_mpi_libraries_are_identified_by_calling_them(package, library, i
     assert (facts.implementation, facts.abi) == (implementation, abi)
     assert facts.version == _upstream(package)
     assert Path(facts.library).resolve() == path.resolve()
-    assert any(e.kind == "call" and "MPI_Get_library_version" in e.source for e in facts.probe.evidence)
+    assert any(
+        e.kind == "call" and "MPI_Get_library_version" in e.source for e in facts.probe.evidence
+    )
 
 
 def test_the_mpi_the_environment_resolves_is_found_without_help():

@@ -431,3 +431,223 @@ def build_and_push(
         manifests=digests,
         layout_dir=layout,
     )
+
+
+# -- artifacts with a subject (NFD image compatibility) ------------------------
+
+MEDIA_TYPE_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"
+NFD_ARTIFACT_TYPE = "application/vnd.nfd.image-compatibility.v1alpha1"
+NFD_SPEC_YAML = "application/vnd.nfd.image-compatibility.spec.v1alpha1+yaml"
+NFD_SPEC_JSON = "application/vnd.nfd.image-compatibility.spec.v1alpha1+json"
+CREATED_ANNOTATION = "org.opencontainers.image.created"
+
+
+class RegistryHTTPError(RuntimeError):
+    """A registry request made by the test helpers failed."""
+
+
+def _registry_request(
+    method: str,
+    url: str,
+    *,
+    data: bytes | None = None,
+    headers: dict | None = None,
+    creds: str | None = None,
+    ok: tuple[int, ...] = (200, 201, 202),
+    missing_ok: bool = False,
+):
+    """(status, headers, body) of one plain-HTTP registry request (urllib)."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    all_headers = dict(headers or {})
+    if creds:
+        all_headers["Authorization"] = "Basic " + base64.b64encode(creds.encode()).decode()
+    req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, resp_headers, body = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, resp_headers, body = exc.code, exc.headers, exc.read()
+        exc.close()
+    if status in ok or (missing_ok and status == 404):
+        return status, resp_headers, body
+    raise RegistryHTTPError(f"{method} {url}: HTTP {status}: {body[:300]!r}")
+
+
+def push_blob(registry_host: str, repo: str, data: bytes, *, creds: str | None = None) -> str:
+    """Upload *data* as a blob of *repo* (skipped when the registry has it);
+    returns its digest.  A monolithic upload: ``POST /v2/<name>/blobs/uploads/``
+    then ``PUT <location>?digest=<digest>`` (distribution-spec "Pushing a blob
+    monolithically")."""
+    from urllib.parse import urljoin
+
+    base = f"http://{registry_host}"
+    digest = sha256_digest(data)
+    status, _h, _b = _registry_request(
+        "HEAD", f"{base}/v2/{repo}/blobs/{digest}", creds=creds, missing_ok=True
+    )
+    if status == 200:
+        return digest
+    _s, headers, _b = _registry_request(
+        "POST", f"{base}/v2/{repo}/blobs/uploads/", data=b"", creds=creds, ok=(202,)
+    )
+    location = urljoin(base + "/", headers["Location"])
+    sep = "&" if "?" in location else "?"
+    _registry_request(
+        "PUT",
+        f"{location}{sep}digest={digest}",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        creds=creds,
+        ok=(201,),
+    )
+    return digest
+
+
+def push_manifest(
+    registry_host: str,
+    repo: str,
+    body: bytes,
+    media_type: str,
+    *,
+    reference: str | None = None,
+    creds: str | None = None,
+):
+    """PUT a manifest (by digest unless *reference* names a tag); returns the
+    response headers (``OCI-Subject`` tells whether the registry processed a
+    ``subject``)."""
+    reference = reference or sha256_digest(body)
+    _s, headers, _b = _registry_request(
+        "PUT",
+        f"http://{registry_host}/v2/{repo}/manifests/{reference}",
+        data=body,
+        headers={"Content-Type": media_type},
+        creds=creds,
+        ok=(201,),
+    )
+    announced = headers.get("Docker-Content-Digest")
+    if announced and announced != sha256_digest(body):
+        raise RegistryHTTPError(f"registry stored {announced}, pushed {sha256_digest(body)}")
+    return headers
+
+
+def referrers_tag(digest: str) -> str:
+    """``sha256-<hex>``: the referrers tag schema for a sha256 digest."""
+    algorithm, _, encoded = digest.partition(":")
+    if algorithm != "sha256":
+        raise ValueError(f"only sha256 digests here: {digest}")
+    return f"{algorithm}-{encoded}"
+
+
+def subject_descriptor(pushed: PushedIndex, name: str | None = None) -> dict:
+    """The descriptor ``{mediaType, digest, size}`` of the pushed index
+    (*name* None) or of one build's manifest (needs ``pushed.layout_dir``)."""
+    if name is None:
+        return {
+            "mediaType": MEDIA_TYPE_INDEX,
+            "digest": pushed.index_digest,
+            "size": len(pushed.index_bytes),
+        }
+    if pushed.layout_dir is None:
+        raise ValueError("build_and_push(..., layout_dir=...) keeps the manifests' sizes")
+    digest = pushed.manifests[name]
+    return {
+        "mediaType": MEDIA_TYPE_MANIFEST,
+        "digest": digest,
+        "size": len(read_blob(pushed.layout_dir, digest)),
+    }
+
+
+def update_referrers_tag(
+    registry_host: str,
+    repo: str,
+    subject_digest: str,
+    descriptor: dict,
+    *,
+    creds: str | None = None,
+) -> str:
+    """Append *descriptor* to the referrers tag index of *subject_digest*, as
+    distribution-spec "Pushing Manifests with Subject" asks of a client whose
+    registry did not answer ``OCI-Subject``: pull the tag (404: start from an
+    empty index; not an index: fail), skip a duplicate, append, push it back.
+    Returns the new index digest (unchanged when the entry was there)."""
+    tag = referrers_tag(subject_digest)
+    url = f"http://{registry_host}/v2/{repo}/manifests/{tag}"
+    status, headers, body = _registry_request(
+        "GET", url, headers={"Accept": MEDIA_TYPE_INDEX}, creds=creds, missing_ok=True
+    )
+    if status == 404:
+        index = {"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": []}
+    else:
+        index = json.loads(body)
+        media_type = index.get("mediaType") or headers.get("Content-Type", "")
+        if not media_type.startswith(MEDIA_TYPE_INDEX) or not isinstance(
+            index.get("manifests"), list
+        ):
+            raise RegistryHTTPError(f"{tag} holds a {media_type}, not a referrers index")
+    if any(m.get("digest") == descriptor["digest"] for m in index["manifests"]):
+        return sha256_digest(body)
+    index["manifests"].append(descriptor)
+    data = canonical_json(index)
+    push_manifest(registry_host, repo, data, MEDIA_TYPE_INDEX, reference=tag, creds=creds)
+    return sha256_digest(data)
+
+
+def push_artifact(
+    registry_host: str,
+    repo: str,
+    subject_descriptor: dict,
+    spec_bytes: bytes,
+    *,
+    created: str | None = None,
+    media_type: str = NFD_SPEC_YAML,
+    artifact_type: str = NFD_ARTIFACT_TYPE,
+    use_tag_fallback: bool = True,
+    annotations: dict | None = None,
+    creds: str | None = None,
+) -> str:
+    """Attach an artifact to *subject_descriptor* as ``oras attach`` does and
+    return the artifact manifest's digest.
+
+    Pushes the spec blob, the empty config (``application/vnd.oci.empty.v1+json``,
+    ``{}``) and an OCI image manifest ``{artifactType, config: empty,
+    layers: [spec], subject, annotations: {org.opencontainers.image.created}}``
+    by digest.  With *use_tag_fallback*, when the registry does not answer
+    ``OCI-Subject`` (Distribution 2.8 never does), also appends the artifact
+    to the referrers tag index ``sha256-<hex of subject>`` (see
+    :func:`update_referrers_tag`) with ``artifactType`` and the annotations.
+    """
+    spec_digest = push_blob(registry_host, repo, spec_bytes, creds=creds)
+    config_digest = push_blob(registry_host, repo, EMPTY_JSON, creds=creds)
+    all_annotations = dict(annotations or {})
+    if created is not None:
+        all_annotations[CREATED_ANNOTATION] = created
+    manifest: dict = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": MEDIA_TYPE_EMPTY, "digest": config_digest, "size": 2},
+        "layers": [{"mediaType": media_type, "digest": spec_digest, "size": len(spec_bytes)}],
+        "subject": {k: subject_descriptor[k] for k in ("mediaType", "digest", "size")},
+    }
+    if all_annotations:
+        manifest["annotations"] = all_annotations
+    body = canonical_json(manifest)
+    digest = sha256_digest(body)
+    headers = push_manifest(registry_host, repo, body, MEDIA_TYPE_MANIFEST, creds=creds)
+    if use_tag_fallback and not headers.get("OCI-Subject"):
+        descriptor = {
+            "mediaType": MEDIA_TYPE_MANIFEST,
+            "digest": digest,
+            "size": len(body),
+            "artifactType": artifact_type,
+        }
+        if all_annotations:
+            descriptor["annotations"] = all_annotations
+        update_referrers_tag(
+            registry_host, repo, subject_descriptor["digest"], descriptor, creds=creds
+        )
+    return digest

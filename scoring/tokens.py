@@ -1,0 +1,63 @@
+"""``platform.features`` tokens, best effort.
+
+The image-spec reserves ``platform.features`` (image-index.md) and defines
+no value; early HPC patches used it (moby/moby#38715, image-spec PR #761,
+qnib MetaHub: shared/reference/spec-landscape.md section 3). Tokens read:
+
+- ``cpu:<archspec target>`` (MetaHub) or a bare archspec target name
+  (``haswell``, ``skylake``): the host must run that target;
+- ``nv-compute-capability-<X>-<Y>``: a GPU of compute capability X.Y;
+- ``nvidia-<major>-<minor>``: an NVIDIA driver of at least that version.
+
+Any other token is unsatisfied (it compiles to a rule on a feature no host
+has), never an error.
+"""
+
+from __future__ import annotations
+
+import re
+
+from scoring.rules import CompatibilitySet, FeatureMatcher, MatchExpression, Rule
+
+_CC = re.compile(r"^nv-compute-capability-(\d+)-(\d+)$")
+_DRIVER = re.compile(r"^nvidia-(\d+)-(\d+)$")
+
+
+def _token_rule(token: str) -> Rule:
+    from archspec.cpu import TARGETS
+
+    name = f"platform.features {token}"
+    target = token[4:] if token.startswith("cpu:") else token
+    if target in TARGETS:
+        expr = {target: MatchExpression(op="Exists")}
+        return Rule(
+            name=name,
+            matchFeatures=(FeatureMatcher(feature="archspec.compatible", matchExpressions=expr),),
+        )
+    if match := _CC.match(token):
+        expr = {"compute_capability": MatchExpression(op="In", value=(f"{match[1]}.{match[2]}",))}
+        return Rule(
+            name=name,
+            matchFeatures=(FeatureMatcher(feature="gpu.nvidia.device", matchExpressions=expr),),
+        )
+    if match := _DRIVER.match(token):
+        expr = {
+            "driver_version": MatchExpression(
+                op="Ge", value=(f"{match[1]}.{match[2]}",), type="version"
+            )
+        }
+        return Rule(
+            name=name, matchFeatures=(FeatureMatcher(feature="gpu.nvidia", matchExpressions=expr),)
+        )
+    expr = {token: MatchExpression(op="Exists")}  # no host has this feature: unsatisfied
+    return Rule(
+        name=name,
+        matchFeatures=(FeatureMatcher(feature="platform.features", matchExpressions=expr),),
+    )
+
+
+def compile_tokens(tokens: tuple[str, ...]) -> CompatibilitySet | None:
+    """The tokens as one CompatibilitySet (source ``platform.features``), or None if there are none."""
+    if not tokens:
+        return None
+    return CompatibilitySet(rules=tuple(_token_rule(t) for t in tokens), source="platform.features")
