@@ -6,6 +6,17 @@ from __future__ import annotations
 from hostfacts import HostFacts
 from scoring.rules import RuleResult
 
+_OPS = {"Ge": ">=", "Gt": ">", "Le": "<=", "Lt": "<"}
+
+
+def human(expression: str) -> str:
+    """``Ge ['12.2'] (version)`` as ``>= 12.2``; other expressions unchanged."""
+    op, _, rest = expression.partition(" ")
+    if op in _OPS and rest.startswith("['"):
+        value = rest[2:].split("'", 1)[0]
+        return f"{_OPS[op]} {value}"
+    return expression
+
 
 def _first_failed(result: RuleResult):
     return next((e for e in result.expressions if not e.is_match), None)
@@ -45,16 +56,16 @@ def describe(result: RuleResult, facts: HostFacts) -> str:
         )
         if result.is_match:
             return f"host MPI {have}"
-        need = failed.expression if failed else "-"
+        need = human(failed.expression) if failed else "-"
         return f"needs {name.split('.')[1]} {need}; host: {have}"
     if result.is_match:
         shown = ", ".join(
             f"{e.feature} {e.name} = {e.host_value}" for e in result.expressions[:3] if e.name
         )
-        return f"{name}: {shown or 'matches'}"
+        return shown or "matches"
     if failed is None:
-        return f"{name}: no alternative matches"
+        return "no alternative matches"
     have = "absent" if failed.host_value is None else repr(failed.host_value)
     error = f" ({failed.error})" if failed.error else ""
     what = f"{failed.feature} {failed.name}".strip()
-    return f"{name}: needs {what} {failed.expression}; host: {have}{error}"
+    return f"needs {what} {human(failed.expression)}; host: {have}{error}"

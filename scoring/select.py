@@ -45,10 +45,15 @@ def _has_compatibility_data(candidate: Candidate, sets: Sequence[CompatibilitySe
     )
 
 
-def _label(candidate: Candidate, target: str | None) -> str:
+def _label(candidate: Candidate, target: str | None, tags: Sequence[str] = ()) -> str:
+    """The build's short name: its CPU target, else its first NFD set tag,
+    else its platform with a digest prefix (so builds stay apart)."""
     if target:
         return target
-    return str(candidate.platform) if candidate.platform else candidate.digest[:19]
+    if tags:
+        return tags[0]
+    short = candidate.digest.split(":", 1)[-1][:8]
+    return f"{candidate.platform}@{short}" if candidate.platform else candidate.digest[:19]
 
 
 def _gpu_label(annotations: dict[str, str]) -> str:
@@ -144,7 +149,7 @@ def evaluate(
                     detail=f"none of {len(alternatives)} NFD compatibility sets matches: {why}",
                 )
             )
-    build = _label(candidate, target)
+    build = _label(candidate, target, [s.tag for s in artifact_sets if s.tag])
     policy = policy or Policy()
     names = Policy.names(candidate.digest, build, tags)
     if policy.pinned_out(names):

@@ -158,13 +158,13 @@ def matrix(rows: list[tuple[str, Decision]], reference: str) -> str:
     for name, d in rows:
         if d.chosen is not None:
             v = _verdict_of(d, d.chosen)
-            table.append([name, d.host.split(",")[0], "selected", v.build, d.chosen.digest[:19]])
+            table.append([name, d.host.split(")")[0] + ")", "selected", v.build, d.chosen.digest[:19]])
         elif d.outcome.value == "refused":
             v = _verdict_of(d, d.closest) if d.closest else None
             why = f"closest {v.build}: {v.why_not}" if v else "no build for this platform"
-            table.append([name, d.host.split(",")[0], "refused", "-", why])
+            table.append([name, d.host.split(")")[0] + ")", "refused", "-", why])
         else:
-            table.append([name, d.host.split(",")[0], d.outcome.value, "-", d.reason])
+            table.append([name, d.host.split(")")[0] + ")", d.outcome.value, "-", d.reason])
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(
