@@ -469,6 +469,24 @@ class _Feature:
         self.has_named = self.keys is not None or self.values is not None
 
 
+_VIEW: tuple[object, dict[str, _Feature]] = (None, {})
+
+
+def _host_feature(features: dict, name: str) -> _Feature:
+    """The host's view of feature `name`, built once per features object
+    (select() evaluates every candidate against the same one; the cache
+    holds that object, so its identity cannot be reused while cached)."""
+    global _VIEW
+    owner, cache = _VIEW
+    if owner is not features:
+        cache = {}
+        _VIEW = (features, cache)
+    view = cache.get(name)
+    if view is None:
+        view = cache[name] = _Feature(features, name)
+    return view
+
+
 def _result(term: FeatureMatcher, name: str, expr: MatchExpression | str, host_value: str | None,
             is_match: bool, error: str = "", *, on_name: bool = False, **extra) -> ExpressionResult:  # fmt: skip
     return ExpressionResult(
@@ -509,14 +527,24 @@ def _named_element(
     return any(matches), host, ""
 
 
+def _instance_outcomes(term: FeatureMatcher, attributes: dict[str, str]) -> list[tuple[bool, str]]:
+    """(is_match, error) of each expression on one instance: cheap, no result objects."""
+    return [
+        evaluate_expression(expr, name in attributes, attributes.get(name))
+        for name, expr in (term.match_expressions or {}).items()
+    ]
+
+
 def _instance_results(
-    term: FeatureMatcher, attributes: dict[str, str], index: int
+    term: FeatureMatcher, attributes: dict[str, str], index: int, outcomes: list[tuple[bool, str]]
 ) -> list[ExpressionResult]:
-    out = []
-    for name, expr in (term.match_expressions or {}).items():
-        matched, error = evaluate_expression(expr, name in attributes, attributes.get(name))
-        out.append(_result(term, name, expr, attributes.get(name), matched, error, instance=index))
-    return out
+    """Result objects for the one instance that is reported."""
+    return [
+        _result(term, name, expr, attributes.get(name), matched, error, instance=index)
+        for (name, expr), (matched, error) in zip(
+            (term.match_expressions or {}).items(), outcomes, strict=True
+        )
+    ]
 
 
 def _match_expressions(
@@ -532,21 +560,30 @@ def _match_expressions(
             matched, host, error = _named_element(expr, name, feature)
             named.append(_result(term, name, expr, host, matched, error))
         named_ok = all(r.is_match for r in named)
-    per_instance = [_instance_results(term, a, i) for i, a in enumerate(feature.instances or ())]
-    for results in (named, *per_instance):  # NFD stops at the first error: flags/attributes first
-        if any(r.error for r in results):
-            return False, results
+    instances = feature.instances or ()
+    outcomes = [_instance_outcomes(term, a) for a in instances]
+
+    def report(i: int) -> list[ExpressionResult]:
+        return _instance_results(term, instances[i], i, outcomes[i])
+
+    if any(r.error for r in named):  # NFD stops at the first error: flags/attributes first
+        return False, named
+    for i, outs in enumerate(outcomes):
+        if any(error for _, error in outs):
+            return False, report(i)
     if named_ok:
         return True, named
-    matching = next((rs for rs in per_instance if all(r.is_match for r in rs)), None)
+    matching = next((i for i, outs in enumerate(outcomes) if all(m for m, _ in outs)), None)
     if matching is not None:
-        return True, matching
+        return True, report(matching)
     if feature.has_named or feature.instances is None:
         return False, named
-    if not per_instance:  # no instance at all
+    if not outcomes:  # no instance at all
         return False, [_result(term, n, e, None, False) for n, e in expressions.items()]
-    closest = max(per_instance, key=lambda rs: sum(r.is_match for r in rs))  # first of the closest
-    return False, closest
+    closest = max(
+        range(len(outcomes)), key=lambda i: sum(m for m, _ in outcomes[i])
+    )  # first of the closest
+    return False, report(closest)
 
 
 def _match_name(term: FeatureMatcher, feature: _Feature) -> ExpressionResult:
@@ -593,7 +630,7 @@ def evaluate_matcher(
     given both must match; a term with neither matches when the feature
     exists. An evaluation error fails the term. Never raises.
     """
-    feature = _Feature(features, term.feature)
+    feature = _host_feature(features, term.feature)
     if not feature.present:
         absent = {"feature_present": False}
         results = [

@@ -103,9 +103,17 @@ def _exists(feature: str, *elements: str) -> FeatureMatcher:
     )
 
 
+_LISTS = (CPU_FEATURES, COMPUTE_CAPABILITIES, AMD_GFX, MPI_ABI, MPI_IMPLEMENTATION, FABRIC)
+
+
 def _rules(annotations: dict[str, str]) -> list[Rule]:
     rules: list[Rule] = []
     get = annotations.get
+    for (
+        key
+    ) in _LISTS:  # a non-blank list that names nothing (",") is unreadable, not "no requirement"
+        if get(key, "").strip() and not _list(get(key)):
+            raise InvalidAnnotation(f"{key}: {get(key)!r} names nothing")
     target = (get(CPU_TARGET) or get(CPU_TARGET_COMPSPEC) or "").strip().lower()
     if target:
         rules.append(

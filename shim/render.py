@@ -158,7 +158,9 @@ def matrix(rows: list[tuple[str, Decision]], reference: str) -> str:
     for name, d in rows:
         if d.chosen is not None:
             v = _verdict_of(d, d.chosen)
-            table.append([name, d.host.split(")")[0] + ")", "selected", v.build, d.chosen.digest[:19]])
+            table.append(
+                [name, d.host.split(")")[0] + ")", "selected", v.build, d.chosen.digest[:19]]
+            )
         elif d.outcome.value == "refused":
             v = _verdict_of(d, d.closest) if d.closest else None
             why = f"closest {v.build}: {v.why_not}" if v else "no build for this platform"

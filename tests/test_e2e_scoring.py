@@ -636,9 +636,7 @@ def test_annotations_and_artifacts_together(mix, mix_decisions, node):
         assert decision["outcome"] == "refused"
         assert decision["closest"]["digest"] == mix.manifests["v3"]
         [lack] = decision["closest"]["lacks"]
-        assert (
-            lack == "needs libc.version version >= 2.28; host: '2.17'"
-        )
+        assert lack == "needs libc.version version >= 2.28; host: '2.17'"
     else:
         assert decision["outcome"] == "selected"
         assert name_of(mix, chosen(decision)) == expected, decision["reason"]
