@@ -148,3 +148,21 @@ def check_platform(platform: Platform | None, host: HostPlatform) -> Check:
             detail=f"{shown} requires os.features {list(platform.os_features)} this host does not offer",
         )
     return Check(name="platform", passed=True, detail=f"{shown} runs on {host}")
+
+
+def check_requested(platform: Platform | None, requested: tuple[str, str, str | None]) -> Check:
+    """Is this the platform the user asked for (``--platform``/``--arch``/``--variant``)?
+    One Check named ``requested-platform``; the variant is compared only when given."""
+    os_, arch, variant = requested
+    arch = normalize_architecture(arch)
+    want = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
+    if platform is None:
+        return Check(
+            name="requested-platform", passed=False, detail=f"not the platform asked for ({want})"
+        )
+    have_arch = normalize_architecture(platform.architecture)
+    ok = platform.os == os_ and have_arch == arch
+    if ok and variant is not None:
+        ok = normalize_variant(arch, platform.variant) == normalize_variant(arch, variant)
+    detail = f"the platform asked for ({want})" if ok else f"not the platform asked for ({want})"
+    return Check(name="requested-platform", passed=ok, detail=detail)

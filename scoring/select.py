@@ -98,6 +98,7 @@ def evaluate(
     features: dict,
     artifact_sets: Sequence[CompatibilitySet] = (),
     policy: Policy | None = None,
+    requested_platform: tuple[str, str, str | None] | None = None,
 ) -> Verdict:
     """Every check of one candidate against the host, and its score if it fits."""
     checks: list[Check] = []
@@ -111,6 +112,8 @@ def evaluate(
             )
         )
     checks.append(platform.check_platform(candidate.platform, host))
+    if requested_platform is not None:
+        checks.append(platform.check_requested(candidate.platform, requested_platform))
     target = cpu.annotated_target(candidate.annotations)
     weight = 0
     try:
@@ -201,6 +204,7 @@ def select(
     artifact_sets: Mapping[str, Sequence[CompatibilitySet]] | None = None,
     index_digest: str | None = None,
     policy: Policy | None = None,
+    requested_platform: tuple[str, str, str | None] | None = None,
 ) -> Decision:
     """Choose the build of an index for a host.
 
@@ -211,6 +215,8 @@ def select(
             manifest digest, or `index_digest` for sets that apply to every build).
         index_digest: digest of the index itself.
         policy: site/user policy for this image.
+        requested_platform: (os, architecture, variant or None) the user asked
+            for (``--platform``): only builds of that platform are considered.
 
     Returns:
         A Decision: SELECTED with ``chosen`` the best fitting candidate;

@@ -1,6 +1,7 @@
-"""Rewrite an intercepted podman command: image operands to digests, plus the
-login-container recipe. The cold path (imports oras, pydantic, archspec through
-:mod:`shim.resolve`); :mod:`shim.main` imports it only for run/create/pull.
+"""Plan an intercepted command: image operands to digests, plus the runtime's
+login-container recipe, the same way for every runtime personality
+(:mod:`shim.personality`). Heavy imports (oras, pydantic, archspec through
+:mod:`shim.resolve`) happen only once an operand must be resolved.
 """
 
 from __future__ import annotations
@@ -9,42 +10,10 @@ import os
 import sys
 from collections.abc import Mapping
 
-from shim import login, reference
 from shim.argv import Invocation
 from shim.config import Settings
-from shim.errors import InvalidReference, Refusal, RegistryError, ShimError
-
-#: Transports podman accepts before an image name (containers/image
-#: transports/alltransports); only ``docker://`` names a registry.
-TRANSPORTS = (
-    "containers-storage:", "dir:", "docker-archive:", "docker-daemon:", "oci:", "oci-archive:",
-    "ostree:", "sif:", "tarball:",
-)  # fmt: skip
-
-#: Flags that change which platform the user asked for: honoured by passing through.
-PLATFORM_FLAGS = ("platform", "arch", "os", "variant")
-#: Root flags and environment that make podman a remote client: the container
-#: runs on another machine, whose facts this host's are not.
-REMOTE_FLAGS = ("remote", "url", "connection", "host", "identity")
-REMOTE_ENV = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
-
-
-def _passes_through(inv: Invocation, environ: Mapping[str, str]) -> bool:
-    """Commands whose image the shim must not resolve: help, --rootfs, a
-    platform the user chose, ``pull --all-tags``, remote podman."""
-    if (
-        inv.enabled("help")
-        or inv.enabled("help", global_level=True)
-        or inv.enabled("rootfs")
-        or inv.enabled("all-tags")
-        or inv.has(*PLATFORM_FLAGS)
-    ):
-        return True
-    if inv.enabled("remote", global_level=True) or any(
-        n in inv.global_flags for n in REMOTE_FLAGS if n != "remote"
-    ):
-        return True
-    return any(environ.get(n) for n in REMOTE_ENV)
+from shim.errors import Refusal, RegistryError, ShimError
+from shim.personality import Personality, Plan, Resolved
 
 
 def warn(message: str) -> None:
@@ -52,75 +21,15 @@ def warn(message: str) -> None:
     print(f"imagefit: {message}", file=sys.stderr)
 
 
-def registry_operand(operand: str) -> tuple[str, reference.Reference] | None:
-    """(prefix, reference) for an operand that names a registry image the shim
-    may resolve, or None for anything it must leave alone (other transports,
-    image IDs, short names, local ``localhost/`` images, invalid names)."""
-    prefix = ""
-    if operand.startswith("docker://"):
-        prefix, operand = "docker://", operand[len("docker://") :]
-        # containers/image docker transport: docker://NAME is docker.io/library/NAME,
-        # no short-name search (checked with podman 4.3.1)
-    elif operand.startswith(TRANSPORTS) or reference.could_be_image_id(operand):
-        return None
-    name = operand.partition("@")[0]
-    slash, colon = name.rfind("/"), name.rfind(":")
-    domain, _, qualified = reference.split_domain(name[:colon] if colon > slash else name)
-    if (not qualified and not prefix) or domain == "localhost":
-        return None  # short names and local images: never resolved (cheap check, no regex)
-    try:
-        return prefix, reference.parse(operand)
-    except InvalidReference:
-        return None
+def registry_operand(operand: str):
+    """(prefix, reference) for a REF given to ``imagefit explain``/``check``:
+    a fully qualified registry reference, optionally ``docker://``."""
+    from shim.personality.base import qualified_reference, split_transport
 
-
-def _tls_verify(inv: Invocation) -> bool | None:
-    value = inv.last("tls-verify")
-    if "tls-verify" not in inv.flags:
-        return None
-    return value is None or value.lower() not in ("false", "0", "f")
-
-
-def rewrite(
-    runtime: str,
-    inv: Invocation,
-    settings: Settings,
-    environ: Mapping[str, str],
-) -> list[str]:
-    """The final argv (without argv[0]) for an intercepted invocation.
-
-    Selected builds replace their operand with ``name@sha256:...``; a
-    pass-through decision leaves the operand; resolution failures follow
-    ``settings.on_error`` (warn and leave the command unchanged, or raise).
-
-    Raises:
-        Refusal: compatibility data says no build runs here (exit 125).
-        ShimError: a resolution failure with ``on_error = "refuse"``.
-    """
-    args = list(inv.args)
-    operands = []
-    if inv.images and not _passes_through(inv, environ):
-        operands = [
-            (p, found) for p in inv.images if (found := registry_operand(args[p])) is not None
-        ]
-    selected, extra = [], []
-    if operands:  # the cold path: heavy imports only from here on
-        selected, extra = _resolve_operands(args, operands, inv, settings, environ)
-    if inv.verb in ("run", "create") and inv.images and not _passes_through(inv, environ):
-        apply = settings.login == "always"
-        if settings.login == "auto" and selected:
-            from scoring.vocabulary import CONTAINER_KIND
-
-            kinds = {c.annotations.get(CONTAINER_KIND, "").lower() for c in selected}
-            apply = "application" not in kinds
-        if apply:
-            login_flags = login.podman_flags(
-                inv.flags, rootless=os.geteuid() != 0, environ_userns=environ.get("PODMAN_USERNS")
-            )
-            extra = extra + login_flags
-    if extra and inv.insert_at is not None:
-        args[inv.insert_at : inv.insert_at] = extra
-    return args
+    found = split_transport(operand, ("docker://",))
+    prefix, text = found if found else ("", operand)
+    ref = qualified_reference(text, allow_short=bool(prefix))
+    return (prefix, ref) if ref is not None else None
 
 
 def policy_of(settings: Settings, repository: str):
@@ -133,11 +42,104 @@ def policy_of(settings: Settings, repository: str):
     return Policy(pin=entry["pin"], prefer=entry["prefer"], avoid=entry["avoid"])
 
 
+def plan(
+    personality: Personality,
+    inv: Invocation,
+    settings: Settings,
+    environ: Mapping[str, str],
+    euid: int | None = None,
+) -> Plan:
+    """What to run for an intercepted invocation.
+
+    Selected builds replace their operand (``personality.pin``); a
+    pass-through decision leaves the operand; resolution failures follow
+    ``settings.on_error`` (warn and leave the command unchanged, or raise).
+    The login recipe applies to the personality's login verbs when a build
+    was resolved from compatibility data (``login = "auto"``, unless the
+    build is annotated an application container), always (``"always"``) or
+    never.
+
+    Raises:
+        Refusal: compatibility data says no build runs here (exit 125).
+        ShimError: a resolution failure with ``on_error = "refuse"``.
+    """
+    euid = os.geteuid() if euid is None else euid
+    args = list(inv.args)
+    standing_aside = (
+        not inv.images
+        or personality.passes_through(inv, environ)
+        or _emulated(personality, inv, environ)
+    )
+    operands = []
+    if not standing_aside:
+        operands = [
+            (p, found)
+            for p in inv.images
+            if (found := personality.operand(args[p], inv, environ)) is not None
+        ]
+    resolved: list[Resolved] = []
+    insecure_by_config = False
+    if operands:  # the cold path: heavy imports only from here on
+        resolved, insecure_by_config = _resolve_operands(
+            personality, args, operands, inv, settings, environ
+        )
+    apply_login = False
+    if inv.verb in personality.login_verbs and not standing_aside:
+        apply_login = settings.login == "always"
+        if settings.login == "auto" and resolved:
+            from scoring.vocabulary import CONTAINER_KIND
+
+            kinds = {r.annotations.get(CONTAINER_KIND, "").strip().lower() for r in resolved}
+            apply_login = "application" not in kinds
+    if not resolved and not apply_login:
+        return Plan(args)
+    return personality.finish(
+        args,
+        inv,
+        resolved,
+        login=apply_login,
+        insecure_by_config=insecure_by_config,
+        environ=environ,
+        euid=euid,
+    )
+
+
+_MACHINES = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "riscv64": "riscv64"}
+
+
+def _emulated(personality: Personality, inv: Invocation, environ: Mapping[str, str]) -> bool:
+    """The user asked for another OS or architecture than this machine's
+    (emulation): the runtime's own choice applies. Decided from ``uname``,
+    before any heavy import."""
+    requested = personality.requested_platform(inv, environ)
+    if requested is None:
+        return False
+    machine = os.uname().machine
+    arch = requested[1]
+    return requested[0] != "linux" or (bool(arch) and arch != _MACHINES.get(machine, machine))
+
+
+def _refusal(ref, decision) -> Refusal:
+    lines = [f"{ref}: {decision.reason}"]
+    lines += [f"  {v.build}: {v.why_not}" for v in decision.verdicts]
+    closest = next((v for v in decision.verdicts if v.candidate == decision.closest), None)
+    if closest is not None:
+        lacks = "; ".join(c.detail for c in closest.checks if not c.passed)
+        lines.append(f"closest: {closest.build}, which lacks: {lacks}")
+    return Refusal("\n".join(lines))
+
+
 def _resolve_operands(
-    args: list[str], operands, inv: Invocation, settings: Settings, environ
-) -> list:
+    personality: Personality,
+    args: list[str],
+    operands,
+    inv: Invocation,
+    settings: Settings,
+    environ,
+) -> tuple[list[Resolved], bool]:
     """Resolve each registry operand; rewrite `args` in place for selected
-    builds. Returns the chosen candidates.
+    builds. Returns (what was resolved, whether a rewritten image's registry
+    is insecure only by imagefit's config, so the runtime must be told).
 
     Raises:
         Refusal: no build runs here. ShimError: failure with on_error=refuse.
@@ -146,22 +148,35 @@ def _resolve_operands(
 
     from hostfacts import HostFactsError, host_facts
     from scoring import Outcome
+    from scoring.platform import host_platform
     from shim.resolve import insecurity, resolve
 
-    selected, flags = [], []
+    resolved: list[Resolved] = []
+    by_config = False
+    requested = personality.requested_platform(inv, environ)
     for position, (prefix, ref) in operands:
-        why_insecure = insecurity(ref, environ, settings.insecure_registries, _tls_verify(inv))
+        why_insecure = insecurity(
+            ref, environ, settings.insecure_registries, personality.tls_verify(inv, environ)
+        )
         try:
             facts = host_facts(environ, cpu_target=settings.cpu_target_for(socket.gethostname()))
+            wanted = None
+            if requested is not None:
+                host = host_platform(facts)
+                wanted = (requested[0], requested[1] or host.architecture, requested[2])
+                if wanted[:2] != (host.os, host.architecture):
+                    continue  # another platform (emulation): the runtime's own choice applies
             resolution = resolve(
                 ref,
                 facts,
                 environ=environ,
                 insecure=why_insecure is not None,
                 timeout=settings.registry_timeout,
-                authfile=inv.last("authfile"),
+                authfile=personality.authfile(inv, environ),
+                credentials=personality.credentials(inv, environ),
                 nfd_artifacts=settings.nfd_artifacts,
                 policy=policy_of(settings, ref.name),
+                requested_platform=wanted,
             )
         except (RegistryError, HostFactsError) as exc:
             if settings.on_error == "refuse":
@@ -170,16 +185,13 @@ def _resolve_operands(
             continue
         decision = resolution.decision
         if decision.outcome == Outcome.REFUSED:
-            lines = [f"{ref}: {decision.reason}"]
-            lines += [f"  {v.build}: {v.why_not}" for v in decision.verdicts]
-            closest = next((v for v in decision.verdicts if v.candidate == decision.closest), None)
-            if closest is not None:
-                lacks = "; ".join(c.detail for c in closest.checks if not c.passed)
-                lines.append(f"closest: {closest.build}, which lacks: {lacks}")
-            raise Refusal("\n".join(lines))
+            raise _refusal(ref, decision)
         if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
-            args[position] = prefix + str(ref.with_digest(decision.chosen.digest))
-            selected.append(decision.chosen)
-            if why_insecure == "imagefit config" and "--tls-verify=false" not in flags:
-                flags.append("--tls-verify=false")
-    return selected, flags
+            args[position] = personality.pin(prefix, ref, decision.chosen.digest)
+            resolved.append(
+                Resolved(
+                    position, prefix, ref, decision.chosen.digest, dict(decision.chosen.annotations)
+                )
+            )
+            by_config = by_config or why_insecure == "imagefit config"
+    return resolved, by_config

@@ -22,8 +22,6 @@ from shim import config
 from shim.errors import EXIT_SHIM_ERROR, ArgvError, ShimError
 from shim.locate import find_runtime
 
-#: Personalities whose grammar the shim reads; other names pass through.
-PARSERS = {"podman": "shim.argv.podman"}
 ACTIVE_ENV = "IMAGEFIT_ACTIVE"
 
 
@@ -31,23 +29,46 @@ def _say(message: str) -> None:
     print(f"imagefit: {message}", file=sys.stderr)
 
 
-def _final_args(runtime: str, args: list[str], settings: config.Settings) -> list[str]:
-    module = PARSERS.get(runtime)
-    if module is None or os.environ.get("IMAGEFIT_DISABLE") == "1" or os.environ.get(ACTIVE_ENV):
-        return args
-    import importlib
+def _plan(runtime: str, args: list[str], settings: config.Settings):
+    """The Plan to run (shim.personality.Plan), or None to run `args` unchanged."""
+    if os.environ.get("IMAGEFIT_DISABLE") == "1" or os.environ.get(ACTIVE_ENV):
+        return None
+    from shim import personality as personalities
 
-    parser = importlib.import_module(module)
+    personality = personalities.get(runtime)
+    if personality is None:
+        return None
     try:
-        inv = parser.parse(args)
+        inv = personality.parse(args)
     except ArgvError as exc:
         _say(f"cannot read this {runtime} command line exactly ({exc}); running it unchanged")
-        return args
+        return None
     if inv.verb is None:
-        return args
+        return None
     from shim import intercept
 
-    return intercept.rewrite(runtime, inv, settings, os.environ)
+    return intercept.plan(personality, inv, settings, os.environ)
+
+
+def _final_args(runtime: str, args: list[str], settings: config.Settings) -> list[str]:
+    """The final argv (without argv[0]) the shim would exec (no pre-steps)."""
+    plan = _plan(runtime, args, settings)
+    return args if plan is None else plan.args
+
+
+def _run_step(real: str, runtime: str, args: list[str]) -> int:
+    """Run one pre-step (``sarus pull``) with inherited stdio; SIGINT goes to
+    the whole foreground group anyway, so the shim ignores it while waiting.
+    Returns the exit status (128+N when killed by signal N)."""
+    import signal
+    import subprocess
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        done = subprocess.run([runtime, *args], executable=real, check=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 128 - done.returncode if done.returncode < 0 else done.returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,16 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         for line in settings.warnings:
             _say(line)
         real = find_runtime(runtime, os.environ, argv[0], settings.runtimes.get(runtime))
-        final = _final_args(runtime, argv[1:], settings)
+        plan = _plan(runtime, argv[1:], settings)
     except ShimError as exc:
         _say(str(exc))
         return exc.exit_code
+    final = argv[1:] if plan is None else plan.args
+    before = [] if plan is None else plan.before
     if os.environ.get("IMAGEFIT_DRY_RUN") == "1":
         import json
 
+        for step in before:
+            print(json.dumps([real, *step]))
         print(json.dumps([real, *final]))
         return 0
     os.environ[ACTIVE_ENV] = "1"
+    for step in before:
+        status = _run_step(real, runtime, step)
+        if status != 0:
+            return status
     try:
         os.execv(real, [runtime, *final])
     except OSError as exc:

@@ -40,6 +40,52 @@ def _matches(prefix: str, name: str) -> bool:
     return name == prefix or name.startswith(prefix.rstrip("/") + "/")
 
 
+def _documents(environ: Mapping[str, str]) -> list[dict]:
+    import tomllib
+
+    docs = []
+    for path in config_files(environ):
+        try:
+            with open(path, "rb") as fh:
+                docs.append(tomllib.load(fh))
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+    return docs
+
+
+def short_name_settings(environ: Mapping[str, str]) -> tuple[list[str], dict[str, str], str]:
+    """(unqualified-search-registries, aliases, short-name-mode) as podman
+    merges them: later files (drop-ins) replace the search list and mode and
+    add or replace aliases; recorded aliases
+    (``$HOME/.cache/containers/short-name-aliases.conf``) come last."""
+    search: list[str] = []
+    aliases: dict[str, str] = {}
+    mode = "permissive"
+    home = environ.get("HOME") or os.path.expanduser("~")
+    docs = _documents(environ)
+    recorded = os.path.join(home, ".cache", "containers", "short-name-aliases.conf")
+    try:
+        import tomllib
+
+        with open(recorded, "rb") as fh:
+            docs.append({"aliases": tomllib.load(fh).get("aliases", {})})
+    except (OSError, ValueError):
+        pass
+    for data in docs:
+        value = data.get("unqualified-search-registries")
+        if isinstance(value, list):
+            search = [v for v in value if isinstance(v, str)]
+        value = data.get("short-name-mode")
+        if isinstance(value, str):
+            mode = value
+        value = data.get("aliases")
+        if isinstance(value, dict):
+            aliases.update(
+                {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+            )
+    return search, aliases, mode
+
+
 def insecure(name: str, environ: Mapping[str, str]) -> bool:
     """True if registries.conf marks the registry of repository `name`
     (``host[:port]/path``) insecure (plain HTTP allowed, no TLS verification)."""

@@ -106,6 +106,7 @@ def fetch(
     insecure: bool,
     timeout: float,
     authfile: str | None = None,
+    credentials: tuple[str, str] | None = None,
     nfd_artifacts: bool = True,
 ) -> IndexData:
     """Fetch the index `ref` names and the NFD artifacts attached to it and to
@@ -115,7 +116,7 @@ def fetch(
         RegistryError: any registry or content failure (one line), including
             an NFD artifact that cannot be read.
     """
-    creds = auth.credentials(ref.domain, ref.path, environ, authfile)
+    creds = credentials or auth.credentials(ref.domain, ref.path, environ, authfile)
     client = RegistryClient(ref.domain, insecure=insecure, credentials=creds, timeout=timeout)
     manifest = client.get_manifest(ref.path, ref.reference)
     candidates = _parse(manifest.body, manifest.media_type)
@@ -161,8 +162,10 @@ def resolve(
     insecure: bool,
     timeout: float,
     authfile: str | None = None,
+    credentials: tuple[str, str] | None = None,
     nfd_artifacts: bool = True,
     policy: Policy | None = None,
+    requested_platform: tuple | None = None,
 ) -> Resolution:
     """Fetch the index `ref` names and choose a build for `facts`.
 

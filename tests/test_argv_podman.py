@@ -26,10 +26,11 @@ import scoring
 import shim.login
 import shim.main
 import shim.resolve
+from shim import personality as personalities
 from shim.argv import podman
 from shim.config import Settings
 from shim.errors import ArgvError, Refusal, RegistryError
-from shim.intercept import rewrite
+from shim.intercept import plan
 
 #: The digest of the build the fake resolver chooses.
 D = "sha256:" + "d" * 64
@@ -256,7 +257,7 @@ CASES: list[tuple[list[str], list[str], list[str]]] = [
     (["run", "--rootfs", "/srv/quay.io/x", "sh"], ["run", "--rootfs", "/srv/quay.io/x", "sh"], []),
     (["run", "--rm"], ["run", "--rm"], []),
     (["run"], ["run"], []),
-    # --- help, and the user's own platform choice: passed through -----------------------
+    # --- help passes through; the user's platform is a constraint (this host: amd64) ------
     (["run", "--help"], ["run", "--help"], []),
     (["run", "--help", IMG], ["run", "--help", IMG], []),
     (["--help", "pull", IMG], ["--help", "pull", IMG], []),  # podman prints pull's help
@@ -265,12 +266,13 @@ CASES: list[tuple[list[str], list[str], list[str]]] = [
     (["run", "--arch", "arm64", IMG], ["run", "--arch", "arm64", IMG], []),
     (
         ["run", "--arch=amd64", "--variant", "v3", IMG],
-        ["run", "--arch=amd64", "--variant", "v3", IMG],
-        [],
+        ["run", EP, KI, "--arch=amd64", "--variant", "v3", PIN],
+        [IMG],
     ),
-    (["run", "--os", "linux", IMG], ["run", "--os", "linux", IMG], []),
+    (["run", "--os", "linux", IMG], ["run", EP, KI, "--os", "linux", PIN], [IMG]),
     (["run", "--override-arch", "arm64", IMG], ["run", "--override-arch", "arm64", IMG], []),
-    (["create", "--variant=v8", IMG], ["create", "--variant=v8", IMG], []),
+    (["create", "--variant=v8", IMG], ["create", EP, KI, "--variant=v8", PIN], [IMG]),
+    (["run", "--os", "windows", IMG], ["run", "--os", "windows", IMG], []),
     (["pull", "--platform", "linux/arm64", IMG], ["pull", "--platform", "linux/arm64", IMG], []),
     (["pull", IMG, "--arch", "arm64"], ["pull", IMG, "--arch", "arm64"], []),
     # --- pull: several images, flags anywhere, never login flags ------------------------
@@ -333,6 +335,7 @@ class FakeResolver:
     def __init__(self) -> None:
         self.asked: list[str] = []
         self.calls: list[dict] = []
+        self.requested: list = []
         self.outcome = scoring.Outcome.SELECTED
         self.annotations: dict[str, str] = {}
         self.error: Exception | None = None
@@ -346,10 +349,13 @@ class FakeResolver:
         insecure,
         timeout,
         authfile=None,
+        credentials=None,
         nfd_artifacts=True,
         policy=None,
+        requested_platform=None,
     ):
         assert isinstance(facts, hostfacts.HostFacts)
+        self.requested.append(requested_platform)
         self.asked.append(str(ref))
         self.calls.append({"insecure": insecure, "timeout": timeout, "authfile": authfile})
         if self.error is not None:
@@ -382,6 +388,9 @@ def fake(monkeypatch, tmp_path, zen4_facts) -> FakeResolver:
     monkeypatch.setattr(shim.resolve, "resolve", resolver)
     monkeypatch.setattr(hostfacts, "host_facts", lambda environ=None, **kw: zen4_facts)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # rootless unless a test says otherwise
+    real_uname = os.uname()
+    fake_uname = type(real_uname)((*real_uname[:4], "x86_64"))
+    monkeypatch.setattr(os, "uname", lambda: fake_uname)  # an amd64 host, as the facts say
     return resolver
 
 
@@ -393,7 +402,9 @@ def environ(tmp_path) -> dict[str, str]:
 
 
 def final(args: list[str], environ, settings: Settings | None = None) -> list[str]:
-    return rewrite("podman", podman.parse(args), settings or Settings(), environ)
+    return plan(
+        personalities.get("podman"), podman.parse(args), settings or Settings(), environ
+    ).args
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
@@ -633,3 +644,9 @@ def test_registry_insecure_only_by_imagefit_config_gets_tls_verify_false(fake, e
         "--tls-verify=true",
         PIN,
     ]
+
+
+def test_the_users_platform_is_passed_as_a_constraint(fake, environ):
+    final(["run", "--arch=amd64", "--variant", "v3", IMG], environ)
+    final(["run", "--platform", "linux/amd64", IMG], environ)
+    assert fake.requested == [("linux", "amd64", "v3"), ("linux", "amd64", None)]

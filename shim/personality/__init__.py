@@ -1,0 +1,38 @@
+"""Runtime personalities: what the shim does differently as podman, docker,
+apptainer/singularity or Sarus. Standard library only.
+
+A personality knows its runtime's grammar (:mod:`shim.argv`), which operands
+name registry images, how a pinned reference is written, which flags and
+environment make the shim stand aside, and the login-container recipe.
+:mod:`shim.intercept` does the rest (resolution, policy, fail-open) the same
+way for all of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from shim.personality.base import Personality, Plan, Resolved
+
+_MODULES = {
+    "podman": "shim.personality.podman",
+    "docker": "shim.personality.docker",
+    "apptainer": "shim.personality.apptainer",
+    "singularity": "shim.personality.apptainer",
+    "sarus": "shim.personality.sarus",
+}
+
+
+def get(name: str) -> Personality | None:
+    """The personality for runtime `name` (the shim's argv[0] name), or None
+    for a name the shim does not interpret (pass everything through)."""
+    module = _MODULES.get(name)
+    if module is None:
+        return None
+    try:
+        return importlib.import_module(module).personality(name)
+    except ModuleNotFoundError:
+        return None
+
+
+__all__ = ["Personality", "Plan", "Resolved", "get"]

@@ -1,0 +1,146 @@
+"""What every runtime personality provides; defaults shared by several."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shim import reference
+from shim.argv import Invocation
+from shim.errors import InvalidReference
+
+
+class Resolved:
+    """One image operand the shim resolved to a build.
+
+    Attributes:
+        position: index in the args of the operand.
+        prefix: transport prefix kept in front of the reference (``docker://``).
+        ref: the reference as the user gave it, normalised.
+        digest: the chosen build's manifest digest.
+        annotations: the chosen descriptor's annotations.
+    """
+
+    __slots__ = ("position", "prefix", "ref", "digest", "annotations")
+
+    def __init__(
+        self, position: int, prefix: str, ref: reference.Reference, digest: str, annotations: dict
+    ) -> None:
+        self.position = position
+        self.prefix = prefix
+        self.ref = ref
+        self.digest = digest
+        self.annotations = annotations
+
+
+class Plan:
+    """What the shim will run.
+
+    Attributes:
+        args: the final argv of the real runtime, without argv[0].
+        before: commands to run first, each an argv without argv[0] for the
+            same real runtime (``sarus pull IMAGE@DIGEST`` before ``sarus run``),
+            with inherited stdio; a failing one ends the shim with its status.
+    """
+
+    __slots__ = ("args", "before")
+
+    def __init__(self, args: list[str], before: list[list[str]] | None = None) -> None:
+        self.args = args
+        self.before = before or []
+
+
+def split_transport(operand: str, transports: tuple[str, ...]) -> tuple[str, str] | None:
+    """(prefix, rest) for an operand starting with one of `transports`, else None."""
+    for prefix in transports:
+        if operand.startswith(prefix):
+            return prefix, operand[len(prefix) :]
+    return None
+
+
+def qualified_reference(text: str, *, allow_short: bool) -> reference.Reference | None:
+    """The normalised reference of `text` if the shim may resolve it: fully
+    qualified (or a short name when the runtime reads short names as
+    docker.io, `allow_short`), not a local ``localhost/`` image, valid.
+    Cheap refusals first (no regex for short names)."""
+    if reference.could_be_image_id(text):
+        return None
+    name = text.partition("@")[0]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    domain, _, qualified = reference.split_domain(name[:colon] if colon > slash else name)
+    if (not qualified and not allow_short) or domain == "localhost":
+        return None
+    try:
+        return reference.parse(text)
+    except InvalidReference:
+        return None
+
+
+class Personality:
+    """A runtime's behaviour. Subclasses set ``name``, ``grammar`` and
+    ``login_verbs`` and override what differs."""
+
+    name = ""
+    grammar = None  # a module with parse(args) -> Invocation
+    login_verbs: frozenset[str] = frozenset()
+    #: the personality knows how to tell the runtime to skip TLS verification
+    #: for a registry only imagefit's config marks insecure
+    tls_flag: str | None = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def parse(self, args: list[str]) -> Invocation:
+        """The invocation (raises ArgvError for a line it cannot read exactly)."""
+        return self.grammar.parse(args)
+
+    def operand(
+        self, text: str, inv: Invocation, environ: Mapping[str, str]
+    ) -> tuple[str, reference.Reference] | None:
+        """(prefix, reference) for an operand naming a registry image the shim
+        may resolve, or None to leave it alone."""
+        raise NotImplementedError
+
+    def passes_through(self, inv: Invocation, environ: Mapping[str, str]) -> bool:
+        """True when the shim must not resolve this command's images at all."""
+        return inv.enabled("help")
+
+    def tls_verify(self, inv: Invocation, environ: Mapping[str, str]) -> bool | None:
+        """The user's explicit TLS choice for the registry (False: skip
+        verification), or None when they made none."""
+        return None
+
+    def authfile(self, inv: Invocation, environ: Mapping[str, str]) -> str | None:
+        """A credentials file the user named for this command, if any."""
+        return None
+
+    def credentials(self, inv: Invocation, environ: Mapping[str, str]) -> tuple[str, str] | None:
+        """Credentials the runtime takes from its own flags/environment, if any."""
+        return None
+
+    def requested_platform(
+        self, inv: Invocation, environ: Mapping[str, str]
+    ) -> tuple[str, str, str | None] | None:
+        """The platform the user asked for on the command line, as (os, OCI
+        architecture, variant or None), or None. Honoured as a constraint:
+        only builds of that platform are considered; another architecture than
+        the host's (emulation) leaves the runtime's own choice alone."""
+        return None
+
+    def pin(self, prefix: str, ref: reference.Reference, digest: str) -> str:
+        """The operand rewritten to the chosen build: ``prefix`` + ``name@digest``."""
+        return prefix + str(ref.with_digest(digest))
+
+    def finish(
+        self,
+        args: list[str],
+        inv: Invocation,
+        resolved: list[Resolved],
+        *,
+        login: bool,
+        insecure_by_config: bool,
+        environ: Mapping[str, str],
+        euid: int,
+    ) -> Plan:
+        """The final plan: `args` already has the pinned operands; add the
+        login recipe (when `login`), runtime flags and steps."""
+        return Plan(args)

@@ -1,0 +1,124 @@
+"""podman: `run`, `create`, `pull` (also `container run|create`, `image pull`).
+
+Image operands: registry references; ``docker://NAME`` is a registry
+reference too, and reads short names as docker.io/library/NAME (containers/image
+docker transport: no short-name search; checked with podman 4.3.1). Other
+transports (containers/image transports/alltransports) pass through. Short
+names are resolved for ``pull`` through registries.conf exactly as podman
+does (:mod:`shim.shortnames`), or left alone; ``run``/``create`` of a short
+name pass through, since podman first looks for a local image of that name.
+
+The shim stands aside for: ``--help`` (at the subcommand level, or the root's
+for pull), ``--rootfs``, ``pull --all-tags``, and remote podman (``--remote``,
+``--url``, ``--connection``, ``--host``, ``--identity``, ``CONTAINER_HOST``,
+``CONTAINER_CONNECTION``: the container runs on another machine). A
+``--platform``/``--arch``/``--os``/``--variant`` the user gives is a
+constraint on the choice (see :func:`platform_constraint`), never overridden.
+
+Login recipe (:mod:`shim.login`): ``--entrypoint=<json>`` unless the user
+set one, ``--userns=keep-id`` when rootless unless the user chose
+``--userns``, ``--user`` or ``$PODMAN_USERNS``; inserted right after the
+subcommand word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shim import login, reference
+from shim.argv import Invocation, podman
+from shim.personality.base import Personality, Plan, Resolved, qualified_reference, split_transport
+
+#: containers/image transports that are not a registry.
+OTHER_TRANSPORTS = (
+    "containers-storage:", "dir:", "docker-archive:", "docker-daemon:", "oci:", "oci-archive:",
+    "ostree:", "sif:", "tarball:",
+)  # fmt: skip
+REMOTE_FLAGS = ("url", "connection", "host", "identity")
+REMOTE_ENV = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
+
+
+class Podman(Personality):
+    grammar = podman
+    login_verbs = frozenset({"run", "create"})
+    tls_flag = "--tls-verify=false"
+
+    def operand(self, text: str, inv: Invocation, environ: Mapping[str, str]):
+        found = split_transport(text, ("docker://",))
+        if found:
+            ref = qualified_reference(found[1], allow_short=True)
+            return (found[0], ref) if ref else None
+        if text.startswith(OTHER_TRANSPORTS):
+            return None
+        ref = qualified_reference(text, allow_short=False)
+        if ref is not None:
+            return "", ref
+        if inv.verb != "pull" or reference.could_be_image_id(text):
+            # run/create look for a local image by that short name first
+            # (localhost/NAME, a tag pulled earlier): only podman knows which
+            return None
+        from shim.shortnames import resolve_short_name
+
+        return resolve_short_name(text, environ)
+
+    def passes_through(self, inv: Invocation, environ: Mapping[str, str]) -> bool:
+        if inv.enabled("help") or inv.enabled("help", global_level=True) or inv.enabled("rootfs"):
+            return True
+        if inv.enabled("all-tags"):
+            return True
+        if inv.enabled("remote", global_level=True) or any(
+            n in inv.global_flags for n in REMOTE_FLAGS
+        ):
+            return True
+        return any(environ.get(n) for n in REMOTE_ENV)
+
+    def tls_verify(self, inv: Invocation, environ: Mapping[str, str]) -> bool | None:
+        if "tls-verify" not in inv.flags:
+            return None
+        value = inv.last("tls-verify")
+        return value is None or value.lower() not in ("false", "0", "f")
+
+    def requested_platform(self, inv: Invocation, environ: Mapping[str, str]):
+        return platform_request(
+            inv.last("platform"), inv.last("os"), inv.last("arch"), inv.last("variant")
+        )
+
+    def authfile(self, inv: Invocation, environ: Mapping[str, str]) -> str | None:
+        return inv.last("authfile") or environ.get("REGISTRY_AUTH_FILE") or None
+
+    def finish(
+        self, args, inv, resolved: list[Resolved], *, login, insecure_by_config, environ, euid
+    ) -> Plan:
+        extra = [self.tls_flag] if insecure_by_config and resolved else []
+        if login:
+            extra += self.login_flags(inv, environ, euid)
+        if extra and inv.insert_at is not None:
+            args[inv.insert_at : inv.insert_at] = extra
+        return Plan(args)
+
+    def login_flags(self, inv: Invocation, environ: Mapping[str, str], euid: int) -> list[str]:
+        return login.podman_flags(
+            inv.flags, rootless=euid != 0, environ_userns=environ.get("PODMAN_USERNS")
+        )
+
+
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def platform_request(platform: str | None, os_: str | None, arch: str | None, variant: str | None):
+    """(os, architecture, variant) from ``--platform OS/ARCH[/VARIANT]`` or
+    ``--os``/``--arch``/``--variant`` (containers/common pkg/parse), or None
+    when none was given. Missing parts default to linux and the host's
+    architecture ("" means: any)."""
+    if not (platform or os_ or arch or variant):
+        return None
+    if platform:
+        parts = platform.split("/")
+        os_, arch = parts[0], parts[1] if len(parts) > 1 else ""
+        variant = parts[2] if len(parts) > 2 else variant
+    arch = _ARCH.get((arch or "").lower(), (arch or "").lower())
+    return (os_ or "linux"), arch, (variant or None)
+
+
+def personality(name: str) -> Podman:
+    return Podman(name)
