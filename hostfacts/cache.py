@@ -14,8 +14,6 @@ writable by others, or does not validate is ignored (and replaced).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import stat
 import tempfile
@@ -23,14 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hostfacts.context import ProbeContext
-from hostfacts.model import SCHEMA_VERSION, HostFacts
-
-#: Environment variables whose value changes what a probe finds.
-KEY_ENV = (
-    "PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
-    "IMAGEFIT_MPI_LIBRARY", "LOADEDMODULES", "_LMFILES_", "I_MPI_ROOT", "MPI_HOME", "OMPI_HOME",
-    "APPTAINER_CONTAINER", "SINGULARITY_CONTAINER", "container",
-)  # fmt: skip
+from hostfacts.fingerprint import digest, material  # noqa: E402  (re-exported: KEY_ENV)
+from hostfacts.model import HostFacts
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path:
@@ -45,26 +37,12 @@ def cache_dir(environ: Mapping[str, str]) -> Path:
 
 
 def cache_key(ctx: ProbeContext, hostname: str) -> str | None:
-    """The key of `ctx`'s facts, or None when there is no boot id to tie them to."""
+    """The key of `ctx`'s facts, or None when there is no boot id to tie them
+    to. For the live root it equals :func:`hostfacts.fingerprint.live_fingerprint`."""
     boot_id = (ctx.read_text("/proc/sys/kernel/random/boot_id") or "").strip()
     if not boot_id:
         return None
-    from importlib import metadata
-
-    try:
-        version = metadata.version("imagefit")  # facts probed by another release are not reused
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    material = {
-        "boot_id": boot_id,
-        "root": str(ctx.root.resolve()),
-        "hostname": hostname,
-        "env": {k: ctx.environ.get(k) for k in KEY_ENV},
-        "schema": SCHEMA_VERSION,
-        "version": version,
-        "uid": os.geteuid(),
-    }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
+    return digest(material(boot_id, str(ctx.root.resolve()), hostname, ctx.environ, os.geteuid()))
 
 
 def _trusted(path: Path) -> bool:

@@ -19,6 +19,10 @@ Keys::
     [cpu_targets]              # node classes whose archspec target is overridden:
     "nid0*" = "zen3"           # hostname glob (fnmatch) = archspec target; first match wins
     nfd_artifacts = true       # look for NFD compatibility artifacts (referrers)
+    decision_cache_ttl = 600   # seconds a decision is used without asking the registry
+    decision_cache_dir = "/lustre/imagefit/decisions"  # shared by all nodes (default: per user)
+    cache_trusted_uids = []    # other owners whose shared cache entries are trusted
+    audit_log = "/var/log/imagefit/audit.jsonl"        # or "syslog"; default: none
     [[policy]]                 # per image (glob on the repository, first match wins):
     image = "registry.example.org/apps/*"
     pin = "zen3"               # the only build to run: a build label, NFD set tag or digest
@@ -60,6 +64,10 @@ class Settings:
         "cpu_targets",
         "nfd_artifacts",
         "policies",
+        "decision_cache_ttl",
+        "decision_cache_dir",
+        "cache_trusted_uids",
+        "audit_log",
         "sources",
         "warnings",
     )
@@ -74,6 +82,10 @@ class Settings:
         cpu_targets: tuple[tuple[str, str], ...] = (),
         nfd_artifacts: bool = True,
         policies: tuple[dict, ...] = (),
+        decision_cache_ttl: float = 600.0,
+        decision_cache_dir: str | None = None,
+        cache_trusted_uids: tuple[int, ...] = (),
+        audit_log: str | None = None,
         sources: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
     ) -> None:
@@ -85,6 +97,10 @@ class Settings:
         self.cpu_targets = cpu_targets
         self.nfd_artifacts = nfd_artifacts
         self.policies = policies
+        self.decision_cache_ttl = decision_cache_ttl
+        self.decision_cache_dir = decision_cache_dir
+        self.cache_trusted_uids = cache_trusted_uids
+        self.audit_log = audit_log
         self.sources = sources
         self.warnings = warnings
 
@@ -131,6 +147,17 @@ def _check(path: str, key: str, value: object) -> object:
     elif key == "insecure_registries":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{path}: insecure_registries must be a list of host names")
+        value = tuple(value)
+    elif key == "decision_cache_ttl":
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 30 * 86400:
+            raise ConfigError(f"{path}: decision_cache_ttl must be a number of seconds (0 disables the cache)")
+        value = float(value)
+    elif key in ("decision_cache_dir", "audit_log"):
+        if not isinstance(value, str) or not (os.path.isabs(value) or value == "syslog" and key == "audit_log"):
+            raise ConfigError(f"{path}: {key} must be an absolute path" + (' or "syslog"' if key == "audit_log" else ""))
+    elif key == "cache_trusted_uids":
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{path}: cache_trusted_uids must be a list of uids")
         value = tuple(value)
     elif key == "nfd_artifacts":
         if not isinstance(value, bool):

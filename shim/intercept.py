@@ -130,68 +130,159 @@ def _refusal(ref, decision) -> Refusal:
 
 
 def _resolve_operands(
-    personality: Personality,
-    args: list[str],
-    operands,
-    inv: Invocation,
-    settings: Settings,
-    environ,
+    personality: Personality, args: list[str], operands, inv: Invocation, settings: Settings, environ
 ) -> tuple[list[Resolved], bool]:
-    """Resolve each registry operand; rewrite `args` in place for selected
-    builds. Returns (what was resolved, whether a rewritten image's registry
-    is insecure only by imagefit's config, so the runtime must be told).
+    """Resolve each registry operand (decision cache first); rewrite `args` in
+    place for selected builds. Returns (what was resolved, whether a rewritten
+    image's registry is insecure only by imagefit's config, so the runtime
+    must be told).
+
+    A cache hit imports nothing heavy (:mod:`shim.decisions`); a miss
+    resolves once per key across concurrent shims (single flight).
 
     Raises:
         Refusal: no build runs here. ShimError: failure with on_error=refuse.
     """
     import socket
+    import time
 
-    from hostfacts import HostFactsError, host_facts
-    from scoring import Outcome
-    from scoring.platform import host_platform
-    from shim.resolve import insecurity, resolve
+    from hostfacts.fingerprint import live_fingerprint
+    from shim import decisions
+    from shim.insecure import insecurity
 
+    hostname = socket.gethostname()
+    cpu_target = settings.cpu_target_for(hostname)
+    requested = personality.requested_platform(inv, environ)
+    if requested is not None:
+        machine = os.uname().machine
+        requested = (requested[0], requested[1] or _MACHINES.get(machine, machine), requested[2])
+    facts_fp = live_fingerprint(environ, hostname) if settings.decision_cache_ttl > 0 else None
+    directory = decisions.cache_dir(settings.decision_cache_dir, environ)
+    shared = settings.decision_cache_dir is not None
+    trusted = settings.cache_trusted_uids
     resolved: list[Resolved] = []
     by_config = False
-    requested = personality.requested_platform(inv, environ)
     for position, (prefix, ref) in operands:
-        why_insecure = insecurity(
-            ref, environ, settings.insecure_registries, personality.tls_verify(inv, environ)
-        )
-        try:
-            facts = host_facts(environ, cpu_target=settings.cpu_target_for(socket.gethostname()))
-            wanted = None
-            if requested is not None:
-                host = host_platform(facts)
-                wanted = (requested[0], requested[1] or host.architecture, requested[2])
-                if wanted[:2] != (host.os, host.architecture):
-                    continue  # another platform (emulation): the runtime's own choice applies
-            resolution = resolve(
-                ref,
-                facts,
-                environ=environ,
-                insecure=why_insecure is not None,
-                timeout=settings.registry_timeout,
-                authfile=personality.authfile(inv, environ),
-                credentials=personality.credentials(inv, environ),
-                nfd_artifacts=settings.nfd_artifacts,
-                policy=policy_of(settings, ref.name),
-                requested_platform=wanted,
-            )
-        except (RegistryError, HostFactsError) as exc:
-            if settings.on_error == "refuse":
-                raise ShimError(f"cannot resolve {ref}: {exc}") from None
-            warn(f"cannot resolve {ref} ({exc}); running the command unchanged")
+        start = time.monotonic()
+        why_insecure = insecurity(ref, environ, settings.insecure_registries, personality.tls_verify(inv, environ))
+        material = {
+            "policy": settings.policy_for(ref.name),
+            "cpu_target": cpu_target,
+            "nfd": settings.nfd_artifacts,
+            "requested": requested,
+        }
+        key = decisions.key(str(ref), facts_fp, material) if facts_fp else None
+        entry = decisions.load(directory, key, trusted) if key else None
+        state = "miss"
+        if entry is not None and entry.age() <= settings.decision_cache_ttl:
+            state = "hit"
+        elif entry is not None:
+            entry, state = _revalidate(entry, ref, personality, inv, settings, environ, why_insecure)
+            if entry is not None and state == "revalidated":
+                decisions.store(directory, key, entry, shared)
+        if entry is None:
+            if key is not None:
+                with decisions.single_flight(directory, key, settings.registry_timeout + 1, trusted, shared) as flight:
+                    entry = flight.entry
+                    state = "waited" if entry is not None else "miss"
+                    if entry is None:
+                        entry = _decide(ref, personality, inv, settings, environ, why_insecure, cpu_target, requested)
+                        if entry is not None:
+                            decisions.store(directory, key, entry, shared)
+            else:
+                entry = _decide(ref, personality, inv, settings, environ, why_insecure, cpu_target, requested)
+        if entry is None:
+            _audit(settings, personality, ref, None, "error", "resolution failed; ran unchanged", state, start)
             continue
-        decision = resolution.decision
-        if decision.outcome == Outcome.REFUSED:
-            raise _refusal(ref, decision)
-        if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
-            args[position] = personality.pin(prefix, ref, decision.chosen.digest)
-            resolved.append(
-                Resolved(
-                    position, prefix, ref, decision.chosen.digest, dict(decision.chosen.annotations)
-                )
-            )
+        reason = entry.refusal.splitlines()[0] if entry.refusal else ""
+        _audit(settings, personality, ref, entry, entry.outcome, reason, state, start)
+        if entry.outcome == "refused":
+            raise Refusal(entry.refusal)
+        if entry.outcome == "selected":
+            args[position] = personality.pin(prefix, ref, entry.chosen)
+            resolved.append(Resolved(position, prefix, ref, entry.chosen, entry.annotations))
             by_config = by_config or why_insecure == "imagefit config"
     return resolved, by_config
+
+
+def _audit(settings, personality, ref, entry, outcome, reason, state, start) -> None:
+    if not settings.audit_log:
+        return
+    import time
+
+    from shim import audit
+
+    audit.record(
+        settings.audit_log,
+        light=state in ("hit", "waited"),
+        runtime=personality.name,
+        reference=str(ref),
+        index_digest=entry.index_digest if entry else None,
+        chosen=entry.chosen if entry else None,
+        outcome=outcome,
+        reason=reason,
+        cache=state,
+        duration_ms=round((time.monotonic() - start) * 1000, 1),
+    )
+
+
+def _decide(ref, personality, inv, settings, environ, why_insecure, cpu_target, requested):
+    """Resolve `ref` now (the cold path): a decisions.Entry, or None after a
+    fail-open warning. Raises ShimError when on_error = "refuse"."""
+    from hostfacts import HostFactsError, host_facts
+    from scoring import Outcome
+    from shim import decisions
+    from shim.resolve import resolve
+
+    try:
+        facts = host_facts(environ, cpu_target=cpu_target)
+        resolution = resolve(
+            ref,
+            facts,
+            environ=environ,
+            insecure=why_insecure is not None,
+            timeout=settings.registry_timeout,
+            authfile=personality.authfile(inv, environ),
+            credentials=personality.credentials(inv, environ),
+            nfd_artifacts=settings.nfd_artifacts,
+            policy=policy_of(settings, ref.name),
+            requested_platform=requested,
+        )
+    except (RegistryError, HostFactsError) as exc:
+        if settings.on_error == "refuse":
+            raise ShimError(f"cannot resolve {ref}: {exc}") from None
+        warn(f"cannot resolve {ref} ({exc}); running the command unchanged")
+        return None
+    decision = resolution.decision
+    if decision.outcome == Outcome.REFUSED:
+        return decisions.Entry(str(ref), resolution.digest, "refused", refusal=str(_refusal(ref, decision)))
+    if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
+        chosen = decision.chosen
+        return decisions.Entry(str(ref), resolution.digest, "selected", chosen.digest, dict(chosen.annotations))
+    return decisions.Entry(str(ref), resolution.digest, "passthrough")
+
+
+def _revalidate(entry, ref, personality, inv, settings, environ, why_insecure):
+    """A stale entry: one HEAD of the tag. Same index digest: (entry, "revalidated");
+    another: (None, "miss"); registry unreachable: (entry, "stale") with a warning."""
+    import time
+
+    from shim import auth
+    from shim.registry import RegistryClient
+
+    try:
+        creds = personality.credentials(inv, environ) or auth.credentials(
+            ref.domain, ref.path, environ, personality.authfile(inv, environ)
+        )
+        client = RegistryClient(
+            ref.domain, insecure=why_insecure is not None, credentials=creds, timeout=settings.registry_timeout
+        )
+        current = client.head_digest(ref.path, ref.reference)
+    except RegistryError as exc:
+        minutes = entry.age() / 60
+        warn(f"cannot check {ref} ({exc}); using the decision made {minutes:.0f} min ago")
+        return entry, "stale"
+    if current is None or current != entry.index_digest:
+        return None, "miss"
+    entry.decided_at = time.time()
+    return entry, "revalidated"

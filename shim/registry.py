@@ -154,7 +154,7 @@ class RegistryClient:
             self._auth_session = self._new_session()
         return oras.auth.get_auth_backend(name, self._auth_session, tls_verify=not self.insecure)
 
-    def _send(self, url: str, headers: dict[str, str]):
+    def _send(self, url: str, headers: dict[str, str], method: str = "GET"):
         import requests
 
         session = self._http()
@@ -162,7 +162,8 @@ class RegistryClient:
         with self._lock:
             self.requests_made += 1
         try:
-            return session.get(
+            return session.request(
+                method,
                 url,
                 headers=headers,
                 stream=True,
@@ -213,7 +214,7 @@ class RegistryClient:
                 return True
         return False
 
-    def _get(self, path: str, accept: str):
+    def _get(self, path: str, accept: str, method: str = "GET"):
         headers = {"Accept": accept}
         schemes = (
             [self._scheme] if self._scheme else (["https", "http"] if self.insecure else ["https"])
@@ -222,19 +223,34 @@ class RegistryClient:
         for scheme in schemes:
             url = f"{scheme}://{self.api_host}{path}"
             try:
-                response = self._send(url, {**headers, **self._auth_header})
+                response = self._send(url, {**headers, **self._auth_header}, method)
             except RegistryError as exc:
                 last_error = exc
                 continue
             self._scheme = scheme
             if response.status_code == 401 and self._authenticate(response):
                 response.close()
-                response = self._send(url, {**headers, **self._auth_header})
+                response = self._send(url, {**headers, **self._auth_header}, method)
             return response
         assert last_error is not None
         raise last_error
 
     # -- API ----------------------------------------------------------------
+    def head_digest(self, repository: str, reference: str) -> str | None:
+        """HEAD /v2/<repository>/manifests/<reference>: the digest the registry
+        announces (``Docker-Content-Digest``) for a tag, or None when it
+        announces none (the caller then fetches and hashes the content).
+
+        Raises:
+            RegistryError: unreachable, timeout, or an error status.
+        """
+        response = self._get(f"/v2/{repository}/manifests/{reference}", ", ".join(ACCEPT), method="HEAD")
+        with response:
+            if response.status_code != 200:
+                raise RegistryError(_status_message(response.status_code, f"{self.domain}/{repository}:{reference}"))
+            announced = response.headers.get("Docker-Content-Digest", "")
+        return announced if announced.startswith("sha256:") else None
+
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         """GET /v2/<repository>/manifests/<reference> (distribution-spec).
 

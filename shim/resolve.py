@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from hostfacts import HostFacts
 from scoring import INDEX_MEDIA_TYPES, Decision, InvalidIndexError, Outcome, parse_index, select
 from scoring.policy import Policy
-from shim import auth, registries_conf
+from shim import auth
 from shim.errors import RegistryError
+from shim.insecure import insecurity, registry_is_insecure  # noqa: F401  (re-exported)
 from shim.reference import Reference
 from shim.registry import RegistryClient
 
@@ -34,36 +35,6 @@ class Resolution:
     digest: str
     decision: Decision
     requests: int
-
-
-def insecurity(
-    ref: Reference,
-    environ: Mapping[str, str],
-    insecure_registries: tuple[str, ...],
-    tls_verify: bool | None,
-) -> str | None:
-    """Why the registry of `ref` is reached without TLS verification (plain
-    HTTP allowed), or None: exactly where podman would, ``--tls-verify=false``
-    on the command line ("command line") or registries.conf ``insecure``
-    ("registries.conf"), and also imagefit's ``insecure_registries``
-    ("imagefit config"). An explicit ``--tls-verify=true`` wins over both files."""
-    if tls_verify is not None:
-        return None if tls_verify else "command line"
-    if registries_conf.insecure(ref.name, environ):
-        return "registries.conf"
-    if ref.domain in insecure_registries:
-        return "imagefit config"
-    return None
-
-
-def registry_is_insecure(
-    ref: Reference,
-    environ: Mapping[str, str],
-    insecure_registries: tuple[str, ...],
-    tls_verify: bool | None,
-) -> bool:
-    """True when :func:`insecurity` names a reason."""
-    return insecurity(ref, environ, insecure_registries, tls_verify) is not None
 
 
 @dataclass(frozen=True)

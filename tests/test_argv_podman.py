@@ -402,9 +402,8 @@ def environ(tmp_path) -> dict[str, str]:
 
 
 def final(args: list[str], environ, settings: Settings | None = None) -> list[str]:
-    return plan(
-        personalities.get("podman"), podman.parse(args), settings or Settings(), environ
-    ).args
+    settings = settings or Settings(decision_cache_ttl=0)  # the decision cache has tests of its own
+    return plan(personalities.get("podman"), podman.parse(args), settings, environ).args
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
@@ -580,7 +579,7 @@ def test_unreadable_lines_run_unchanged_with_one_warning(args, fake, capsys, mon
 def test_final_args_rewrites_through_the_same_path(fake, monkeypatch, capsys):
     monkeypatch.delenv("IMAGEFIT_DISABLE", raising=False)
     monkeypatch.delenv(shim.main.ACTIVE_ENV, raising=False)
-    assert shim.main._final_args("podman", ["run", "--rm", IMG], Settings()) == [
+    assert shim.main._final_args("podman", ["run", "--rm", IMG], Settings(decision_cache_ttl=0)) == [
         "run",
         EP,
         KI,
