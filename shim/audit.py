@@ -73,4 +73,7 @@ def record(destination: str | None, *, light: bool, **fields) -> None:
             line = renderer(None, "info", dict(data))
         _write_line(destination, line)
     except Exception as exc:  # the audit log must never stop the command
-        print(f"imagefit: cannot write the audit log {destination}: {exc}", file=__import__("sys").stderr)
+        print(
+            f"imagefit: cannot write the audit log {destination}: {exc}",
+            file=__import__("sys").stderr,
+        )

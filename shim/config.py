@@ -149,14 +149,27 @@ def _check(path: str, key: str, value: object) -> object:
             raise ConfigError(f"{path}: insecure_registries must be a list of host names")
         value = tuple(value)
     elif key == "decision_cache_ttl":
-        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 30 * 86400:
-            raise ConfigError(f"{path}: decision_cache_ttl must be a number of seconds (0 disables the cache)")
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not 0 <= value <= 30 * 86400
+        ):
+            raise ConfigError(
+                f"{path}: decision_cache_ttl must be a number of seconds (0 disables the cache)"
+            )
         value = float(value)
     elif key in ("decision_cache_dir", "audit_log"):
-        if not isinstance(value, str) or not (os.path.isabs(value) or value == "syslog" and key == "audit_log"):
-            raise ConfigError(f"{path}: {key} must be an absolute path" + (' or "syslog"' if key == "audit_log" else ""))
+        if not isinstance(value, str) or not (
+            os.path.isabs(value) or value == "syslog" and key == "audit_log"
+        ):
+            raise ConfigError(
+                f"{path}: {key} must be an absolute path"
+                + (' or "syslog"' if key == "audit_log" else "")
+            )
     elif key == "cache_trusted_uids":
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
             raise ConfigError(f"{path}: cache_trusted_uids must be a list of uids")
         value = tuple(value)
     elif key == "nfd_artifacts":

@@ -52,9 +52,26 @@ class Entry:
         decided_at: epoch seconds of the decision (or of its last revalidation).
     """
 
-    __slots__ = ("reference", "index_digest", "outcome", "chosen", "annotations", "refusal", "decided_at")
+    __slots__ = (
+        "reference",
+        "index_digest",
+        "outcome",
+        "chosen",
+        "annotations",
+        "refusal",
+        "decided_at",
+    )
 
-    def __init__(self, reference, index_digest, outcome, chosen=None, annotations=None, refusal=None, decided_at=None):
+    def __init__(
+        self,
+        reference,
+        index_digest,
+        outcome,
+        chosen=None,
+        annotations=None,
+        refusal=None,
+        decided_at=None,
+    ):
         self.reference = reference
         self.index_digest = index_digest
         self.outcome = outcome
@@ -64,7 +81,9 @@ class Entry:
         self.decided_at = time.time() if decided_at is None else decided_at
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, **{k: getattr(self, k) for k in self.__slots__}}, sort_keys=True)
+        return json.dumps(
+            {"format": FORMAT, **{k: getattr(self, k) for k in self.__slots__}}, sort_keys=True
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Entry | None:
@@ -94,20 +113,29 @@ class Entry:
 
 def _is_digest(value) -> bool:
     hexdigits = set("0123456789abcdef")
-    return isinstance(value, str) and value.startswith("sha256:") and len(value) == 71 and set(value[7:]) <= hexdigits
+    return (
+        isinstance(value, str)
+        and value.startswith("sha256:")
+        and len(value) == 71
+        and set(value[7:]) <= hexdigits
+    )
 
 
 def cache_dir(configured: str | None, environ: Mapping[str, str]) -> str:
     """The decision cache directory: the site's, else the user's."""
     if configured:
         return configured
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".cache"
+    )
     return os.path.join(base, "imagefit", "decisions")
 
 
 def key(reference: str, facts_fingerprint: str, policy: Mapping) -> str:
     """The cache key of a decision."""
-    material = json.dumps({"ref": reference, "facts": facts_fingerprint, "policy": policy}, sort_keys=True)
+    material = json.dumps(
+        {"ref": reference, "facts": facts_fingerprint, "policy": policy}, sort_keys=True
+    )
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -168,7 +196,14 @@ class single_flight:
     resolve; otherwise another process held it, and ``flight.entry`` is its
     result (None when it did not come within `wait` seconds, or failed)."""
 
-    def __init__(self, directory: str, cache_key: str, wait: float, trusted_uids: tuple[int, ...] = (), shared=False):
+    def __init__(
+        self,
+        directory: str,
+        cache_key: str,
+        wait: float,
+        trusted_uids: tuple[int, ...] = (),
+        shared=False,
+    ):
         self.directory = directory
         self.key = cache_key
         self.wait = wait
@@ -183,7 +218,9 @@ class single_flight:
 
         try:
             os.makedirs(self.directory, mode=0o755 if self.shared else 0o700, exist_ok=True)
-            self.fd = os.open(os.path.join(self.directory, self.key + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            self.fd = os.open(
+                os.path.join(self.directory, self.key + ".lock"), os.O_RDWR | os.O_CREAT, 0o644
+            )
         except OSError:
             return self  # no lock possible: resolve alone
         try:

@@ -10,7 +10,10 @@ from shim.reference import Reference
 
 
 def insecurity(
-    ref: Reference, environ: Mapping[str, str], insecure_registries: tuple[str, ...], tls_verify: bool | None
+    ref: Reference,
+    environ: Mapping[str, str],
+    insecure_registries: tuple[str, ...],
+    tls_verify: bool | None,
 ) -> str | None:
     """Why the registry of `ref` is reached without TLS verification (plain
     HTTP allowed), or None: ``--tls-verify=false`` (or the runtime's
@@ -27,7 +30,10 @@ def insecurity(
 
 
 def registry_is_insecure(
-    ref: Reference, environ: Mapping[str, str], insecure_registries: tuple[str, ...], tls_verify: bool | None
+    ref: Reference,
+    environ: Mapping[str, str],
+    insecure_registries: tuple[str, ...],
+    tls_verify: bool | None,
 ) -> bool:
     """True when :func:`insecurity` names a reason."""
     return insecurity(ref, environ, insecure_registries, tls_verify) is not None

@@ -15,6 +15,10 @@ from shim.config import Settings
 from shim.errors import Refusal, RegistryError, ShimError
 from shim.personality import Personality, Plan, Resolved
 
+#: scoring.vocabulary.CONTAINER_KIND, spelled out: importing scoring would load
+#: pydantic on the hot path (tests/test_hot_path.py checks they agree).
+CONTAINER_KIND = "org.supercontainers.container.kind"
+
 
 def warn(message: str) -> None:
     """One human-readable line on stderr."""
@@ -87,8 +91,6 @@ def plan(
     if inv.verb in personality.login_verbs and not standing_aside:
         apply_login = settings.login == "always"
         if settings.login == "auto" and resolved:
-            from scoring.vocabulary import CONTAINER_KIND
-
             kinds = {r.annotations.get(CONTAINER_KIND, "").strip().lower() for r in resolved}
             apply_login = "application" not in kinds
     if not resolved and not apply_login:
@@ -130,7 +132,12 @@ def _refusal(ref, decision) -> Refusal:
 
 
 def _resolve_operands(
-    personality: Personality, args: list[str], operands, inv: Invocation, settings: Settings, environ
+    personality: Personality,
+    args: list[str],
+    operands,
+    inv: Invocation,
+    settings: Settings,
+    environ,
 ) -> tuple[list[Resolved], bool]:
     """Resolve each registry operand (decision cache first); rewrite `args` in
     place for selected builds. Returns (what was resolved, whether a rewritten
@@ -164,7 +171,9 @@ def _resolve_operands(
     by_config = False
     for position, (prefix, ref) in operands:
         start = time.monotonic()
-        why_insecure = insecurity(ref, environ, settings.insecure_registries, personality.tls_verify(inv, environ))
+        why_insecure = insecurity(
+            ref, environ, settings.insecure_registries, personality.tls_verify(inv, environ)
+        )
         material = {
             "policy": settings.policy_for(ref.name),
             "cpu_target": cpu_target,
@@ -177,22 +186,46 @@ def _resolve_operands(
         if entry is not None and entry.age() <= settings.decision_cache_ttl:
             state = "hit"
         elif entry is not None:
-            entry, state = _revalidate(entry, ref, personality, inv, settings, environ, why_insecure)
+            entry, state = _revalidate(
+                entry, ref, personality, inv, settings, environ, why_insecure
+            )
             if entry is not None and state == "revalidated":
                 decisions.store(directory, key, entry, shared)
         if entry is None:
             if key is not None:
-                with decisions.single_flight(directory, key, settings.registry_timeout + 1, trusted, shared) as flight:
+                with decisions.single_flight(
+                    directory, key, settings.registry_timeout + 1, trusted, shared
+                ) as flight:
                     entry = flight.entry
                     state = "waited" if entry is not None else "miss"
                     if entry is None:
-                        entry = _decide(ref, personality, inv, settings, environ, why_insecure, cpu_target, requested)
+                        entry = _decide(
+                            ref,
+                            personality,
+                            inv,
+                            settings,
+                            environ,
+                            why_insecure,
+                            cpu_target,
+                            requested,
+                        )
                         if entry is not None:
                             decisions.store(directory, key, entry, shared)
             else:
-                entry = _decide(ref, personality, inv, settings, environ, why_insecure, cpu_target, requested)
+                entry = _decide(
+                    ref, personality, inv, settings, environ, why_insecure, cpu_target, requested
+                )
         if entry is None:
-            _audit(settings, personality, ref, None, "error", "resolution failed; ran unchanged", state, start)
+            _audit(
+                settings,
+                personality,
+                ref,
+                None,
+                "error",
+                "resolution failed; ran unchanged",
+                state,
+                start,
+            )
             continue
         reason = entry.refusal.splitlines()[0] if entry.refusal else ""
         _audit(settings, personality, ref, entry, entry.outcome, reason, state, start)
@@ -255,10 +288,14 @@ def _decide(ref, personality, inv, settings, environ, why_insecure, cpu_target, 
         return None
     decision = resolution.decision
     if decision.outcome == Outcome.REFUSED:
-        return decisions.Entry(str(ref), resolution.digest, "refused", refusal=str(_refusal(ref, decision)))
+        return decisions.Entry(
+            str(ref), resolution.digest, "refused", refusal=str(_refusal(ref, decision))
+        )
     if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
         chosen = decision.chosen
-        return decisions.Entry(str(ref), resolution.digest, "selected", chosen.digest, dict(chosen.annotations))
+        return decisions.Entry(
+            str(ref), resolution.digest, "selected", chosen.digest, dict(chosen.annotations)
+        )
     return decisions.Entry(str(ref), resolution.digest, "passthrough")
 
 
@@ -275,7 +312,10 @@ def _revalidate(entry, ref, personality, inv, settings, environ, why_insecure):
             ref.domain, ref.path, environ, personality.authfile(inv, environ)
         )
         client = RegistryClient(
-            ref.domain, insecure=why_insecure is not None, credentials=creds, timeout=settings.registry_timeout
+            ref.domain,
+            insecure=why_insecure is not None,
+            credentials=creds,
+            timeout=settings.registry_timeout,
         )
         current = client.head_digest(ref.path, ref.reference)
     except RegistryError as exc:

@@ -29,8 +29,9 @@ def _say(message: str) -> None:
     print(f"imagefit: {message}", file=sys.stderr)
 
 
-def _plan(runtime: str, args: list[str], settings: config.Settings):
-    """The Plan to run (shim.personality.Plan), or None to run `args` unchanged."""
+def _plan(runtime: str, args: list[str], settings: config.Settings, real: str | None = None):
+    """The Plan to run (shim.personality.Plan), or None to run `args` unchanged.
+    `real` is the runtime the shim will exec (``Personality.real``)."""
     if os.environ.get("IMAGEFIT_DISABLE") == "1" or os.environ.get(ACTIVE_ENV):
         return None
     from shim import personality as personalities
@@ -38,6 +39,7 @@ def _plan(runtime: str, args: list[str], settings: config.Settings):
     personality = personalities.get(runtime)
     if personality is None:
         return None
+    personality.real = real
     try:
         inv = personality.parse(args)
     except ArgvError as exc:
@@ -50,14 +52,18 @@ def _plan(runtime: str, args: list[str], settings: config.Settings):
     return intercept.plan(personality, inv, settings, os.environ)
 
 
-def _final_args(runtime: str, args: list[str], settings: config.Settings) -> list[str]:
+def _final_args(
+    runtime: str, args: list[str], settings: config.Settings, real: str | None = None
+) -> list[str]:
     """The final argv (without argv[0]) the shim would exec (no pre-steps)."""
-    plan = _plan(runtime, args, settings)
+    plan = _plan(runtime, args, settings, real)
     return args if plan is None else plan.args
 
 
 def _run_step(real: str, runtime: str, args: list[str]) -> int:
-    """Run one pre-step (``sarus pull``) with inherited stdio; SIGINT goes to
+    """Run one pre-step (``sarus pull``) with inherited stdin and stderr, and
+    its stdout sent to stderr: the progress a pull prints must not mix with
+    the container's own output (``sarus run IMG cmd > out``). SIGINT goes to
     the whole foreground group anyway, so the shim ignores it while waiting.
     Returns the exit status (128+N when killed by signal N)."""
     import signal
@@ -65,7 +71,7 @@ def _run_step(real: str, runtime: str, args: list[str]) -> int:
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        done = subprocess.run([runtime, *args], executable=real, check=False)
+        done = subprocess.run([runtime, *args], executable=real, check=False, stdout=2)
     finally:
         signal.signal(signal.SIGINT, previous)
     return 128 - done.returncode if done.returncode < 0 else done.returncode
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in settings.warnings:
             _say(line)
         real = find_runtime(runtime, os.environ, argv[0], settings.runtimes.get(runtime))
-        plan = _plan(runtime, argv[1:], settings)
+        plan = _plan(runtime, argv[1:], settings, real)
     except ShimError as exc:
         _say(str(exc))
         return exc.exit_code

@@ -244,10 +244,14 @@ class RegistryClient:
         Raises:
             RegistryError: unreachable, timeout, or an error status.
         """
-        response = self._get(f"/v2/{repository}/manifests/{reference}", ", ".join(ACCEPT), method="HEAD")
+        response = self._get(
+            f"/v2/{repository}/manifests/{reference}", ", ".join(ACCEPT), method="HEAD"
+        )
         with response:
             if response.status_code != 200:
-                raise RegistryError(_status_message(response.status_code, f"{self.domain}/{repository}:{reference}"))
+                raise RegistryError(
+                    _status_message(response.status_code, f"{self.domain}/{repository}:{reference}")
+                )
             announced = response.headers.get("Docker-Content-Digest", "")
         return announced if announced.startswith("sha256:") else None
 

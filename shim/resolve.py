@@ -149,6 +149,7 @@ def resolve(
         insecure=insecure,
         timeout=timeout,
         authfile=authfile,
+        credentials=credentials,
         nfd_artifacts=nfd_artifacts,
     )
     return Resolution(

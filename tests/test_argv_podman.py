@@ -579,7 +579,9 @@ def test_unreadable_lines_run_unchanged_with_one_warning(args, fake, capsys, mon
 def test_final_args_rewrites_through_the_same_path(fake, monkeypatch, capsys):
     monkeypatch.delenv("IMAGEFIT_DISABLE", raising=False)
     monkeypatch.delenv(shim.main.ACTIVE_ENV, raising=False)
-    assert shim.main._final_args("podman", ["run", "--rm", IMG], Settings(decision_cache_ttl=0)) == [
+    assert shim.main._final_args(
+        "podman", ["run", "--rm", IMG], Settings(decision_cache_ttl=0)
+    ) == [
         "run",
         EP,
         KI,

@@ -56,3 +56,17 @@ def test_pass_through_of_run_imports_nothing_heavy():
 def test_disable_imports_no_grammar_at_all():
     modules = _imported([["run", "--rm", "quay.io/a/b:1"]], env={"IMAGEFIT_DISABLE": "1"})
     assert _heavy(modules) == [] and "shim.argv.podman" not in modules
+
+
+def test_the_shims_spelling_of_the_container_kind_key_is_the_vocabularys():
+    from scoring.vocabulary import CONTAINER_KIND
+    from shim.intercept import CONTAINER_KIND as SHIM_CONTAINER_KIND
+
+    assert SHIM_CONTAINER_KIND == CONTAINER_KIND
+
+
+def test_the_fingerprints_schema_version_is_the_models():
+    from hostfacts.fingerprint import SCHEMA_VERSION as FP
+    from hostfacts.model import SCHEMA_VERSION
+
+    assert FP == SCHEMA_VERSION

@@ -21,9 +21,13 @@ class Invocation:
             persistent), in the same form.
         command_at: position in ``args`` where the container's own command
             starts (after the image), or None when there is none.
+        output_at: position in ``args`` of an output-file operand the user
+            gave (``apptainer pull OUTPUT URI``), or None.
     """
 
-    __slots__ = ("args", "verb", "images", "insert_at", "flags", "global_flags", "command_at")
+    __slots__ = (
+        "args", "verb", "images", "insert_at", "flags", "global_flags", "command_at", "output_at",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -34,6 +38,7 @@ class Invocation:
         flags: dict[str, list[str | None]] | None = None,
         command_at: int | None = None,
         global_flags: dict[str, list[str | None]] | None = None,
+        output_at: int | None = None,
     ) -> None:
         self.args = args
         self.verb = verb
@@ -42,6 +47,7 @@ class Invocation:
         self.flags = {} if flags is None else flags
         self.global_flags = {} if global_flags is None else global_flags
         self.command_at = command_at
+        self.output_at = output_at
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

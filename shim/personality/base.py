@@ -39,7 +39,9 @@ class Plan:
         args: the final argv of the real runtime, without argv[0].
         before: commands to run first, each an argv without argv[0] for the
             same real runtime (``sarus pull IMAGE@DIGEST`` before ``sarus run``),
-            with inherited stdio; a failing one ends the shim with its status.
+            with inherited stdin and stderr and its stdout sent to stderr (the
+            container's output alone goes to stdout); a failing one ends the
+            shim with its status.
     """
 
     __slots__ = ("args", "before")
@@ -85,6 +87,10 @@ class Personality:
     #: the personality knows how to tell the runtime to skip TLS verification
     #: for a registry only imagefit's config marks insecure
     tls_flag: str | None = None
+    #: absolute path of the real runtime the shim will exec, set by
+    #: :mod:`shim.main` before parsing (None: unknown, e.g. in unit tests).
+    #: A personality may look at it (docker: is it podman-docker's script?).
+    real: str | None = None
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -1,0 +1,241 @@
+"""The decision cache on the real path: the installed shim (dry run) against
+the real registry, counting requests from the registry's own access log."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shim import decisions
+from tests.conftest import world_readable_tmp
+from tests.support import oci
+
+TARGET = "org.supercontainers.hardware.cpu.target.microarch"
+HEAVY = ("oras", "requests", "pydantic", "structlog", "archspec", "pynvml", "yaml", "scoring", "shim.resolve",
+         "shim.registry", "hostfacts.api", "hostfacts.model", "urllib3")  # fmt: skip
+
+
+def _builds(names):
+    return [
+        {
+            "name": n,
+            "platform": {"architecture": "amd64", "os": "linux"},
+            "annotations": {TARGET: n},
+        }
+        for n in names
+    ]
+
+
+@pytest.fixture(scope="module")
+def app(registry, tmp_path_factory):
+    return oci.build_and_push(registry.host, "cache/app", "1", _builds(["x86_64", "haswell", "zen4"]),
+                              layout_dir=tmp_path_factory.mktemp("cache-app"))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def facts_file(cpuinfo_dir, imagefit_cmd):
+    out = world_readable_tmp("imagefit-cache-facts-")
+    path = out / "zen4.json"
+    done = subprocess.run([*imagefit_cmd, "facts", "--json", "--cpuinfo", str(cpuinfo_dir / "linux-rocky8.5-zen4")],
+                          check=True, capture_output=True, text=True)  # fmt: skip
+    path.write_text(done.stdout)
+    path.chmod(0o644)
+    return str(path)
+
+
+@pytest.fixture
+def env(tmp_path, facts_file, shim_bin):
+    site = tmp_path / "site.toml"
+    site.write_text("decision_cache_ttl = 600\n")
+    site.chmod(0o644)
+    return {
+        **os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "IMAGEFIT_DRY_RUN": "1",
+        "IMAGEFIT_FACTS": facts_file, "IMAGEFIT_SITE_CONFIG": str(site), "PATH": f"{shim_bin}:{os.environ['PATH']}",
+    }  # fmt: skip
+
+
+def shim(shim_bin, env, *args, importtime=False):
+    argv = [str(shim_bin / "podman"), "run", "--rm", "--tls-verify=false", *args, "id"]
+    if importtime:
+        argv = [sys.executable, "-X", "importtime", *argv]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _pinned(done) -> str:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])[-2]
+
+
+def _manifest_requests(registry, since):
+    return [r for r in registry.requests(since) if "/manifests/" in r[1]]
+
+
+def test_a_hit_makes_no_request_and_imports_nothing_heavy(registry, app, shim_bin, env):
+    first = shim(shim_bin, env, app.ref)
+    assert _pinned(first) == app.digest_ref("zen4")
+    mark = registry.log_offset()
+    second = shim(shim_bin, env, app.ref, importtime=True)
+    assert _pinned(second) == app.digest_ref("zen4")
+    assert registry.requests(mark) == []
+    imported = [
+        line.split("|")[-1].strip()
+        for line in second.stderr.splitlines()
+        if line.startswith("import time:")
+    ]
+    heavy = [m for m in imported if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    assert heavy == [], heavy
+
+
+def test_after_the_ttl_one_head_revalidates(registry, app, shim_bin, env, tmp_path):
+    Path(env["IMAGEFIT_SITE_CONFIG"]).write_text("decision_cache_ttl = 0.5\n")
+    assert _pinned(shim(shim_bin, env, app.ref)) == app.digest_ref("zen4")
+    time.sleep(0.6)
+    mark = registry.log_offset()
+    assert _pinned(shim(shim_bin, env, app.ref)) == app.digest_ref("zen4")
+    manifests = _manifest_requests(registry, mark)
+    assert [(m, s) for m, _, s in manifests] == [("HEAD", 200)], manifests
+
+
+def test_a_moved_tag_is_resolved_again(registry, shim_bin, env, tmp_path):
+    Path(env["IMAGEFIT_SITE_CONFIG"]).write_text("decision_cache_ttl = 0.5\n")
+    old = oci.build_and_push(
+        registry.host,
+        "cache/moving",
+        "1",
+        _builds(["x86_64", "haswell"]),
+        layout_dir=tmp_path / "a",
+    )
+    assert _pinned(shim(shim_bin, env, old.ref)) == old.digest_ref("x86_64")
+    new = oci.build_and_push(
+        registry.host, "cache/moving", "1", _builds(["x86_64", "zen4"]), layout_dir=tmp_path / "b"
+    )
+    time.sleep(0.6)
+    assert _pinned(shim(shim_bin, env, new.ref)) == new.digest_ref("zen4")
+
+
+def test_registry_down_uses_the_stale_decision_with_a_warning(app, shim_bin, env, tmp_path):
+    Path(env["IMAGEFIT_SITE_CONFIG"]).write_text("decision_cache_ttl = 0.5\n")
+    ref = app.ref
+    assert _pinned(shim(shim_bin, env, ref)) == app.digest_ref("zen4")
+    cache = Path(env["XDG_CACHE_HOME"]) / "imagefit" / "decisions"
+    (entry_file,) = cache.glob("*.json")
+    # the same decision, now unreachable: point the entry's key at a dead registry by editing nothing but
+    # the clock: simulate an outage with a registry timeout on an address nothing listens on
+    time.sleep(0.6)
+    env = {**env, "IMAGEFIT_REGISTRY_TIMEOUT": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "NO_PROXY": ""}  # fmt: skip
+    done = shim(shim_bin, env, ref)
+    assert _pinned(done) == app.digest_ref("zen4")
+    warning = done.stderr.strip().splitlines()
+    assert (
+        len(warning) == 1
+        and warning[0].startswith(f"imagefit: cannot check {ref}")
+        and "using the decision made" in warning[0]
+    )
+    assert entry_file.exists()
+
+
+def test_corrupt_or_untrusted_entries_are_ignored_and_replaced(registry, app, shim_bin, env):
+    assert _pinned(shim(shim_bin, env, app.ref)) == app.digest_ref("zen4")
+    cache = Path(env["XDG_CACHE_HOME"]) / "imagefit" / "decisions"
+    (entry_file,) = cache.glob("*.json")
+    good = entry_file.read_text()
+    for bad in (
+        good[: len(good) // 2],
+        "",
+        "{}",
+        good.replace("zen4", "zen4").replace('"selected"', '"maybe"'),
+    ):
+        entry_file.write_text(bad)
+        mark = registry.log_offset()
+        assert _pinned(shim(shim_bin, env, app.ref)) == app.digest_ref("zen4")
+        assert _manifest_requests(registry, mark), "a corrupt entry must not be used"
+        assert decisions.Entry.from_json(entry_file.read_text()) is not None  # replaced
+    data = json.loads(entry_file.read_text())
+    data["chosen"] = app.manifests["x86_64"]
+    entry_file.write_text(json.dumps(data))
+    entry_file.chmod(0o666)  # writable by others: not trusted
+    assert _pinned(shim(shim_bin, env, app.ref)) == app.digest_ref("zen4")
+
+
+def _writer(directory: str, key: str, n: int) -> None:
+    big = {f"k{i}": "v" * 200 for i in range(40)}
+    for i in range(n):
+        decisions.store(directory, key, decisions.Entry("r.io/a:1", "sha256:" + "a" * 64, "selected",
+                                                        "sha256:" + f"{i % 16:x}" * 64, big))  # fmt: skip
+
+
+def test_kill_9_while_writing_never_leaves_a_partial_entry(tmp_path):
+    directory, key = str(tmp_path / "d"), "k" * 64
+    _writer(directory, key, 1)
+    ctx = multiprocessing.get_context("fork")
+    seen = 0
+    for _ in range(25):
+        proc = ctx.Process(target=_writer, args=(directory, key, 10_000))
+        proc.start()
+        deadline = time.monotonic() + 0.05
+        while time.monotonic() < deadline:
+            entry = decisions.load(directory, key)
+            assert (
+                entry is not None
+                and entry.chosen.startswith("sha256:")
+                and len(entry.annotations) == 40
+            )
+            seen += 1
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
+        entry = decisions.load(directory, key)
+        assert entry is not None and len(entry.annotations) == 40
+    assert seen > 100
+    leftovers = [p for p in Path(directory).iterdir() if p.name.startswith(".tmp-")]
+    assert len(leftovers) <= 25  # killed writers may leave temp files, never a partial entry
+
+
+def test_a_herd_of_64_shims_makes_one_resolution(registry, tmp_path, shim_bin, env):
+    app = oci.build_and_push(registry.host, "cache/herd", "1", _builds(["x86_64", "haswell", "zen4"]),
+                             layout_dir=tmp_path / "herd")  # fmt: skip
+    shared = world_readable_tmp("imagefit-shared-cache-")
+    Path(env["IMAGEFIT_SITE_CONFIG"]).write_text(f'decision_cache_dir = "{shared}"\n')
+    mark = registry.log_offset()
+    procs = [
+        subprocess.Popen(
+            [str(shim_bin / "podman"), "run", "--rm", "--tls-verify=false", app.ref, "id"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(64)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _, e in outputs if e]
+    chosen = {json.loads(out.splitlines()[-1])[-2] for out, _ in outputs}
+    assert chosen == {app.digest_ref("zen4")}
+    index_gets = [
+        r for r in registry.requests(mark) if r[0] == "GET" and r[1].endswith("/manifests/1")
+    ]
+    assert len(index_gets) == 1, index_gets
+
+
+def test_audit_log_one_line_per_decision_same_fields_on_miss_and_hit(app, shim_bin, env, tmp_path):
+    log = tmp_path / "audit.jsonl"
+    Path(env["IMAGEFIT_SITE_CONFIG"]).write_text(f'audit_log = "{log}"\n')
+    shim(shim_bin, env, app.ref)
+    shim(shim_bin, env, app.ref)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["cache"] for line in lines] == ["miss", "hit"]
+    assert lines[0].keys() == lines[1].keys()
+    assert {"event", "time", "user", "uid", "host", "runtime", "reference", "index_digest", "chosen", "outcome",
+            "reason", "cache", "duration_ms"} == set(lines[0])  # fmt: skip
+    assert all(
+        line["chosen"] == app.manifests["zen4"] and line["runtime"] == "podman" for line in lines
+    )
+    assert "password" not in log.read_text().lower()
