@@ -11,9 +11,7 @@ fingerprint is the sha256 of that file's bytes.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from collections.abc import Mapping
 
 #: Bumped whenever a probe changes what it reports for the same host.
 PROBE_VERSION = 2
@@ -27,7 +25,21 @@ KEY_ENV = (
 )  # fmt: skip
 
 
-def material(boot_id: str, root: str, hostname: str, environ: Mapping[str, str], uid: int) -> dict:
+def canonical(data) -> str:
+    """A canonical text of nested dicts/lists/scalars (sorted keys): what the
+    digests hash. Not JSON: the json module would import re on the hot path."""
+    if isinstance(data, dict):
+        return (
+            "{"
+            + ",".join(f"{canonical(str(k))}:{canonical(data[k])}" for k in sorted(data, key=str))
+            + "}"
+        )
+    if isinstance(data, list | tuple):
+        return "[" + ",".join(canonical(v) for v in data) + "]"
+    return repr(data)
+
+
+def material(boot_id: str, root: str, hostname: str, environ, uid: int) -> dict:
     """The inputs the fingerprint hashes."""
     return {
         "boot_id": boot_id,
@@ -41,11 +53,11 @@ def material(boot_id: str, root: str, hostname: str, environ: Mapping[str, str],
 
 
 def digest(data: dict) -> str:
-    """32 hex characters of the sha256 of `data` as canonical JSON."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+    """32 hex characters of the sha256 of :func:`canonical` `data`."""
+    return hashlib.sha256(canonical(data).encode()).hexdigest()[:32]
 
 
-def live_fingerprint(environ: Mapping[str, str], hostname: str) -> str | None:
+def live_fingerprint(environ, hostname: str) -> str | None:
     """Fingerprint of this host's facts (root ``/``), or of ``$IMAGEFIT_FACTS``;
     None when there is no boot id (facts then cannot be tied to a boot)."""
     facts_file = environ.get("IMAGEFIT_FACTS")

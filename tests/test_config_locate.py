@@ -160,3 +160,31 @@ def test_shim_started_under_its_own_name_says_how_to_use_it():
         [str(bindir / "imagefit-shim"), "run", "x"], capture_output=True, text=True
     )
     assert done.returncode == 125 and "imagefit install" in done.stderr
+
+
+def test_parsed_config_is_cached_until_the_file_changes(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text('login = "never"\n')
+    env = _env(tmp_path)
+    assert config.load(env, euid=0).login == "never"
+    (cached,) = (tmp_path / ".cache" / "imagefit" / "config").iterdir()
+    assert cached.stat().st_mode & 0o077 == 0
+    site.write_text('login = "always"\n')  # a change (size) is seen at once
+    assert config.load(env, euid=0).login == "always"
+    site.write_text("login = [\n")  # and an invalid file is an error, not an old cached value
+    with pytest.raises(ConfigError, match="cannot read config"):
+        config.load(env, euid=0)
+
+
+def test_a_parse_cache_not_private_to_the_user_is_not_used(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text('login = "never"\n')
+    env = _env(tmp_path)
+    config.load(env, euid=0)
+    (cached,) = (tmp_path / ".cache" / "imagefit" / "config").iterdir()
+    import marshal
+
+    signature, _ = marshal.loads(cached.read_bytes())
+    cached.write_bytes(marshal.dumps((signature, {"login": "always"})))  # a forged entry...
+    cached.chmod(0o644)  # ...readable by others: not the user's private cache
+    assert config.load(env, euid=0).login == "never"

@@ -126,7 +126,7 @@ def test_registry_down_uses_the_stale_decision_with_a_warning(app, shim_bin, env
     ref = app.ref
     assert _pinned(shim(shim_bin, env, ref)) == app.digest_ref("zen4")
     cache = Path(env["XDG_CACHE_HOME"]) / "imagefit" / "decisions"
-    (entry_file,) = cache.glob("*.json")
+    (entry_file,) = cache.glob("*.entry")
     # the same decision, now unreachable: point the entry's key at a dead registry by editing nothing but
     # the clock: simulate an outage with a registry timeout on an address nothing listens on
     time.sleep(0.6)
@@ -146,31 +146,35 @@ def test_registry_down_uses_the_stale_decision_with_a_warning(app, shim_bin, env
 def test_corrupt_or_untrusted_entries_are_ignored_and_replaced(registry, app, shim_bin, env):
     assert _pinned(shim(shim_bin, env, app.ref)) == app.digest_ref("zen4")
     cache = Path(env["XDG_CACHE_HOME"]) / "imagefit" / "decisions"
-    (entry_file,) = cache.glob("*.json")
+    (entry_file,) = cache.glob("*.entry")
     good = entry_file.read_text()
     for bad in (
         good[: len(good) // 2],
         "",
         "{}",
-        good.replace("zen4", "zen4").replace('"selected"', '"maybe"'),
+        good.replace("\tselected\n", "\tmaybe\n"),
     ):
         entry_file.write_text(bad)
         mark = registry.log_offset()
         assert _pinned(shim(shim_bin, env, app.ref)) == app.digest_ref("zen4")
         assert _manifest_requests(registry, mark), "a corrupt entry must not be used"
-        assert decisions.Entry.from_json(entry_file.read_text()) is not None  # replaced
-    data = json.loads(entry_file.read_text())
-    data["chosen"] = app.manifests["x86_64"]
-    entry_file.write_text(json.dumps(data))
+        assert decisions.Entry.loads(entry_file.read_text()) is not None  # replaced
+    entry_file.write_text(
+        entry_file.read_text().replace(app.manifests["zen4"], app.manifests["x86_64"])
+    )
     entry_file.chmod(0o666)  # writable by others: not trusted
     assert _pinned(shim(shim_bin, env, app.ref)) == app.digest_ref("zen4")
 
 
 def _writer(directory: str, key: str, n: int) -> None:
-    big = {f"k{i}": "v" * 200 for i in range(40)}
+    big = {
+        "org.supercontainers.container.kind": "login" * 2000
+    }  # a large entry: many writes per file
     for i in range(n):
-        decisions.store(directory, key, decisions.Entry("r.io/a:1", "sha256:" + "a" * 64, "selected",
-                                                        "sha256:" + f"{i % 16:x}" * 64, big))  # fmt: skip
+        entry = decisions.Entry(
+            "r.io/a:1", "sha256:" + "a" * 64, "selected", "sha256:" + f"{i % 16:x}" * 64, big
+        )
+        decisions.store(directory, key, entry)
 
 
 def test_kill_9_while_writing_never_leaves_a_partial_entry(tmp_path):
@@ -187,13 +191,14 @@ def test_kill_9_while_writing_never_leaves_a_partial_entry(tmp_path):
             assert (
                 entry is not None
                 and entry.chosen.startswith("sha256:")
-                and len(entry.annotations) == 40
+                and entry.reference == "r.io/a:1"
             )
+            assert len(entry.annotations["org.supercontainers.container.kind"]) == 10_000
             seen += 1
         os.kill(proc.pid, signal.SIGKILL)
         proc.join()
         entry = decisions.load(directory, key)
-        assert entry is not None and len(entry.annotations) == 40
+        assert entry is not None and entry.index_digest == "sha256:" + "a" * 64
     assert seen > 100
     leftovers = [p for p in Path(directory).iterdir() if p.name.startswith(".tmp-")]
     assert len(leftovers) <= 25  # killed writers may leave temp files, never a partial entry

@@ -1,0 +1,406 @@
+"""docker: `run`, `create`, `pull` (also `container run|create`, `image pull`).
+
+The real ``docker`` may be podman
+---------------------------------
+podman-docker installs ``/usr/bin/docker`` as a shell script that runs
+``exec /usr/bin/podman "$@"`` (containers/podman docker/docker.in; Debian's
+podman-docker 4.3.1 ships exactly that), and some sites link ``docker`` to
+podman. Then podman reads the command line, so the shim behaves exactly as
+its podman personality (grammar, short names, TLS, login recipe): see
+:func:`runs_podman`, which looks at the runtime the shim will exec
+(``Personality.real``, set by :mod:`shim.main`): a file whose real name is
+``podman``, or a ``#!`` script whose first 4 KiB have a line ``exec
+[DIR/]podman ...``. The docker shim sets ``IMAGEFIT_ACTIVE`` like every
+shim, so a podman shim behind the script passes through: one rewrite.
+
+Real docker
+-----------
+- Image operands are registry references, never transports; short names are
+  docker.io (``ubuntu`` is ``docker.io/library/ubuntu``) because the daemon
+  reads them so; image IDs and ``localhost/NAME`` stay alone.
+- The shim stands aside for: ``--help`` (run/create's own, or pull's which
+  the root's and the group's reach), ``pull -a/--all-tags``, a ``--platform``
+  (or ``$DOCKER_DEFAULT_PLATFORM``) of another OS or architecture, content
+  trust (``$DOCKER_CONTENT_TRUST`` without ``--disable-content-trust``, or
+  ``--disable-content-trust=false``: docker verifies tags with Notary and a
+  digest would skip that), and a daemon that is not on this host: the
+  endpoint docker would use (``-c/--context``, else ``-H/--host``, else
+  ``$DOCKER_HOST``, else ``$DOCKER_CONTEXT``, else ``currentContext`` of
+  config.json, else the default socket; docker/cli cli/command/cli.go
+  ``resolveContextName``; a context's endpoint from
+  ``CONFIG/contexts/meta/<sha256 of name>/meta.json``) must be a ``unix://``
+  socket. Anything else (tcp://, ssh://, an unreadable context, two ``-H``)
+  passes through: the container would run elsewhere, where this host's facts
+  say nothing.
+- TLS: docker has no per-command switch; the daemon reaches a registry over
+  plain HTTP when its ``insecure-registries`` (``/etc/docker/daemon.json``,
+  ``$XDG_CONFIG_HOME/docker/daemon.json`` for a rootless daemon) lists the
+  host[:port] or a CIDR holding its address, and always for 127.0.0.0/8 and
+  ::1 (moby registry/config.go). The shim reads the same (addresses are not
+  looked up in DNS, except ``localhost``), then podman's registries.conf and
+  imagefit's ``insecure_registries`` (shared :mod:`shim.insecure`). A
+  registry insecure by imagefit's config only gets one warning: docker cannot
+  be told.
+- Credentials: ``CONFIG/config.json`` where CONFIG is ``--config``, else
+  ``$DOCKER_CONFIG``, else ``~/.docker`` (docker's only file; credential
+  helpers are not run).
+- Login recipe (docker/cli opts.go: ``--entrypoint`` is one string, the
+  whole ENTRYPOINT; a user entrypoint drops the image CMD): unless the user
+  gave ``--entrypoint``, ``--entrypoint=/bin/sh`` goes right after the
+  subcommand word and ``-c OUTER sh`` (:data:`shim.login.OUTER`) right after
+  the image, before the user's command. As the caller: when not root,
+  ``--user=UID:GID`` and ``--env=HOME=$HOME`` (docker gives an unknown uid
+  ``HOME=/``), unless the user gave ``-u/--user`` (then neither); the HOME
+  part also not when the user set HOME (``-e HOME[=...]``, or a ``HOME`` line
+  in an ``--env-file``). Nothing for root, and nothing for a rootless daemon
+  (its socket belongs to the caller): there container root is the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from shim import login
+from shim.argv import Invocation, docker
+from shim.personality.base import Personality, Plan, Resolved, qualified_reference
+
+#: where a rootful daemon reads insecure-registries
+DAEMON_JSON = "/etc/docker/daemon.json"
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+TLS_HOST = "tcp://localhost:2376"
+#: the daemon always treats these as insecure (moby registry/config.go)
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")  # Go strconv.ParseBool
+_OS = frozenset({"linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris"})
+_ARCH = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "i386": "386", "armhf": "arm"}
+_PODMAN_EXEC = re.compile(rb"""^[ \t]*exec[ \t]+["']?(?:[^\s"']*/)?podman["']?(?:[ \t]|$)""", re.M)
+_SCRIPT_BYTES = 4096
+
+
+def runs_podman(path: str | None) -> bool:
+    """True when the runtime at `path` is podman under the name docker: its
+    real name is ``podman``, or it is a script that execs podman
+    (podman-docker). Reads at most 4 KiB; False when unreadable or None."""
+    if not path:
+        return False
+    if os.path.basename(os.path.realpath(path)) == "podman":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SCRIPT_BYTES)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and _PODMAN_EXEC.search(head) is not None
+
+
+def config_dir(inv: Invocation, environ: Mapping[str, str]) -> str:
+    """docker's client config directory: ``--config``, ``$DOCKER_CONFIG``, ``~/.docker``."""
+    given = inv.global_flags.get("config")
+    if given and given[-1]:
+        return given[-1]
+    if environ.get("DOCKER_CONFIG"):
+        return environ["DOCKER_CONFIG"]
+    return os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".docker")
+
+
+def _json(path: str):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _tls(inv: Invocation, environ: Mapping[str, str]) -> bool:
+    """TLS to the daemon (``--tls``/``--tlsverify``, defaults from
+    ``$DOCKER_TLS``/``$DOCKER_TLS_VERIFY``): then the default host is TCP."""
+    flags = inv.global_flags
+    on = [inv.enabled(n, global_level=True) if n in flags else bool(environ.get(e))
+          for n, e in (("tls", "DOCKER_TLS"), ("tlsverify", "DOCKER_TLS_VERIFY"))]  # fmt: skip
+    return any(on)
+
+
+def _parse_host(value: str | None, tls: bool) -> str:
+    """docker/cli opts.ParseHost: empty is the default socket (TLS: tcp://localhost:2376),
+    no scheme is tcp."""
+    host = (value or "").strip()
+    if not host:
+        return TLS_HOST if tls else DEFAULT_HOST
+    return host if "://" in host else "tcp://" + host
+
+
+def daemon_host(inv: Invocation, environ: Mapping[str, str]) -> str | None:
+    """The daemon endpoint docker would use for this command (``unix:///...``,
+    ``tcp://...``, ``ssh://...``), or None when it cannot be known (docker
+    would refuse the line, or the context is unreadable)."""
+    contexts = [c for c in inv.global_flags.get("context", []) if c]
+    hosts = inv.global_flags.get("host", [])
+    if contexts and hosts:
+        return None  # docker: conflicting options
+    if len(hosts) > 1:
+        return None  # docker: specify only one -H
+    if contexts:
+        name = contexts[-1]
+    elif hosts:
+        return _parse_host(hosts[0], _tls(inv, environ))
+    elif environ.get("DOCKER_HOST"):
+        name = "default"
+    else:
+        name = environ.get("DOCKER_CONTEXT") or ""
+        if not name:
+            config = _json(os.path.join(config_dir(inv, environ), "config.json"))
+            current = config.get("currentContext") if isinstance(config, dict) else None
+            name = current if isinstance(current, str) else ""
+    if not name or name == "default":
+        return _parse_host(environ.get("DOCKER_HOST"), _tls(inv, environ))
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    meta = _json(os.path.join(config_dir(inv, environ), "contexts", "meta", digest, "meta.json"))
+    try:
+        host = meta["Endpoints"]["docker"]["Host"]
+    except (TypeError, KeyError):
+        return None
+    return host if isinstance(host, str) and host else None
+
+
+def local_socket(host: str | None) -> str | None:
+    """The socket path of a ``unix://`` endpoint (this host), else None."""
+    if host is None or not host.startswith("unix://"):
+        return None
+    return host[len("unix://") :] or DEFAULT_HOST[len("unix://") :]
+
+
+def rootless_daemon(socket_path: str | None, euid: int) -> bool:
+    """A rootless daemon: its socket belongs to the (non-root) caller."""
+    if socket_path is None or euid == 0:
+        return False
+    try:
+        return os.stat(socket_path).st_uid == euid
+    except OSError:
+        return False
+
+
+def content_trust(inv: Invocation, environ: Mapping[str, str]) -> bool:
+    """docker verifies tags with Notary for this command (cli/trust.go)."""
+    if "disable-content-trust" in inv.flags:
+        return not inv.enabled("disable-content-trust")
+    value = environ.get("DOCKER_CONTENT_TRUST", "")
+    return bool(value) and value not in _FALSE
+
+
+def platform_request(text: str | None) -> tuple[str, str, str | None] | None:
+    """(os, architecture, variant) of docker's ``--platform`` as containerd's
+    platforms.Parse reads it (``os[/arch[/variant]]``, or one word that is an
+    OS or an architecture; "" architecture means the host's), or None."""
+    if not text:
+        return None
+    parts = text.lower().split("/")
+    if len(parts) == 1:
+        if parts[0] in _OS:
+            return parts[0], "", None
+        os_, arch, variant = "linux", parts[0], None
+    else:
+        os_, arch = parts[0], parts[1]
+        variant = parts[2] if len(parts) > 2 and parts[2] else None
+    arch = _ARCH.get(arch, arch)
+    if arch == "amd64" and variant == "v1" or arch == "arm64" and variant in ("8", "v8"):
+        variant = None
+    return os_, arch, variant
+
+
+def _insecure_entries(daemon_json: str) -> list[str]:
+    data = _json(daemon_json)
+    entries = data.get("insecure-registries") if isinstance(data, dict) else None
+    return [e for e in entries if isinstance(e, str)] if isinstance(entries, list) else []
+
+
+def daemon_insecure(domain: str, daemon_json: str) -> bool:
+    """The docker daemon reaches registry `domain` (host[:port]) without TLS:
+    listed by name in insecure-registries, or its address (a literal IP, or
+    ``localhost``) in one of the CIDRs there or the loopback ones."""
+    import ipaddress
+
+    if domain == "docker.io":
+        return False  # the official index is always secure
+    entries = _insecure_entries(daemon_json)
+    if domain in entries:
+        return True
+    host = domain
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for entry in (*LOOPBACK, *entries):
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _sets_home(inv: Invocation) -> bool:
+    """The user set HOME: ``-e HOME``/``-e HOME=...`` or a HOME line in an --env-file."""
+    if any((v or "").partition("=")[0] == "HOME" for v in inv.flags.get("env", [])):
+        return True
+    for path in inv.flags.get("env-file", []):
+        try:
+            with open(path or "", encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            line = line.lstrip()
+            if line and not line.startswith("#") and line.partition("=")[0].rstrip() == "HOME":
+                return True
+    return False
+
+
+def _home(environ: Mapping[str, str], euid: int) -> str | None:
+    if environ.get("HOME"):
+        return environ["HOME"]
+    import pwd
+
+    try:
+        return pwd.getpwuid(euid).pw_dir
+    except KeyError:
+        return None
+
+
+class Docker(Personality):
+    grammar = docker
+    login_verbs = frozenset({"run", "create"})
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._podman_for: tuple[str | None, Personality | None] | None = None
+
+    def podman(self) -> Personality | None:
+        """The podman personality when the real docker is podman, else None."""
+        if self._podman_for is None or self._podman_for[0] != self.real:
+            found = None
+            if runs_podman(self.real):
+                from shim.personality.podman import Podman
+
+                found = Podman(self.name)
+                found.real = self.real
+            self._podman_for = (self.real, found)
+        return self._podman_for[1]
+
+    def parse(self, args: list[str]) -> Invocation:
+        podman = self.podman()
+        return podman.parse(args) if podman else docker.parse(args)
+
+    def operand(self, text: str, inv: Invocation, environ: Mapping[str, str]):
+        podman = self.podman()
+        if podman:
+            return podman.operand(text, inv, environ)
+        ref = qualified_reference(text, allow_short=True)
+        return ("", ref) if ref is not None else None
+
+    def passes_through(self, inv: Invocation, environ: Mapping[str, str]) -> bool:
+        podman = self.podman()
+        if podman:
+            return podman.passes_through(inv, environ)
+        if inv.enabled("help") or inv.enabled("help", global_level=True):
+            return True
+        if inv.enabled("all-tags") or content_trust(inv, environ):
+            return True
+        return local_socket(daemon_host(inv, environ)) is None
+
+    def _daemon_json(self, inv: Invocation, environ: Mapping[str, str]) -> str:
+        socket_path = local_socket(daemon_host(inv, environ))
+        if rootless_daemon(socket_path, os.geteuid()):
+            xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(
+                environ.get("HOME") or os.path.expanduser("~"), ".config"
+            )
+            return os.path.join(xdg, "docker", "daemon.json")
+        return DAEMON_JSON
+
+    def tls_verify(self, inv: Invocation, environ: Mapping[str, str]) -> bool | None:
+        """False when the daemon reaches this command's registry without TLS;
+        else None (registries.conf and imagefit's list decide for the shim)."""
+        podman = self.podman()
+        if podman:
+            return podman.tls_verify(inv, environ)
+        found = self.operand(inv.args[inv.images[0]], inv, environ) if inv.images else None
+        if found is None:
+            return None
+        return False if daemon_insecure(found[1].domain, self._daemon_json(inv, environ)) else None
+
+    def authfile(self, inv: Invocation, environ: Mapping[str, str]) -> str | None:
+        podman = self.podman()
+        if podman:
+            return podman.authfile(inv, environ)
+        return os.path.join(config_dir(inv, environ), "config.json")
+
+    def credentials(self, inv: Invocation, environ: Mapping[str, str]):
+        podman = self.podman()
+        return podman.credentials(inv, environ) if podman else None
+
+    def requested_platform(self, inv: Invocation, environ: Mapping[str, str]):
+        podman = self.podman()
+        if podman:
+            return podman.requested_platform(inv, environ)
+        return platform_request(inv.last("platform") or environ.get("DOCKER_DEFAULT_PLATFORM"))
+
+    def pin(self, prefix, ref, digest: str) -> str:
+        podman = self.podman()
+        return podman.pin(prefix, ref, digest) if podman else super().pin(prefix, ref, digest)
+
+    def finish(
+        self, args, inv, resolved: list[Resolved], *, login, insecure_by_config, environ, euid
+    ) -> Plan:
+        podman = self.podman()
+        if podman:
+            return podman.finish(
+                args, inv, resolved, login=login, insecure_by_config=insecure_by_config,
+                environ=environ, euid=euid,
+            )  # fmt: skip
+        if insecure_by_config and resolved:
+            from shim.intercept import warn
+
+            warn(
+                f"{resolved[0].ref.domain} is insecure only by imagefit's config; docker has no "
+                "flag for that: its daemon must list it in insecure-registries"
+            )
+        if login and inv.insert_at is not None and inv.images:
+            front, after = self.login_flags(inv, environ, euid)
+            image = inv.images[0]
+            args[image + 1 : image + 1] = after
+            args[inv.insert_at : inv.insert_at] = front
+        return Plan(args)
+
+    def login_flags(
+        self, inv: Invocation, environ: Mapping[str, str], euid: int
+    ) -> tuple[list[str], list[str]]:
+        """(flags after the subcommand word, words right after the image)."""
+        front: list[str] = []
+        after: list[str] = []
+        if "entrypoint" not in inv.flags:
+            front.append("--entrypoint=/bin/sh")
+            after = ["-c", login.OUTER, "sh"]
+        if euid == 0 or "user" in inv.flags:
+            return front, after
+        if rootless_daemon(local_socket(daemon_host(inv, environ)), euid):
+            return front, after
+        front.append(f"--user={euid}:{os.getegid()}")
+        home = None if _sets_home(inv) else _home(environ, euid)
+        if home:
+            front.append(f"--env=HOME={home}")
+        return front, after
+
+
+def personality(name: str) -> Docker:
+    return Docker(name)

@@ -1,0 +1,197 @@
+"""Benchmarks of the shim in front of podman, each with the direct baseline
+measured in the same run (DESIGN: speed is measured, never asserted).
+
+    /opt/imagefit-venv/bin/python -m tests.benchmarks.shim_bench [--runs N] [--herd N]
+
+1. hot path: `podman run --rm IMG id` through the shim (decision cache hit)
+   vs podman directly, paired runs, median ratio (target <= 1.10);
+2. pass-through: `podman ps` through the shim vs directly (target: added
+   median <= 15 ms);
+3. cold resolution (decision cache off) against the local registry, for an
+   index with annotations only and one whose 12 builds carry NFD artifacts:
+   registry requests made (from the registry's access log) and wall time added;
+4. herd: N concurrent shims (default 64) with an empty shared cache: registry
+   requests, and whether all chose the same digest (target: one resolution);
+5. peak RSS of the shim on the hot path (target <= 30 MiB), measured as the
+   resident set of the shim process just before it execs (IMAGEFIT_DRY_RUN),
+   and podman's own for scale.
+
+Needs root and tests/provision.sh. Starts its own registry on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support import oci
+from tests.support.fixtures import _podman_setup, _podman_teardown
+from tests.support.registry import LocalRegistry
+
+TARGET = "org.supercontainers.hardware.cpu.target.microarch"
+NAMES = ["x86_64", "x86_64_v2", "x86_64_v3", "x86_64_v4", "haswell", "broadwell", "skylake_avx512", "icelake",
+         "zen2", "zen3", "zen4", "zen5"]  # fmt: skip
+NFD_SPEC = """version: v1alpha1
+compatibilities:
+- tag: {name}
+  weight: 1
+  rules:
+  - name: cpu
+    matchFeatures:
+    - feature: archspec.compatible
+      matchExpressions: {{{name}: {{op: Exists}}}}
+    - feature: kernel.version
+      matchExpressions: {{full: {{op: Ge, value: ["3.10"], type: version}}}}
+"""
+
+
+def _builds(annotated: bool) -> list[dict]:
+    return [{"name": n, "platform": {"architecture": "amd64", "os": "linux"},
+             "annotations": {TARGET: n} if annotated else None} for n in NAMES]  # fmt: skip
+
+
+def _timed(argv, env) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {argv}\n{done.stderr}")
+    return elapsed
+
+
+def _paired(label, direct, shimmed, env, shim_env, runs) -> tuple[float, float]:
+    d, s = [], []
+    for _ in range(runs):
+        d.append(_timed(direct, env))
+        s.append(_timed(shimmed, shim_env))
+    md, ms = statistics.median(d), statistics.median(s)
+    print(f"{label}: direct median {md * 1000:.1f} ms, shim median {ms * 1000:.1f} ms, "
+          f"added {1000 * (ms - md):+.1f} ms, ratio {ms / md:.2f} ({runs} paired runs)")  # fmt: skip
+    return md, ms
+
+
+def _peak_rss_kib(argv, env) -> int:
+    """Peak RSS (KiB) of one child process: os.wait4 gives that child's own rusage."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {argv}")
+    return usage.ru_maxrss
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs", type=int, default=15, help="paired runs per measurement (default 15)"
+    )
+    parser.add_argument(
+        "--herd", type=int, default=64, help="concurrent shims in the herd (default 64)"
+    )
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="imagefit-bench-"))
+    work.chmod(0o755)
+    registry = LocalRegistry(work / "registry")
+    pargv, env = _podman_setup(work / "podman")
+    try:
+        annotated = oci.build_and_push(
+            registry.host, "bench/annotated", "1", _builds(True), layout_dir=work / "l1"
+        )
+        nfd = oci.build_and_push(
+            registry.host, "bench/nfd", "1", _builds(False), layout_dir=work / "l2"
+        )
+        for name in NAMES:
+            subject = oci.subject_descriptor(nfd, name)
+            oci.push_artifact(registry.host, "bench/nfd", subject, NFD_SPEC.format(name=name).encode(),
+                              created="2026-12-01T00:00:00Z")  # fmt: skip
+        bindir = Path(sys.executable).parent
+        subprocess.run([str(bindir / "imagefit"), "install", "--prefix", str(work / "shim"), "--runtime", "podman"],
+                       check=True, capture_output=True)  # fmt: skip
+        facts = work / "facts.json"
+        facts.write_text(subprocess.run([str(bindir / "imagefit"), "facts", "--json"], check=True,
+                                        capture_output=True, text=True).stdout)  # fmt: skip
+        site = work / "site.toml"
+        site.write_text("")
+        site.chmod(0o644)
+        shim = str(work / "shim" / "bin" / "podman")
+        real = shutil.which("podman")
+        shim_env = {**env, "PATH": f"{work / 'shim' / 'bin'}:{env['PATH']}", "HOME": str(work),
+                    "XDG_CACHE_HOME": str(work / "cache"), "IMAGEFIT_SITE_CONFIG": str(site)}  # fmt: skip
+        run = ["run", "--rm", "--network=none", "--tls-verify=false", annotated.ref, "id"]
+        _timed(
+            [real, *pargv[1:], *run], env
+        )  # pre-pull what each path runs: no image pull is timed
+        _timed([shim, *pargv[1:], *run], shim_env)  # ... and fills the decision cache
+        print(f"podman {subprocess.run([real, '--version'], capture_output=True, text=True).stdout.split()[-1]}, "
+              f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")  # fmt: skip
+        # 1. hot path
+        _paired("1. hot path: podman run --rm IMG id (decision cache hit)",
+                [real, *pargv[1:], *run], [shim, *pargv[1:], *run], env, shim_env, args.runs)  # fmt: skip
+        # 2. pass-through
+        _paired("2. pass-through: podman ps", [real, *pargv[1:], "ps"], [shim, *pargv[1:], "ps"], env, shim_env,
+                args.runs)  # fmt: skip
+        # 3. cold resolution (cache off), dry run so podman's own time is not in it
+        cold_env = {**shim_env, "IMAGEFIT_DRY_RUN": "1"}
+        site.write_text("decision_cache_ttl = 0\n")
+        for label, pushed in (("annotations only", annotated), ("NFD artifacts, 12 builds", nfd)):
+            dry = [shim, "run", "--rm", "--tls-verify=false", pushed.ref, "id"]
+            passthrough = [
+                shim,
+                "run",
+                "--rm",
+                "--tls-verify=false",
+                "busybox",
+                "id",
+            ]  # a short name: not resolved
+            mark = registry.log_offset()
+            _timed(dry, cold_env)
+            requests = len(registry.requests(mark))
+            cold = statistics.median(_timed(dry, cold_env) for _ in range(max(3, args.runs // 3)))
+            base = statistics.median(
+                _timed(passthrough, cold_env) for _ in range(max(3, args.runs // 3))
+            )
+            print(f"3. cold resolution, {label}: {requests} registry requests, wall {cold * 1000:.1f} ms "
+                  f"(shim without resolution {base * 1000:.1f} ms: added {1000 * (cold - base):.1f} ms)")  # fmt: skip
+        # 4. herd
+        shared = work / "shared-cache"
+        site.write_text(f'decision_cache_dir = "{shared}"\n')
+        herd_env = {**shim_env, "IMAGEFIT_DRY_RUN": "1"}
+        mark = registry.log_offset()
+        start = time.perf_counter()
+        procs = [subprocess.Popen([shim, "run", "--rm", "--tls-verify=false", nfd.ref, "id"], env=herd_env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                 for _ in range(args.herd)]  # fmt: skip
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        wall = time.perf_counter() - start
+        chosen = {json.loads(o.splitlines()[-1])[-2] for o in outs if o.strip()}
+        reqs = registry.requests(mark)
+        index_gets = [r for r in reqs if r[0] == "GET" and r[1].endswith("/manifests/1")]
+        print(f"4. herd of {args.herd} shims, empty shared cache: {len(reqs)} registry requests, "
+              f"{len(index_gets)} index resolution(s), {len(chosen)} distinct choice(s), wall {wall:.2f} s")  # fmt: skip
+        # 5. peak RSS on the hot path (a cache hit, dry run: the shim's own process)
+        site.write_text("")
+        hot = {**shim_env, "IMAGEFIT_DRY_RUN": "1"}
+        rss = _peak_rss_kib([shim, *pargv[1:], *run], hot)
+        podman_rss = _peak_rss_kib([real, *pargv[1:], "ps"], env)
+        print(
+            f"5. peak RSS of the shim on the hot path: {rss / 1024:.1f} MiB (podman ps: {podman_rss / 1024:.1f} MiB)"
+        )
+    finally:
+        registry.stop()
+        _podman_teardown(work / "podman", pargv, env)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
