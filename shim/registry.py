@@ -466,7 +466,10 @@ class RegistryClient:
         read so far (for error bodies, read only to classify the error)."""
         body = bytearray()
         try:
-            for chunk in response.iter_content(65536):
+            # read1: whatever one recv brings (at most 64 KiB), so a registry
+            # that drips a byte at a time still meets the total deadline
+            # (iter_content would block until a whole chunk arrived).
+            while chunk := response.raw.read1(65536):
                 body += chunk
                 if len(body) > limit:
                     if lenient:

@@ -581,7 +581,7 @@ def test_default_platform_variable(fake, environ):
 
 def test_daemon_insecure_registries(fake, environ, tmp_path, capsys):
     (tmp_path / "daemon.json").write_text(
-        json.dumps({"insecure-registries": ["quay.io", "10.0.0.0/8", "reg.site:5000"]})
+        json.dumps({"insecure-registries": ["quay.io", "10.0.0.0/8", "http://reg.site:5000"]})
     )
     for ref, insecure in [
         (IMG, True),  # by name

@@ -241,8 +241,12 @@ def test_docker_shim_in_front_of_docker_itself(chain, app, zen4_facts, tmp_path)
     assert call["active"] == "1"
 
 
-def test_docker_shim_as_an_ordinary_user(chain, app, zen4_facts):
-    """As the caller: --user UID:GID and HOME (run as the test user with runuser)."""
+def test_docker_shim_as_an_ordinary_user(chain, app, zen4_facts, podman_env):
+    """As the caller: --user UID:GID and HOME (run as the test user with runuser).
+    Then the recorded argv is replayed with real podman, which reads docker's
+    ``--entrypoint STRING`` and CMD as docker does (no docker daemon here): the
+    build's PATH survives the login shell's /etc/profile, the image ENTRYPOINT
+    does not run, the command runs as the caller with the caller's HOME."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to the test user")
     user_name = os.environ.get("IMAGEFIT_TEST_USER", "alice")
@@ -261,7 +265,7 @@ def test_docker_shim_as_an_ordinary_user(chain, app, zen4_facts):
         os.chmod(base / "cache", 0o777)
         done = subprocess.run(
             ["runuser", "-u", user_name, "--", "env", *(f"{k}={v}" for k, v in env.items()),
-             str(chain["X"] / "bin" / "docker"), "run", "--rm", app.ref, "id", "-u"],
+             str(chain["X"] / "bin" / "docker"), "run", "--rm", app.ref, "sh", "-c", "whichbuild; id -u; echo $HOME"],
             capture_output=True, text=True, timeout=120, cwd="/",
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -269,8 +273,15 @@ def test_docker_shim_as_an_ordinary_user(chain, app, zen4_facts):
         pinned = f"{app.repository}@{app.manifests['zen4']}"
         assert call["argv"] == [
             "run", DOCKER_EP, f"--user={user.pw_uid}:{user.pw_gid}", f"--env=HOME={user.pw_dir}",
-            "--rm", pinned, *DOCKER_SH, "id", "-u",
+            "--rm", pinned, *DOCKER_SH, "sh", "-c", "whichbuild; id -u; echo $HOME",
         ]  # fmt: skip
+        argv, penv = podman_env
+        replay = [*argv, "run", "--tls-verify=false", "--network=none", *call["argv"][1:]]
+        ran = subprocess.run(replay, env=penv, capture_output=True, text=True, timeout=180)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.split() == ["zen4", str(user.pw_uid), user.pw_dir], (
+            ran.stdout + ran.stderr
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

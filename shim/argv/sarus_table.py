@@ -66,8 +66,9 @@ after the image to reach the container. Options were added in: 1.1.0
 ignored); 1.6.0 ``--annotation``, ``--mpi-type``, ``sarus hooks``; 1.7.0
 ``-n/--name``, ``sarus ps``, ``sarus kill``. Sarus 1.0 declared
 ``--entrypoint`` with ``implicit_value("")`` (a bare ``--entrypoint``
-cleared it); current versions need a value (``--entrypoint ""`` or
-``--entrypoint=``), which is split on whitespace, not parsed as JSON.
+cleared it); current versions need a value: ``--entrypoint ""`` (boost
+rejects the empty adjacent ``--entrypoint=``), split on whitespace, not
+parsed as JSON.
 
 ``sarus run`` only runs images already in the local (or, with
 ``--centralized-repository``, the centralized) repository and normalizes the

@@ -29,14 +29,16 @@ Real docker
   config.json, else the default socket; docker/cli cli/command/cli.go
   ``resolveContextName``; a context's endpoint from
   ``CONFIG/contexts/meta/<sha256 of name>/meta.json``) must be a ``unix://``
-  socket. Anything else (tcp://, ssh://, an unreadable context, two ``-H``)
-  passes through: the container would run elsewhere, where this host's facts
-  say nothing.
+  socket. Anything else (tcp://, ssh://, a host without scheme, which docker
+  reads as tcp://, the default ``tcp://localhost:2376`` of ``--tls``/
+  ``--tlsverify``/``$DOCKER_TLS``/``$DOCKER_TLS_VERIFY`` without a host, an
+  unreadable context, two ``-H``, ``-H`` with ``--context``) passes through:
+  the container may run elsewhere, where this host's facts say nothing.
 - TLS: docker has no per-command switch; the daemon reaches a registry over
   plain HTTP when its ``insecure-registries`` (``/etc/docker/daemon.json``,
   ``$XDG_CONFIG_HOME/docker/daemon.json`` for a rootless daemon) lists the
-  host[:port] or a CIDR holding its address, and always for 127.0.0.0/8 and
-  ::1 (moby registry/config.go). The shim reads the same (addresses are not
+  host[:port] or a CIDR holding its address, and always for 127.0.0.0/8 (and
+  ::1 in recent daemons; moby registry/config.go ``loadInsecureRegistries``). The shim reads the same (addresses are not
   looked up in DNS, except ``localhost``), then podman's registries.conf and
   imagefit's ``insecure_registries`` (shared :mod:`shim.insecure`). A
   registry insecure by imagefit's config only gets one warning: docker cannot
@@ -216,7 +218,10 @@ def platform_request(text: str | None) -> tuple[str, str, str | None] | None:
 def _insecure_entries(daemon_json: str) -> list[str]:
     data = _json(daemon_json)
     entries = data.get("insecure-registries") if isinstance(data, dict) else None
-    return [e for e in entries if isinstance(e, str)] if isinstance(entries, list) else []
+    if not isinstance(entries, list):
+        return []
+    # the daemon drops an http:// or https:// prefix (with a warning)
+    return [e.split("://", 1)[-1].rstrip("/") for e in entries if isinstance(e, str)]
 
 
 def daemon_insecure(domain: str, daemon_json: str) -> bool:
