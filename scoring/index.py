@@ -97,6 +97,7 @@ def parse_index(document: Any) -> list[Candidate]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        where = "".join(c if c.isprintable() else repr(c)[1:-1] for c in where)  # keys: one line
         raise InvalidIndexError(f"invalid image index at {where}: {first['msg']}") from None
     if index.schema_version != 2:
         raise InvalidIndexError(f"image index schemaVersion is {index.schema_version}, not 2")

@@ -748,6 +748,7 @@ def _scalar(value: object) -> str | None:
 
 class _SpecError(ValueError):
     def __init__(self, path: str, message: str):
+        path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)  # keys: one line
         super().__init__(f"{path}: {message}" if path else message)
 
 

@@ -48,6 +48,11 @@ MAX_WORKERS = 16
 #: Nodes a decoded spec may have, aliases expanded (a YAML alias bomb is tiny
 #: on the wire and exponential in memory once walked).
 MAX_SPEC_NODES = 200_000
+#: libyaml's composer (PyYAML's C loader) recurses on the C stack once per
+#: nesting level and crashes the process (SIGSEGV) at ~20000 levels, fewer in
+#: a thread. Every level needs one of ``[ { - ? :``; a layer with more of them
+#: than this is read with the pure-Python loader, which raises RecursionError.
+MAX_C_YAML_INDICATORS = 1000
 
 
 @dataclass(frozen=True)
@@ -212,16 +217,17 @@ def decode_spec(data: bytes, media_type: str) -> dict:
     if media_type.endswith("+json"):
         try:
             document = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise RegistryError(f"spec layer is not valid JSON: {_one_line(exc)}") from None
     else:
         import yaml
 
+        indicators = sum(data.count(c) for c in (b"[", b"{", b"-", b"?", b":"))
         try:
-            document = yaml.load(data, Loader=_loader())
+            document = yaml.load(data, Loader=_loader(c=indicators <= MAX_C_YAML_INDICATORS))
         except yaml.YAMLError as exc:
             raise RegistryError(f"spec layer is not valid YAML: {_yaml_problem(exc)}") from None
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise RegistryError(f"spec layer is not valid YAML: {_one_line(exc)}") from None
     if not isinstance(document, dict):
         raise RegistryError(
@@ -305,23 +311,22 @@ def _guard(client: RegistryClient, repository: str, subject: str, func, *args):
         raise type(exc)(message) from None
 
 
-_LOADER = None
+_LOADERS: dict[bool, type] = {}
 
 
-def _loader():
-    """PyYAML's SafeLoader (the C one when built) without the timestamp
-    resolver."""
-    global _LOADER
-    if _LOADER is None:
+def _loader(c: bool = True):
+    """PyYAML's SafeLoader (the C one when built and `c`) without the
+    timestamp resolver."""
+    if c not in _LOADERS:
         import yaml
 
-        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if c else yaml.SafeLoader
         resolvers = {
             first: [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:timestamp"]
             for first, entries in base.yaml_implicit_resolvers.items()
         }
-        _LOADER = type("NfdSpecLoader", (base,), {"yaml_implicit_resolvers": resolvers})
-    return _LOADER
+        _LOADERS[c] = type("NfdSpecLoader", (base,), {"yaml_implicit_resolvers": resolvers})
+    return _LOADERS[c]
 
 
 def _check_size(document) -> None:

@@ -39,7 +39,9 @@ Standard library only (read on every invocation, the hot path included).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+
+if False:  # for type checkers only: importing collections costs every shimmed command ~1.3 ms
+    from collections.abc import Mapping
 
 from shim.errors import ConfigError
 from shim.trust import untrusted_reason
@@ -258,7 +260,7 @@ def _read_toml(path: str, environ: Mapping[str, str]) -> dict:
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: TOMLDecodeError, not UTF-8
         raise ConfigError(f"cannot read config {path}: {exc}") from None
     try:
         os.makedirs(os.path.dirname(cache), mode=0o700, exist_ok=True)

@@ -3,7 +3,8 @@ podman would, plus imagefit's own list. Standard library only."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+if False:  # for type checkers only: importing collections costs every shimmed command ~1.3 ms
+    from collections.abc import Mapping
 
 from shim import registries_conf
 from shim.reference import Reference

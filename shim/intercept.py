@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+
+if False:  # for type checkers only: importing collections costs every shimmed command ~1.3 ms
+    from collections.abc import Mapping
 
 from shim.argv import Invocation
 from shim.config import Settings
@@ -150,14 +152,13 @@ def _resolve_operands(
     Raises:
         Refusal: no build runs here. ShimError: failure with on_error=refuse.
     """
-    import socket
     import time
 
     from hostfacts.fingerprint import live_fingerprint
     from shim import decisions
     from shim.insecure import insecurity
 
-    hostname = socket.gethostname()
+    hostname = os.uname().nodename  # socket.gethostname(), without importing socket
     cpu_target = settings.cpu_target_for(hostname)
     requested = personality.requested_platform(inv, environ)
     if requested is not None:
@@ -171,9 +172,16 @@ def _resolve_operands(
     by_config = False
     for position, (prefix, ref) in operands:
         start = time.monotonic()
-        why_insecure = insecurity(
-            ref, environ, settings.insecure_registries, personality.tls_verify(inv, environ)
-        )
+        tls_verify = personality.tls_verify(inv, environ)
+        why: list = []
+
+        def why_insecure(ref=ref, tls_verify=tls_verify, why=why) -> str | None:
+            # reads registries.conf (tomllib): only on a miss, or for a registry
+            # imagefit's own config lists; a cache hit never needs it
+            if not why:
+                why.append(insecurity(ref, environ, settings.insecure_registries, tls_verify))
+            return why[0]
+
         material = {
             "policy": settings.policy_for(ref.name),
             "cpu_target": cpu_target,
@@ -187,7 +195,7 @@ def _resolve_operands(
             state = "hit"
         elif entry is not None:
             entry, state = _revalidate(
-                entry, ref, personality, inv, settings, environ, why_insecure
+                entry, ref, personality, inv, settings, environ, why_insecure()
             )
             if entry is not None and state == "revalidated":
                 decisions.store(directory, key, entry, shared)
@@ -205,7 +213,7 @@ def _resolve_operands(
                             inv,
                             settings,
                             environ,
-                            why_insecure,
+                            why_insecure(),
                             cpu_target,
                             requested,
                         )
@@ -213,7 +221,7 @@ def _resolve_operands(
                             decisions.store(directory, key, entry, shared)
             else:
                 entry = _decide(
-                    ref, personality, inv, settings, environ, why_insecure, cpu_target, requested
+                    ref, personality, inv, settings, environ, why_insecure(), cpu_target, requested
                 )
         if entry is None:
             _audit(
@@ -234,7 +242,8 @@ def _resolve_operands(
         if entry.outcome == "selected":
             args[position] = personality.pin(prefix, ref, entry.chosen)
             resolved.append(Resolved(position, prefix, ref, entry.chosen, entry.annotations))
-            by_config = by_config or why_insecure == "imagefit config"
+            if tls_verify is None and ref.domain in settings.insecure_registries:
+                by_config = by_config or why_insecure() == "imagefit config"
     return resolved, by_config
 
 

@@ -29,6 +29,40 @@ OUTER = 'IMAGEFIT_IMAGE_PATH="$PATH" exec /bin/sh -l -c \'' + INNER + '\' sh "$@
 ENTRYPOINT = ["/bin/sh", "-c", OUTER, "sh"]
 
 
+_SHORT_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+def _json_string(text: str) -> str:
+    """A JSON string literal exactly as json.dumps writes it (ensure_ascii):
+    the json module would import re on the hot path; tests check they agree."""
+    out = ['"']
+    for c in text:
+        code = ord(c)
+        if c in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[c])
+        elif 0x20 <= code <= 0x7E:
+            out.append(c)
+        elif code > 0xFFFF:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    out.append('"')
+    return "".join(out)
+
+
+#: ENTRYPOINT as podman's ``--entrypoint`` JSON array (== json.dumps(ENTRYPOINT)).
+ENTRYPOINT_JSON = "[" + ", ".join(_json_string(part) for part in ENTRYPOINT) + "]"
+
+
 def podman_flags(
     flags: dict[str, list[str | None]], *, rootless: bool, environ_userns: str | None
 ) -> list[str]:
@@ -44,11 +78,9 @@ def podman_flags(
         ``--userns=keep-id`` when rootless unless the user chose ``--userns``,
         ``--user`` or ``$PODMAN_USERNS``.
     """
-    import json
-
     out: list[str] = []
     if "entrypoint" not in flags:
-        out.append("--entrypoint=" + json.dumps(ENTRYPOINT))
+        out.append("--entrypoint=" + ENTRYPOINT_JSON)
     if rootless and not environ_userns and "userns" not in flags and "user" not in flags:
         out.append("--userns=keep-id")
     return out

@@ -10,9 +10,9 @@ one-component docker.io path gets ``library/``. A 64-hex name is an image ID,
 never a repository. When both a tag and a digest are given the digest wins
 (``ParseDockerRef``; podman's libimage does the same).
 
-Standard library only, and cheap to import: the shim reads every image
-operand with it, so the regular expressions compile only when a qualified
-name must be validated, and the value class is a plain class.
+Standard library only, and cheap: the shim reads every image operand with
+it, so the grammar is checked by hand (no regular expressions) and the value
+class is a plain class.
 """
 
 from __future__ import annotations
@@ -23,28 +23,89 @@ DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
 NAME_TOTAL_MAX = 255
 
-_ALNUM = r"[a-z0-9]+"
-_SEP = r"(?:[._]|__|[-]+)"
-_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEP}{_ALNUM})*"
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
-_IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
-_HOST = rf"(?:{_DOMAIN_NAME}|{_IPV6})"
-_DOMAIN = rf"{_HOST}(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
-_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-
-_REFERENCE = (
-    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
-    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
-)
 _HEX = frozenset("0123456789abcdef")
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ALNUM = _LOWER_ALNUM | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_WORD = _ALNUM | {"_"}
+_ANY_HEX = _HEX | frozenset("ABCDEF")
+
+# The grammar of distribution/reference reference.go, checked by hand rather
+# than with regular expressions: importing ``re`` costs the shim's hot path
+# ~5 ms (re, enum, functools), and every command's image operand is read.
 
 
-def _match(pattern: str, text: str):
-    import re
+def _path_component(text: str) -> bool:
+    """``[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*``"""
+    if not text or text[0] not in _LOWER_ALNUM or text[-1] not in _LOWER_ALNUM:
+        return False
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in _LOWER_ALNUM:
+            i += 1
+            continue
+        j = i
+        while j < n and text[j] not in _LOWER_ALNUM:
+            j += 1
+        sep = text[i:j]
+        if not (sep in (".", "_", "__") or set(sep) == {"-"}):
+            return False
+        i = j
+    return True
 
-    return re.fullmatch(pattern, text)  # not re.match: "$" also matches before a final newline
+
+def _domain_component(text: str) -> bool:
+    """``[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]``"""
+    return bool(text) and text[0] in _ALNUM and text[-1] in _ALNUM and set(text) <= _ALNUM | {"-"}
+
+
+def valid_domain(domain: str) -> bool:
+    """``host[:port]``: a DNS name, IPv4 or ``[IPv6]``, optional numeric port."""
+    host, port = domain, ""
+    if domain.startswith("["):
+        end = domain.find("]")
+        if end < 0:
+            return False
+        host, rest = domain[: end + 1], domain[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                return False
+            port = rest[1:]
+            if not port:
+                return False
+        inner = host[1:-1]
+        if not inner or not set(inner) <= _ANY_HEX | {":"}:
+            return False
+    else:
+        if ":" in domain:
+            host, port = domain.rsplit(":", 1)
+            if not port:
+                return False
+        if not all(_domain_component(c) for c in host.split(".")):
+            return False
+    return not port or port.isascii() and port.isdigit()
+
+
+def _valid_tag(tag: str) -> bool:
+    r"""``[\w][\w.-]{0,127}``"""
+    return 0 < len(tag) <= 128 and tag[0] in _WORD and set(tag) <= _WORD | {".", "-"}
+
+
+def _valid_digest(digest: str) -> bool:
+    """``algorithm:hex{32,}``; algorithm ``[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*``."""
+    algorithm, colon, encoded = digest.partition(":")
+    if not colon or len(encoded) < 32 or not set(encoded) <= _ANY_HEX or not algorithm:
+        return False
+    part = ""
+    for c in algorithm + "+":
+        if c in "-_+.":
+            if not part or part[0] not in _ALNUM or part[0].isdigit():
+                return False
+            part = ""
+        elif c in _ALNUM:
+            part += c
+        else:
+            return False
+    return True
 
 
 class Reference:
@@ -158,31 +219,26 @@ def parse(text: str) -> Reference:
     domain, remainder, qualified = split_domain(name_part)
     if remainder.lower() != remainder:
         raise InvalidReference(f"{text!r}: repository name must be lowercase")
-    if qualified and not _match(rf"^{_DOMAIN}$", domain):
+    if qualified and not valid_domain(domain):
         raise InvalidReference(f"{text!r}: invalid registry domain {domain!r}")
-    full = (
-        f"{domain}/{remainder}"
-        + (f":{tag}" if tag is not None else "")
-        + (f"@{digest}" if at else "")
-    )
-    match = _match(_REFERENCE, full)
-    if not match:
+    if not all(_path_component(c) for c in remainder.split("/")):
         raise InvalidReference(f"{text!r} is not a valid image reference")
-    if len(match["name"]) > NAME_TOTAL_MAX:
+    if (tag is not None and not _valid_tag(tag)) or (at and not _valid_digest(digest)):
+        raise InvalidReference(f"{text!r} is not a valid image reference")
+    if len(domain) + 1 + len(remainder) > NAME_TOTAL_MAX:
         raise InvalidReference(f"{text!r}: repository name longer than {NAME_TOTAL_MAX} characters")
-    digest_value = match["digest"]
     return Reference(
         domain=domain,
         path=remainder,
-        tag=None if digest_value else match["tag"],
-        digest=digest_value,
+        tag=None if at else tag,
+        digest=digest if at else None,
         qualified=qualified,
     )
 
 
 def is_digest(text: str) -> bool:
     """True for a bare ``algorithm:hex`` digest."""
-    return bool(_match(rf"^{_DIGEST}$", text))
+    return _valid_digest(text)
 
 
 def could_be_image_id(text: str) -> bool:

@@ -13,13 +13,16 @@ Short-name resolution is not handled here.
 
 from __future__ import annotations
 
-import glob
 import os
-from collections.abc import Mapping
+
+if False:  # for type checkers only: importing collections costs every shimmed command ~1.3 ms
+    from collections.abc import Mapping
 
 
 def config_files(environ: Mapping[str, str]) -> list[str]:
     """registries.conf files podman reads, in order."""
+    import glob  # not at the top: glob imports re, and this module is on the shim's path
+
     explicit = environ.get("CONTAINERS_REGISTRIES_CONF")
     if explicit:
         return [explicit]

@@ -13,7 +13,7 @@ VENV=${IMAGEFIT_VENV:-/opt/imagefit-venv}
 TEST_USER=${IMAGEFIT_TEST_USER:-alice}
 TEST_UID=${IMAGEFIT_TEST_UID:-1234}
 PKGS=(docker-registry podman runc uidmap slirp4netns fuse-overlayfs busybox-static skopeo apache2-utils python3-venv
-      libmpich12 mpich libopenmpi3 openmpi-bin)
+      libmpich12 mpich libopenmpi3 openmpi-bin time)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -29,15 +29,14 @@ import functools
 import json
 import os
 import shutil
-import string
 import tempfile
 import tomllib
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import archspec
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import hostfacts
@@ -65,14 +64,9 @@ EXAMPLES = int(os.environ.get("IMAGEFIT_FUZZ_EXAMPLES") or 200)
 
 #: deadline=None: the first example of a test pays for lazy imports (pydantic
 #: models, archspec, yaml) and a loaded CI machine is slow; a deadline would
-#: report timing, not bugs. Health checks stay on unless a test says why not.
+#: report timing, not bugs. No health check is suppressed: deep nesting is
+#: built after the draw (:func:`deep`), so generation stays small.
 FUZZ = settings(max_examples=EXAMPLES, deadline=None)
-#: The recursive document strategies below build large nested values by
-#: design (deep nesting is part of the garbage); hypothesis's too_slow and
-#: data_too_large checks flag exactly that generation cost, not a test problem.
-FUZZ_NESTED = settings(
-    FUZZ, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
-)
 
 DUMPS = Path(archspec.__file__).parent / "json" / "tests" / "targets"
 HEX = "0123456789abcdef"
@@ -135,9 +129,10 @@ hosts = st.integers(min_value=0, max_value=len(HOSTS) - 1)
 # ------------------------------------------------------------ shared pieces
 
 
-def mostly(good: st.SearchStrategy, bad: st.SearchStrategy) -> st.SearchStrategy:
-    """`good` three times in four, else `bad` (so near-valid documents get deep)."""
-    return st.one_of(good, good, good, bad)
+def mostly(good: st.SearchStrategy, bad: st.SearchStrategy, odds: int = 20) -> st.SearchStrategy:
+    """`bad` once in `odds` draws, else `good`: a document of many fields is
+    then often valid up to one broken field, so parsing gets deep."""
+    return st.integers(1, odds).flatmap(lambda i: bad if i == 1 else good)
 
 
 HUGE_INTS = st.sampled_from([2**31, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**30, 10**400, -1])
@@ -156,8 +151,9 @@ scalars = (
 def json_like(keys: st.SearchStrategy, leaves: st.SearchStrategy = scalars, size: int = 20):
     return st.recursive(
         leaves,
-        lambda children: st.lists(children, max_size=4)
-        | st.dictionaries(keys, children, max_size=5),
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=5)
+        ),
         max_leaves=size,
     )
 
@@ -174,7 +170,7 @@ def deep(value: object, depth: int, kind: str) -> object:
 INDEX_KEYS = [
     "schemaVersion", "mediaType", "manifests", "digest", "size", "platform", "annotations",
     "architecture", "os", "variant", "os.version", "os.features", "features", "artifactType",
-    "subject", "urls", "data",
+    "subject", "urls", "data", "line\nbreak",
 ]  # fmt: skip
 MEDIA_TYPES = [
     "application/vnd.oci.image.manifest.v1+json",
@@ -204,12 +200,11 @@ def _flat_list(values: list[str]) -> st.SearchStrategy:
     return st.lists(st.sampled_from(values) | short_text, max_size=4).map(",".join)
 
 
+CPU_TARGETS = ["zen4", "zen3", "x86_64_v3", "skylake_avx512", "neoverse_v2", "a64fx", "ZEN4", "nosuch",
+               "x86_64", "power9le", " zen2 "]  # fmt: skip
 #: Realistic values per annotation key (mixed with arbitrary text).
 VOCAB_VALUES: dict[str, st.SearchStrategy] = {
-    vocabulary.CPU_TARGET: st.sampled_from(
-        ["zen4", "zen3", "x86_64_v3", "skylake_avx512", "neoverse_v2", "a64fx", "ZEN4", "nosuch",
-         "x86_64", "power9le", " zen2 "]
-    ),  # fmt: skip
+    vocabulary.CPU_TARGET: st.sampled_from(CPU_TARGETS),
     vocabulary.CPU_TARGET_COMPSPEC: st.sampled_from(["zen4", "haswell", "x86_64_v2", "m1"]),
     vocabulary.CPU_FEATURES: _flat_list(
         ["avx2", "fma", "AVX512F", "avx512f", "asimd", "sve", "sse4_2", "sse4.2", "AVX10"]
@@ -223,7 +218,9 @@ VOCAB_VALUES: dict[str, st.SearchStrategy] = {
     vocabulary.MPI_VERSION: st.sampled_from([">=4.1,<5", ">=4", "4.1.2", "<=3", ">v4", "=="]),
     vocabulary.KERNEL_VERSION: st.sampled_from([">=5.14", "6.1.0-18-amd64", ">=4.18,<7", ">"]),
     vocabulary.GLIBC_VERSION: st.sampled_from([">=2.28", ">=2.28,<2.40", "2.36", ",", ">=2.x"]),
-    vocabulary.FABRIC: _flat_list(["verbs", "cxi", "efa", "opa", "tcp", "infiniband", "roce", "ib"]),
+    vocabulary.FABRIC: _flat_list(
+        ["verbs", "cxi", "efa", "opa", "tcp", "infiniband", "roce", "ib"]
+    ),
     vocabulary.CONTAINER_KIND: st.sampled_from(["login", "application", "LOGIN", "other"]),
     vocabulary.WEIGHT: st.sampled_from(["0", "10", "-3", " 7 ", "1_000", "x", "1e3", "9" * 5000])
     | st.integers().map(str),
@@ -238,14 +235,16 @@ annotations = st.builds(
     lambda pairs, extra: {**extra, **dict(pairs)},
     st.lists(annotation_values, max_size=6),
     st.dictionaries(
-        st.sampled_from(["org.opencontainers.image.title", "org.supercontainers.x"]) | short_text,
+        st.sampled_from(["org.opencontainers.image.title", "org.supercontainers.x", "a\nb"])
+        | short_text,
         short_text,
         max_size=2,
     ),
 )
 
 platforms = st.fixed_dictionaries(
-    {"architecture": mostly(st.sampled_from(ARCHES), scalars), "os": mostly(st.sampled_from(OSES), scalars)},
+    {"architecture": mostly(st.just("amd64") | st.sampled_from(ARCHES), scalars),
+     "os": mostly(st.just("linux") | st.sampled_from(OSES), scalars)},
     optional={
         "variant": mostly(st.sampled_from(VARIANTS), scalars),
         "os.version": mostly(st.sampled_from(["10.0.17763.1", ""]), scalars),
@@ -261,10 +260,17 @@ descriptors = st.fixed_dictionaries(
     },
     optional={
         "platform": mostly(platforms, garbage),
-        "annotations": mostly(annotations, garbage),
+        "annotations": mostly(
+            st.builds(
+                lambda good, odd: {**odd, **good},
+                annotations,
+                st.dictionaries(st.sampled_from(["a\nb", "x"]) | short_text, scalars, max_size=1)
+                | st.just({}),
+            ),
+            garbage,
+        ),
         "artifactType": short_text,
         "urls": garbage,
-        "x-junk": garbage,
     },
 )  # fmt: skip
 indexes = st.fixed_dictionaries(
@@ -278,16 +284,14 @@ indexes = st.fixed_dictionaries(
         "subject": garbage,
     },
 )  # fmt: skip
-index_documents = st.one_of(
+index_documents = mostly(
     indexes,
-    indexes,
-    indexes,
-    garbage,
-    st.builds(deep, garbage, st.integers(0, 3000), st.sampled_from(["list", "dict"])),
+    garbage | st.builds(deep, garbage, st.integers(0, 3000), st.sampled_from(["list", "dict"])),
+    odds=4,
 )
 
 
-@FUZZ_NESTED
+@FUZZ
 @given(document=index_documents, which=hosts)
 def test_index_documents(document, which):
     try:
@@ -338,7 +342,7 @@ FEATURES = [
 ELEMENTS = [
     "AVX512F", "AVX2", "SVE", "vendor_id", "family", "id", "target", "full", "major", "minor",
     "version", "abi", "implementation", "compute_capability", "count", "cuda_driver_version",
-    "gfx_target", "infiniband", "zen4", "x86_64_v3", "ID", "VERSION_ID", "class", "vendor",
+    "gfx_target", "infiniband", "zen4", "x86_64_v3", "ID", "VERSION_ID", "class", "vendor", "a\nb",
 ]  # fmt: skip
 OPS = list(rules.Op.__args__) + ["in", "Equals", ""]
 REGEXES = st.text("()[]{}*+?|^$\\.:-aZ09pP=<>!#&", max_size=10) | st.sampled_from(
@@ -369,8 +373,7 @@ def _optional(entries: dict) -> st.SearchStrategy:
 
 expressions = st.fixed_dictionaries(
     {"op": mostly(st.sampled_from(OPS), scalars)},
-    optional={"value": spec_values, "type": mostly(st.sampled_from(["version", ""]), scalars),
-              "x-junk": scalars},
+    optional={"value": spec_values, "type": mostly(st.sampled_from(["version", ""]), scalars)},
 )  # fmt: skip
 terms = st.fixed_dictionaries(
     {"feature": mostly(st.sampled_from(FEATURES), scalars)},
@@ -387,7 +390,10 @@ term_lists = mostly(st.lists(mostly(terms, spec_garbage), max_size=3), spec_garb
 nfd_rules = _optional(
     {
         "name": mostly(short_text, scalars),
-        "vars": mostly(st.dictionaries(short_text, short_text | st.none(), max_size=2), spec_garbage),
+        "vars": mostly(
+            st.dictionaries(st.sampled_from(["v", "a\nb", ""]) | short_text, short_text | scalars, max_size=2),
+            spec_garbage,
+        ),
         "varsTemplate": mostly(short_text, scalars),
         "matchFeatures": term_lists,
         "matchAny": mostly(
@@ -410,20 +416,21 @@ specs = st.fixed_dictionaries(
     optional={
         "compatibilities": mostly(st.lists(mostly(compatibilities, spec_garbage), max_size=3),
                                   spec_garbage),
-        "x-junk": scalars,
     },
 )  # fmt: skip
-spec_documents = st.one_of(
+spec_documents = mostly(
     specs,
-    specs,
-    specs,
-    spec_garbage,
-    st.builds(
-        lambda doc, depth, kind: {"version": "v1alpha1", "compatibilities": [deep(doc, depth, kind)]},
+    spec_garbage
+    | st.builds(
+        lambda doc, depth, kind: {
+            "version": "v1alpha1",
+            "compatibilities": [deep(doc, depth, kind)],
+        },
         spec_garbage,
         st.integers(0, 3000),
         st.sampled_from(["list", "dict"]),
     ),
+    odds=4,
 )
 
 
@@ -442,7 +449,7 @@ def _parse_and_evaluate(document, which: int) -> None:
         assert isinstance(result.is_match, bool)
 
 
-@FUZZ_NESTED
+@FUZZ
 @given(document=spec_documents, which=hosts)
 def test_nfd_specs(document, which):
     _parse_and_evaluate(document, which)
@@ -472,7 +479,7 @@ spec_media_types = st.sampled_from(
 )
 
 
-@FUZZ_NESTED
+@FUZZ
 @given(data=spec_bytes, media_type=spec_media_types, which=hosts)
 def test_spec_layer_bytes(data, media_type, which):
     try:
@@ -519,14 +526,16 @@ toml_scalars = st.one_of(
     TOML_INT,
     st.floats(),
     st.booleans(),
-    st.datetimes(timezones=st.none() | st.just(timezone.utc) | st.just(timezone(timedelta(hours=-5)))),
+    st.datetimes(timezones=st.none() | st.just(UTC) | st.just(timezone(timedelta(hours=-5)))),
     st.dates(),
     st.times(),
 )
 toml_keys = st.sampled_from(CONFIG_KEYS) | st.text(max_size=8)
 toml_values = st.recursive(
     toml_scalars,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(toml_keys, children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(toml_keys, children, max_size=3)
+    ),
     max_leaves=12,
 )
 toml_documents = st.dictionaries(
@@ -538,6 +547,49 @@ toml_documents = st.dictionaries(
     ),
     max_size=6,
 )
+
+globs = st.text("*?[]!-^/.:az09\\", max_size=10) | st.sampled_from(
+    ["nid0*", "*", "[", "[z-a]*", "registry.example.org/apps/*"]
+)
+good_configs = _optional(
+    {
+        "on_error": mostly(st.sampled_from(shim.config.ON_ERROR), toml_scalars),
+        "login": mostly(st.sampled_from(shim.config.LOGIN), toml_scalars),
+        "registry_timeout": mostly(st.floats(0, 700) | st.integers(-1, 700), toml_scalars),
+        "insecure_registries": mostly(st.lists(short_text, max_size=3), toml_values),
+        "runtimes": mostly(
+            st.dictionaries(
+                st.sampled_from(shim.config.RUNTIMES),
+                st.sampled_from(["/usr/bin/podman", "/opt/x", "podman", ""]),
+                max_size=3,
+            ),
+            toml_values,
+        ),
+        "cpu_targets": mostly(
+            st.dictionaries(globs, st.sampled_from(["zen3", "nosuch", ""]) | short_text, max_size=3),
+            toml_values,
+        ),
+        "nfd_artifacts": mostly(st.booleans(), toml_scalars),
+        "decision_cache_ttl": mostly(st.floats(-1, 40 * 86400) | st.integers(-1, 40 * 86400), toml_scalars),
+        "decision_cache_dir": mostly(st.sampled_from(["/lustre/imagefit", "relative", ""]), toml_scalars),
+        "cache_trusted_uids": mostly(st.lists(TOML_INT, max_size=3), toml_values),
+        "audit_log": mostly(st.sampled_from(["syslog", "/var/log/imagefit.jsonl", "x"]), toml_scalars),
+        "policy": mostly(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"image": mostly(globs, toml_scalars)},
+                    optional={
+                        "pin": mostly(short_text, toml_values),
+                        "prefer": mostly(st.lists(short_text, max_size=3), toml_values),
+                        "avoid": mostly(st.lists(short_text, max_size=3), toml_values),
+                    },
+                ),
+                max_size=3,
+            ),
+            toml_values,
+        ),
+    }
+)  # fmt: skip
 
 
 def _toml_string(text: str) -> str:
@@ -593,7 +645,8 @@ def to_toml(document: dict) -> str:
 
 
 config_files = st.one_of(
-    toml_documents.map(lambda d: ("valid", to_toml(d).encode())),
+    good_configs.map(lambda d: ("valid", to_toml(d).encode())),
+    good_configs.map(lambda d: ("valid", to_toml(d).encode())),
     toml_documents.map(lambda d: ("valid", to_toml(d).encode())),
     toml_ish.map(lambda t: ("text", t.encode("utf-8", "surrogatepass"))),
     st.binary(max_size=100).map(lambda b: ("bytes", b)),
@@ -643,8 +696,11 @@ def test_config_files(config):
 RUNTIMES = [
     name
     for name, grammar in (
-        ("podman", "podman"), ("docker", "docker"), ("apptainer", "apptainer"),
-        ("singularity", "apptainer"), ("sarus", "sarus"),
+        ("podman", "podman"),
+        ("docker", "docker"),
+        ("apptainer", "apptainer"),
+        ("singularity", "apptainer"),
+        ("sarus", "sarus"),
     )  # fmt: skip
     if (Path(shim.__file__).parent / "argv" / f"{grammar}.py").exists()
 ]
@@ -719,13 +775,43 @@ def command_lines(grammar: str) -> st.SearchStrategy:
                              "image pull", "build"])  # fmt: skip
     structured = st.builds(
         lambda before, verb, middle, image, after: [*before, *verb.split(), *middle, image, *after],
-        st.lists(token, max_size=3),
+        st.lists(token, max_size=2) | st.just([]),
         verbs,
         st.lists(token, max_size=5),
         st.sampled_from(IMAGES),
         st.lists(token, max_size=4),
     )
-    return st.one_of(tokens, structured, structured)
+    return st.one_of(tokens, structured, well_formed(grammar, "run"), well_formed(grammar, "pull"))
+
+
+def _table_flags(grammar: str, verb: str, kind: str) -> list[str]:
+    import importlib
+
+    table = importlib.import_module(f"shim.argv.{grammar}_table")
+    names = getattr(table, f"{verb.upper()}_{kind}", frozenset())
+    return sorted(("--" if len(n) > 1 else "-") + n for n in names)
+
+
+@functools.cache
+def well_formed(grammar: str, verb: str) -> st.SearchStrategy:
+    """``VERB [OPTIONS] IMAGE [COMMAND...]`` from the verb's own option table
+    (``RUN_VALUE``/``RUN_BOOL``, ``PULL_...``), now and then a stray token."""
+    values, bools = _table_flags(grammar, verb, "VALUE"), _table_flags(grammar, verb, "BOOL")
+    value = st.sampled_from(VALUES[:12]) | short_text
+    option = st.one_of(
+        st.sampled_from(bools or ["--help"]).map(lambda f: [f]),
+        st.tuples(st.sampled_from(values or ["--help"]), value).map(list),
+        st.tuples(st.sampled_from(values or ["--help"]), value).map(lambda fv: ["=".join(fv)]),
+    )
+    stray = st.sampled_from(["--", "-", "=", "--=", ""]) | st.sampled_from(VALUES) | short_text
+    return st.builds(
+        lambda options, image, command: [verb, *(w for o in options for w in o), image, *command],
+        st.lists(mostly(option, stray.map(lambda t: [t]), odds=10), max_size=5),
+        st.sampled_from(IMAGES),
+        st.lists(
+            st.sampled_from(["sh", "-c", "--", "-it", "x y", "--rm"]) | short_text, max_size=3
+        ),
+    )
 
 
 class FakeResolver:
@@ -806,7 +892,9 @@ def test_command_lines(runtime, argv_home, data):
 
     env_names = vocabulary_of(grammar)[3]
     extra_env = data.draw(
-        st.dictionaries(st.sampled_from(env_names), st.sampled_from(VALUES) | short_text, max_size=3),
+        st.dictionaries(
+            st.sampled_from(env_names), st.sampled_from(VALUES) | short_text, max_size=3
+        ),
         label="environ",
     )
     environ = {
@@ -822,7 +910,9 @@ def test_command_lines(runtime, argv_home, data):
         login=data.draw(st.sampled_from(shim.config.LOGIN), label="login"),
     )
     resolver = FakeResolver(
-        data.draw(st.sampled_from(["selected", "passthrough", "refused", "error"]), label="outcome"),
+        data.draw(
+            st.sampled_from(["selected", "passthrough", "refused", "error"]), label="outcome"
+        ),
         data.draw(st.sampled_from(["", "login", "application"]), label="kind"),
     )
     with faked_host(resolver, argv_home):

@@ -70,3 +70,19 @@ def test_the_fingerprints_schema_version_is_the_models():
     from hostfacts.model import SCHEMA_VERSION
 
     assert FP == SCHEMA_VERSION
+
+
+def test_the_entrypoint_json_is_json_dumps():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from shim import login
+
+    assert login.ENTRYPOINT_JSON == json.dumps(login.ENTRYPOINT)
+    assert json.loads(login.ENTRYPOINT_JSON) == login.ENTRYPOINT
+
+    @given(st.text())
+    def agrees(text):
+        assert login._json_string(text) == json.dumps(text)
+
+    agrees()

@@ -71,3 +71,68 @@ def test_image_ids_and_digests():
         and not could_be_image_id("a" * 65)
     )
     assert is_digest(D) and not is_digest("sha256:xyz") and not is_digest(D + "\n")
+
+
+# The regular expressions of distribution/reference (reference.go), kept here as
+# the oracle for the hand-written checks of shim.reference.
+_ALNUM = r"[a-z0-9]+"
+_SEP = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEP}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
+_HOST = rf"(?:{_DOMAIN_NAME}|\[(?:[a-fA-F0-9:]+)\])"
+_DOMAIN = rf"{_HOST}(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+
+
+def _oracle(text: str):
+    import re
+
+    from shim.reference import split_domain
+
+    if not text or (len(text) == 64 and set(text) <= set("0123456789abcdef")):
+        return None
+    name, at, digest = text.partition("@")
+    slash, colon = name.rfind("/"), name.rfind(":")
+    tag = None
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1 :]
+    domain, rest, qualified = split_domain(name)
+    if rest.lower() != rest or (qualified and not re.fullmatch(_DOMAIN, domain, re.ASCII)):
+        return None
+    full = (
+        f"{domain}/{rest}" + (f":{tag}" if tag is not None else "") + (f"@{digest}" if at else "")
+    )
+    m = re.fullmatch(
+        rf"(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?",
+        full, re.ASCII,
+    )  # fmt: skip
+    if not m or len(m["name"]) > 255:
+        return None
+    return (domain, rest, None if m["digest"] else m["tag"], m["digest"], qualified)
+
+
+def test_the_hand_written_grammar_agrees_with_distribution_reference_regexes():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from shim.reference import parse
+
+    alphabet = st.sampled_from(
+        list("aZ09._-/:@[]+") + ["__", "--", "sha256:", "a" * 32, "localhost", "quay.io", "é"]
+    )
+    texts = st.lists(alphabet, max_size=14).map("".join)
+
+    @settings(max_examples=3000, deadline=None)
+    @given(texts)
+    def agrees(text):
+        expected = _oracle(text)
+        try:
+            ref = parse(text)
+        except InvalidReference:
+            assert expected is None, (text, expected)
+            return
+        assert (ref.domain, ref.path, ref.tag, ref.digest, ref.qualified) == expected, text
+
+    agrees()

@@ -81,13 +81,13 @@ def _paired(label, direct, shimmed, env, shim_env, runs) -> tuple[float, float]:
 
 
 def _peak_rss_kib(argv, env) -> int:
-    """Peak RSS (KiB) of one child process: os.wait4 gives that child's own rusage."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark command failed: {argv}")
-    return usage.ru_maxrss
+    """Peak RSS (KiB) of one command, by GNU time (``%M``): the command's own
+    process, not this one's fork (a child's ru_maxrss counts the forked copy)."""
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {argv}\n{done.stderr}")
+    return int(done.stderr.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
