@@ -734,6 +734,9 @@ def _go_float(number: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+_FLOAT_MAX = 1.7976931348623157e308  # sys.float_info.max; a larger int is no float64 (Go)
+
+
 def _scalar(value: object) -> str | None:
     """A YAML scalar as the string Go's JSON decoding in NFD makes of it; None
     when it is not a string, bool or finite number."""
@@ -741,7 +744,7 @@ def _scalar(value: object) -> str | None:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float) and math.isfinite(value):
+    if isinstance(value, int | float) and abs(value) <= _FLOAT_MAX:  # not nan/inf/too big an int
         return _go_float(value)
     return None
 

@@ -129,7 +129,7 @@ hosts = st.integers(min_value=0, max_value=len(HOSTS) - 1)
 # ------------------------------------------------------------ shared pieces
 
 
-def mostly(good: st.SearchStrategy, bad: st.SearchStrategy, odds: int = 20) -> st.SearchStrategy:
+def mostly(good: st.SearchStrategy, bad: st.SearchStrategy, odds: int = 40) -> st.SearchStrategy:
     """`bad` once in `odds` draws, else `good`: a document of many fields is
     then often valid up to one broken field, so parsing gets deep."""
     return st.integers(1, odds).flatmap(lambda i: bad if i == 1 else good)
@@ -249,7 +249,9 @@ platforms = st.fixed_dictionaries(
         "variant": mostly(st.sampled_from(VARIANTS), scalars),
         "os.version": mostly(st.sampled_from(["10.0.17763.1", ""]), scalars),
         "os.features": mostly(st.lists(st.sampled_from(["win32k", "x"]), max_size=2), garbage),
-        "features": mostly(st.lists(st.sampled_from(TOKENS) | short_text, max_size=3), garbage),
+        "features": mostly(
+            st.just([]) | st.lists(st.sampled_from(TOKENS) | short_text, max_size=3), garbage
+        ),
     },
 )  # fmt: skip
 descriptors = st.fixed_dictionaries(
@@ -257,9 +259,9 @@ descriptors = st.fixed_dictionaries(
         "mediaType": mostly(st.sampled_from(MEDIA_TYPES[:2]), st.sampled_from(MEDIA_TYPES) | scalars),
         "digest": mostly(digests, bad_digests | scalars),
         "size": mostly(st.integers(min_value=0, max_value=2**40), st.integers() | HUGE_INTS | scalars),
+        "platform": mostly(platforms, st.none() | garbage, odds=5),
     },
     optional={
-        "platform": mostly(platforms, garbage),
         "annotations": mostly(
             st.builds(
                 lambda good, odd: {**odd, **good},
@@ -287,7 +289,7 @@ indexes = st.fixed_dictionaries(
 index_documents = mostly(
     indexes,
     garbage | st.builds(deep, garbage, st.integers(0, 3000), st.sampled_from(["list", "dict"])),
-    odds=4,
+    odds=8,
 )
 
 
