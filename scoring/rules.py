@@ -86,7 +86,6 @@ from __future__ import annotations
 
 import decimal
 import functools
-import math
 import re
 import warnings
 from typing import Literal
