@@ -9,17 +9,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_podman_run_benchmark_quick_mode():
+def test_shim_benchmarks_quick_mode():
     done = subprocess.run(
-        [sys.executable, "-m", "tests.benchmarks.podman_run", "--runs", "2"],
+        [sys.executable, "-m", "tests.benchmarks.shim_bench", "--runs", "2", "--herd", "8"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
-    assert any(line.startswith("podman run --rm IMG id") and "ratio" in line for line in lines), (
-        done.stdout
-    )
-    assert any(line.startswith("podman version (pass-through)") for line in lines), done.stdout
+    out = done.stdout
+    for prefix in ("1. hot path", "2. pass-through", "3. cold resolution, annotations only",
+                   "3. cold resolution, NFD artifacts", "4. herd of 8 shims", "5. peak RSS"):  # fmt: skip
+        assert any(line.startswith(prefix) for line in out.splitlines()), (prefix, out)
+    assert "1 index resolution(s), 1 distinct choice(s)" in out
 
 
 def test_scoring_benchmark_quick_mode():
