@@ -178,7 +178,18 @@ def cmd_check(args) -> int:
         facts = hostfacts.load_facts(path)
         name = facts.hostname or os.path.splitext(os.path.basename(path))[0]
         rows.append((name, decide(data, facts, policy)))
-    if args.json:
+    if args.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["node", "facts", "host", "outcome", "build", "digest", "reason"])
+        for (name, d), path in zip(rows, args.facts, strict=True):
+            chosen = next((v for v in d.verdicts if v.candidate == d.chosen), None)
+            writer.writerow(
+                [name, path, d.host, d.outcome.value, chosen.build if chosen else "",
+                 d.chosen.digest if d.chosen else "", d.reason]
+            )  # fmt: skip
+    elif args.json:
         out = {
             "schema_version": 1,
             "reference": str(ref),
@@ -331,7 +342,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a node class's facts (repeat)",
     )
-    p.add_argument("--json", action="store_true", help="the matrix as JSON")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="the matrix as JSON")
+    output.add_argument("--csv", action="store_true", help="the matrix as CSV (one row per node class)")
     p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
     p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
     p.set_defaults(func=cmd_check)

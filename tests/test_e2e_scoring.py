@@ -829,6 +829,18 @@ def test_check_matrix_one_row_per_node_class(clean_env, annot, facts):
     for node in doc["nodes"]:
         _validate_explain({k: v for k, v in node.items() if k not in ("node", "facts")})
 
+    import csv
+    import io
+
+    done = run_imagefit(clean_env, *args, "--csv")
+    assert done.returncode == 125, done.stderr
+    table = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert [(r["node"], r["outcome"], r["build"], r["digest"]) for r in table] == [
+        ("zen4-cpu", "selected", "zen4", annot.manifests["zen4"]),
+        ("zen4-h100", "selected", "x86_64_v3", annot.manifests["cuda"]),
+        ("grace", "refused", "", ""),
+    ]
+
 
 def test_check_refused_class_names_the_closest_build(clean_env, mix, facts):
     done = run_imagefit(clean_env, "check", mix.ref, "--tls-verify", "false", "--facts", facts["zen4-ib"],
