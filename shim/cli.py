@@ -1,4 +1,4 @@
-"""``imagefit``: the management command (facts, explain, demo, install).
+"""``imagefit``: the management command (facts, explain, check, demo, install, doctor).
 
 Exit status: 0 on success, 125 for imagefit's own errors and refusals (as the
 shim), 2 for usage errors (argparse).
@@ -236,51 +236,16 @@ def cmd_demo(args) -> int:
     return _show(decision, reference, None, rewritten, args)
 
 
-def _shim_script() -> str:
-    here = os.path.dirname(os.path.abspath(sys.argv[0]))
-    candidate = os.path.join(here, "imagefit-shim")
-    if os.path.isfile(candidate):
-        return candidate
-    import shutil
-
-    found = shutil.which("imagefit-shim")
-    if not found:
-        raise ShimError("cannot find the imagefit-shim script; is imagefit installed?")
-    return os.path.abspath(found)
-
-
 def cmd_install(args) -> int:
-    from shim.locate import find_runtime
+    from shim import install
 
-    shim = _shim_script()
-    bindir = os.path.join(os.path.abspath(args.prefix), "bin")
-    os.makedirs(bindir, exist_ok=True)
-    names = args.runtime or [n for n in RUNTIME_NAMES if _findable(find_runtime, n, shim)]
-    if not names:
-        raise ShimError("no container runtime found on PATH; name one with --runtime")
-    for name in names:
-        link = os.path.join(bindir, name)
-        if os.path.lexists(link):
-            if os.path.islink(link) and os.path.realpath(link) == os.path.realpath(shim):
-                print(f"{link} -> {shim} (already there)")
-                continue
-            if not args.force:
-                raise ShimError(
-                    f"{link} exists and is not the imagefit shim; use --force to replace it"
-                )
-            os.unlink(link)
-        os.symlink(shim, link)
-        print(f"{link} -> {shim}")
-    print(f'put it first on PATH:  export PATH="{bindir}:$PATH"')
-    return 0
+    return install.run(args)
 
 
-def _findable(find_runtime, name: str, shim: str) -> bool:
-    try:
-        find_runtime(name, os.environ, shim)
-    except ShimError:
-        return False
-    return True
+def cmd_doctor(args) -> int:
+    from shim import doctor
+
+    return doctor.run(args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -344,7 +309,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     output = p.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="the matrix as JSON")
-    output.add_argument("--csv", action="store_true", help="the matrix as CSV (one row per node class)")
+    output.add_argument(
+        "--csv", action="store_true", help="the matrix as CSV (one row per node class)"
+    )
     p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
     p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
     p.set_defaults(func=cmd_check)
@@ -355,13 +322,45 @@ def _parser() -> argparse.ArgumentParser:
     facts_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("install", help="link the shim as podman (docker, ...) into PREFIX/bin")
-    p.add_argument("--prefix", required=True, metavar="DIR")
+    p = sub.add_parser(
+        "install",
+        help="link the shim as podman (docker, ...) ahead of the real runtimes",
+        description="--user: links in $XDG_DATA_HOME/imagefit/bin; --prefix DIR: links in DIR/bin; "
+        "--site --prefix DIR (root): root-owned links, /etc/imagefit/config.toml skeleton, "
+        "DIR/etc/profile.d/imagefit.sh. Prints the PATH line; never edits shell rc files.",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--user", action="store_true", help="for yourself, in $XDG_DATA_HOME/imagefit/bin"
+    )
+    where.add_argument(
+        "--site", action="store_true", help="for every user (as root; needs --prefix)"
+    )
+    p.add_argument("--prefix", metavar="DIR", help="link into DIR/bin")
     p.add_argument(
         "--runtime", action="append", choices=RUNTIME_NAMES, help="link this runtime (repeatable)"
     )
     p.add_argument("--force", action="store_true", help="replace existing files")
+    p.add_argument(
+        "--uninstall", action="store_true", help="remove the links (only links to an imagefit shim)"
+    )
     p.set_defaults(func=cmd_install)
+
+    p = sub.add_parser(
+        "doctor", help="check the installation: PATH, real runtimes, config, caches, registries"
+    )
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.add_argument(
+        "--registry",
+        action="append",
+        metavar="HOST",
+        help="also check that registry HOST[:PORT] answers (repeatable)",
+    )
+    p.set_defaults(func=cmd_doctor)
+
+    from shim.author.cli import register as register_author  # index create, attach, lint, conform
+
+    register_author(sub)
     return parser
 
 

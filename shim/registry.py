@@ -24,6 +24,16 @@ it answers ``404`` with ``text/plain`` "404 page not found" for every
 referrers request, accepts a manifest with a ``subject`` (201) without the
 ``OCI-Subject`` header, and so relies on clients maintaining the tag.
 
+Pushing (the author commands, :mod:`shim.author`; never the shim):
+:meth:`RegistryClient.blob_exists`, :meth:`~RegistryClient.mount_blob`
+(distribution-spec "Mounting a blob from another repository": Distribution
+2.8 answers 201 when the source repository has the blob, else 202 with an
+upload session), :meth:`~RegistryClient.put_blob` (monolithic POST + PUT,
+streamed from a file), :meth:`~RegistryClient.download_blob` (streamed,
+verified) and :meth:`~RegistryClient.put_manifest` (the announced
+``Docker-Content-Digest`` must be the body's; ``OCI-Subject`` is returned:
+Distribution 2.8 never sends it).
+
 Threads: one client may be used from several threads (the NFD artifact
 fetch does). Each thread gets a requests session of its own (requests
 documents no thread-safety contract for ``Session``: psf/requests#2766);
@@ -77,6 +87,15 @@ class Manifest:
     media_type: str
     body: bytes
     digest: str
+
+
+@dataclass(frozen=True)
+class PushedManifest:
+    """A manifest the registry accepted: its digest and the ``OCI-Subject``
+    header it answered (None: it did not process a ``subject``)."""
+
+    digest: str
+    subject: str | None
 
 
 class RegistryClient:
@@ -154,7 +173,7 @@ class RegistryClient:
             self._auth_session = self._new_session()
         return oras.auth.get_auth_backend(name, self._auth_session, tls_verify=not self.insecure)
 
-    def _send(self, url: str, headers: dict[str, str], method: str = "GET"):
+    def _send(self, url: str, headers: dict[str, str], method: str = "GET", data=None):
         import requests
 
         session = self._http()
@@ -166,6 +185,7 @@ class RegistryClient:
                 method,
                 url,
                 headers=headers,
+                data=data,
                 stream=True,
                 verify=not self.insecure,
                 timeout=(min(left, 3.0), left),
@@ -390,6 +410,206 @@ class RegistryClient:
             return found
         return self._referrers_tag_list(repository, subject_digest, artifact_type)
 
+    # -- pushing (imagefit index create, imagefit attach) --------------------
+    def _call(self, method: str, target: str, headers: dict[str, str] | None = None, data=None):
+        """One request with an optional body (bytes or a seekable binary file).
+
+        `target` is a path (``/v2/...``) or an absolute URL on this registry's
+        API host (an upload ``Location``); authentication as in :meth:`_get`,
+        the body rewound before a retry."""
+        headers = dict(headers or {})
+        if "://" in target:
+            parts = urlsplit(target)
+            if parts.netloc != self.api_host:
+                raise RegistryError(
+                    f"registry {self.domain} sent an upload location on another host ({parts.netloc})"
+                )
+            urls = [target]
+        else:
+            schemes = (
+                [self._scheme]
+                if self._scheme
+                else (["https", "http"] if self.insecure else ["https"])
+            )
+            urls = [f"{scheme}://{self.api_host}{target}" for scheme in schemes]
+        last_error: RegistryError | None = None
+        for url in urls:
+            _rewind(data)
+            try:
+                response = self._send(url, {**headers, **self._auth_header}, method, data)
+            except RegistryError as exc:
+                last_error = exc
+                continue
+            if "://" not in target:
+                self._scheme = urlsplit(url).scheme
+            if response.status_code == 401 and self._authenticate(response):
+                response.close()
+                _rewind(data)
+                response = self._send(url, {**headers, **self._auth_header}, method, data)
+            return response
+        assert last_error is not None
+        raise last_error
+
+    def _location(self, response, where: str) -> str:
+        """The absolute upload URL a POST/PATCH answer names (``Location``,
+        possibly relative: distribution-spec allows both)."""
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{where}: registry sent no upload Location")
+        return urljoin(response.url, location)
+
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        """HEAD /v2/<repository>/blobs/<digest>: True (200) or False (404).
+
+        Raises:
+            RegistryError: invalid digest, unreachable, denied, another status.
+        """
+        where = f"{self.domain}/{repository}@{digest}"
+        _check_digest(digest, where)
+        response = self._call("HEAD", f"/v2/{repository}/blobs/{digest}")
+        with response:
+            if response.status_code == 200:
+                return True
+            if response.status_code == 404:
+                return False
+            raise RegistryError(_status_message(response.status_code, where))
+
+    def mount_blob(self, repository: str, digest: str, source: str) -> str | None:
+        """Cross-repository blob mount (distribution-spec "Mounting a blob from
+        another repository"): ``POST /v2/<repository>/blobs/uploads/?mount=
+        <digest>&from=<source>``.
+
+        Returns:
+            None when the registry mounted the blob (201), else the upload
+            location of the session it opened instead (202: it cannot mount,
+            e.g. the blob is not in `source` or the caller may not read it);
+            the caller may upload the blob there with :meth:`put_blob`.
+
+        Raises:
+            RegistryError: unreachable, denied, another status.
+            DigestMismatch: a 201 announcing another digest.
+        """
+        where = f"{self.domain}/{repository}@{digest} (mount from {source})"
+        _check_digest(digest, where)
+        query = urlencode({"mount": digest, "from": source})
+        response = self._call("POST", f"/v2/{repository}/blobs/uploads/?{query}", data=b"")
+        with response:
+            status = response.status_code
+            if status == 201:
+                announced = response.headers.get("Docker-Content-Digest")
+                if announced and _DIGEST_RE.match(announced) and announced != digest:
+                    raise DigestMismatch(f"{where}: registry mounted {announced}")
+                return None
+            if status == 202:
+                return self._location(response, where)
+            raise RegistryError(_push_message(response, where))
+
+    def put_blob(self, repository: str, digest: str, data, *, location: str | None = None) -> None:
+        """Upload a blob monolithically (distribution-spec "Pushing a blob
+        monolithically": ``POST /v2/<repository>/blobs/uploads/`` unless
+        `location` names an open session, then ``PUT <location>?digest=``).
+
+        Args:
+            data: the bytes, or a seekable binary file holding them (streamed).
+            location: an upload session already opened (see :meth:`mount_blob`).
+
+        Raises:
+            RegistryError: unreachable, denied, refused (e.g. the digest does
+                not match what was sent: ``DIGEST_INVALID``).
+            DigestMismatch: the registry announced another digest.
+        """
+        where = f"{self.domain}/{repository}@{digest} (upload)"
+        _check_digest(digest, where)
+        if location is None:
+            response = self._call("POST", f"/v2/{repository}/blobs/uploads/", data=b"")
+            with response:
+                if response.status_code != 202:
+                    raise RegistryError(_push_message(response, where))
+                location = self._location(response, where)
+        parts = urlsplit(location)
+        query = parts.query + ("&" if parts.query else "") + urlencode({"digest": digest})
+        url = parts._replace(query=query).geturl()
+        response = self._call("PUT", url, {"Content-Type": "application/octet-stream"}, data=data)
+        with response:
+            if response.status_code != 201:
+                raise RegistryError(_push_message(response, where))
+            announced = response.headers.get("Docker-Content-Digest")
+        if announced and _DIGEST_RE.match(announced) and announced != digest:
+            raise DigestMismatch(f"{where}: registry stored {announced}")
+
+    def download_blob(self, repository: str, digest: str, fileobj, *, max_bytes: int) -> int:
+        """Stream a blob into `fileobj`, verified; the number of bytes.
+
+        Raises:
+            RegistryError: as :meth:`get_blob`; a body over `max_bytes`.
+            DigestMismatch: the body does not hash to `digest`.
+        """
+        where = f"{self.domain}/{repository}@{digest}"
+        _check_digest(digest, where)
+        hasher = hashlib.new(digest.split(":", 1)[0])
+        size = 0
+        response = self._get(f"/v2/{repository}/blobs/{digest}", "*/*")
+        with response:
+            if response.status_code != 200:
+                raise RegistryError(_status_message(response.status_code, where))
+            try:
+                while chunk := response.raw.read1(1024 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise RegistryError(f"{where}: blob larger than {max_bytes} bytes")
+                    hasher.update(chunk)
+                    fileobj.write(chunk)
+                    self._remaining()
+            except RegistryError:
+                raise
+            except Exception as exc:  # requests/urllib3 errors while streaming
+                raise RegistryError(f"{where}: reading the blob failed: {_short(exc)}") from None
+        actual = f"{digest.split(':', 1)[0]}:{hasher.hexdigest()}"
+        if actual != digest:
+            raise DigestMismatch(f"{where}: content hashes to {actual}, not the digest asked for")
+        return size
+
+    def find_manifest(self, repository: str, reference: str) -> Manifest | None:
+        """:meth:`get_manifest`, or None when the registry answers 404."""
+        response = self._get(
+            f"/v2/{repository}/manifests/{reference}", ", ".join(ACCEPT), method="HEAD"
+        )
+        with response:
+            if response.status_code == 404:
+                return None
+        return self.get_manifest(repository, reference)
+
+    def put_manifest(
+        self, repository: str, reference: str, body: bytes, media_type: str
+    ) -> PushedManifest:
+        """PUT /v2/<repository>/manifests/<reference> (a tag, or the body's digest).
+
+        Returns:
+            The digest and the ``OCI-Subject`` the registry answered (set
+            when it processed a ``subject``: it has the referrers API).
+
+        Raises:
+            RegistryError: unreachable, denied, refused (the body names blobs
+                or manifests the repository lacks: ``MANIFEST_BLOB_UNKNOWN``...).
+            DigestMismatch: the registry announced another digest than the
+                body's, or `reference` is a digest the body does not hash to.
+        """
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        where = f"{self.domain}/{repository}:{reference}"
+        if reference.startswith("sha256:") and reference != digest:
+            raise DigestMismatch(f"{where}: the manifest hashes to {digest}")
+        response = self._call(
+            "PUT", f"/v2/{repository}/manifests/{reference}", {"Content-Type": media_type}, body
+        )
+        with response:
+            if response.status_code not in (200, 201):
+                raise RegistryError(_push_message(response, where))
+            announced = response.headers.get("Docker-Content-Digest")
+            subject = response.headers.get("OCI-Subject")
+        if announced and announced != digest:
+            raise DigestMismatch(f"{where}: pushed {digest}, registry announced {announced}")
+        return PushedManifest(digest=digest, subject=subject)
+
     # -- referrers plumbing ----------------------------------------------------
     def _referrers_api_list(
         self, repository: str, subject_digest: str, artifact_type: str | None
@@ -588,6 +808,31 @@ def _deadline_adapter(client: RegistryClient):
             return super().send(request, timeout=timeout, **kwargs)
 
     return DeadlineAdapter(max_retries=0)
+
+
+def _rewind(data) -> None:
+    """Seek a file body back to its start (before a request or a retry)."""
+    if hasattr(data, "seek"):
+        data.seek(0)
+
+
+def _push_message(response, where: str) -> str:
+    """:func:`_status_message` plus the registry's first error (code: message)."""
+    try:
+        body = response.raw.read(65536) or b""
+    except Exception:  # noqa: BLE001 (only to describe the error)
+        body = b""
+    try:
+        errors = json.loads(body).get("errors") or []
+        first = errors[0] if isinstance(errors[0], dict) else {}
+    except (ValueError, AttributeError, IndexError, TypeError):
+        first = {}
+    text = _status_message(response.status_code, where)
+    code, message = first.get("code"), first.get("message")
+    if isinstance(code, str):
+        detail = code + (f": {message}" if isinstance(message, str) and message else "")
+        text += " (" + " ".join(detail.split())[:200] + ")"
+    return text
 
 
 def _status_message(status: int, where: str) -> str:

@@ -19,16 +19,24 @@ BIN = Path(sys.executable).parent
 
 
 def pytest_sessionstart(session):
-    """Fail fast when the installed imagefit (what the shim runs) is not this checkout."""
-    import importlib.util
+    """Fail fast when the installed imagefit (what the shim and the installed
+    commands run) is not this checkout. The installed copy is looked up in
+    the interpreter's site-packages, not through the import system, which finds
+    the checkout first."""
+    import sysconfig
 
+    site = Path(sysconfig.get_paths()["purelib"])
     for package in ("shim", "hostfacts", "scoring"):
-        spec = importlib.util.find_spec(package)
-        installed = Path(spec.origin).parent if spec and spec.origin else None
-        if installed is None or installed == REPO / package:
-            continue
+        installed = site / package
+        if not installed.is_dir():
+            continue  # an editable install: the checkout itself
         diff = filecmp.dircmp(REPO / package, installed, ignore=["__pycache__"])
-        if diff.diff_files or diff.left_only:
+        stale = (
+            diff.diff_files
+            or diff.left_only
+            or any(d.diff_files or d.left_only for d in diff.subdirs.values())
+        )
+        if stale:
             pytest.exit(
                 f"installed {package} ({installed}) differs from the checkout: rerun tests/provision.sh",
                 returncode=3,

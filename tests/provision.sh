@@ -13,7 +13,7 @@ VENV=${IMAGEFIT_VENV:-/opt/imagefit-venv}
 TEST_USER=${IMAGEFIT_TEST_USER:-alice}
 TEST_UID=${IMAGEFIT_TEST_UID:-1234}
 PKGS=(docker-registry podman runc uidmap slirp4netns fuse-overlayfs busybox-static skopeo apache2-utils python3-venv
-      libmpich12 mpich libopenmpi3 openmpi-bin time)
+      libmpich12 mpich libopenmpi3 openmpi-bin time lmod rpm tcl)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -23,6 +23,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "provision: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Environment Modules (for tests/test_packaging.py) conflicts with lmod in Debian
+# (both define `module`): unpack its .deb instead; the test runs its modulecmd.tcl.
+EM_DIR=/opt/environment-modules
+if ! ls "$EM_DIR"/usr/lib/*/modulecmd.tcl >/dev/null 2>&1; then
+  deb_dir=$(mktemp -d)
+  (cd "$deb_dir" && { apt-get download -q environment-modules || { apt-get update -q && apt-get download -q environment-modules; }; })
+  dpkg-deb -x "$deb_dir"/environment-modules_*.deb "$EM_DIR"
+  rm -rf "$deb_dir"
 fi
 
 if ! id -u "$TEST_USER" >/dev/null 2>&1; then

@@ -469,7 +469,7 @@ yaml_texts = st.lists(st.sampled_from(YAML_PIECES) | short_text, max_size=30).ma
 spec_bytes = st.one_of(
     st.binary(max_size=200),
     yaml_texts.map(lambda t: t.encode("utf-8", "surrogatepass")),
-    spec_documents.map(lambda d: json.dumps(d).encode()),
+    mostly(specs, spec_garbage, odds=4).map(lambda d: json.dumps(d).encode()),  # deep: below
     st.builds(
         lambda opener, n: (b"a: " if opener[0] != b"{"[0] else b"") + opener * n,
         st.sampled_from([b"[", b"{", b"- ", b"{a: ", b"? ", b"[{"]),

@@ -1,0 +1,303 @@
+"""``imagefit lint REF``: what is wrong with an index's compatibility data.
+
+Findings, one line each, ``SEVERITY: BUILD: MESSAGE``:
+
+* error: a build no host can run, or whose data cannot be read
+  (:func:`shim.author.satisfy.build_problems`: unknown archspec target, a
+  target of another architecture than the platform, an impossible version
+  range, an empty compute capability list, an unknown fabric, an invalid
+  value; each build is then scored against a synthetic best host of its
+  architecture with :func:`scoring.select` to prove some host can run it);
+  an NFD artifact whose spec does not parse or has expressions NFD can
+  never evaluate;
+* warning: two builds that fit the same hosts and rank equally (same
+  platform, same requirements, same weight, same NFD sets), so only index
+  order decides; a key under ``org.supercontainers.`` that is not in the
+  vocabulary, a vocabulary key or an ``org.opencontainers.`` key under a
+  misspelt prefix; a platform's first build that is not its most generic one
+  (runtimes without imagefit take the first match); an index without any
+  compatibility data (imagefit passes it through).
+
+Exit status: 0 clean, 1 with findings, 125 when the index cannot be read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+
+from scoring import INDEX_MEDIA_TYPES, InvalidIndexError, parse_index, vocabulary
+from scoring.index import MANIFEST_MEDIA_TYPES, Candidate
+from scoring.platform import normalize_architecture, normalize_variant, variant_target
+from shim.author import satisfy
+from shim.author.keys import key_findings
+
+ERROR, WARNING = satisfy.ERROR, satisfy.WARNING
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: ``build`` is ``index`` or ``#POSITION LABEL``."""
+
+    severity: str
+    code: str
+    build: str
+    position: int | None
+    message: str
+
+    def line(self) -> str:
+        return f"{self.severity}: {self.build}: {self.message}"
+
+
+@dataclass(frozen=True)
+class NfdArtifact:
+    """The newest NFD artifact of one subject, decoded (or why it could not be)."""
+
+    digest: str
+    document: dict | None = None
+    error: str = ""
+
+
+def label(candidate: Candidate) -> str:
+    """``#POSITION NAME``: the build's CPU target, else its platform."""
+    target = (
+        candidate.annotations.get(vocabulary.CPU_TARGET)
+        or candidate.annotations.get(vocabulary.CPU_TARGET_COMPSPEC)
+        or ""
+    ).strip()
+    name = target or (str(candidate.platform) if candidate.platform else candidate.digest[:19])
+    return f"#{candidate.position} {name}"
+
+
+def lint_document(
+    document, *, artifacts: dict[str, list[NfdArtifact]] | None = None
+) -> list[Finding]:
+    """The findings of one image index (decoded JSON), with the NFD artifacts
+    found for the index and for each build, by subject digest (a subject that
+    is no build's is the index's)."""
+    artifacts = artifacts or {}
+    try:
+        candidates = parse_index(document)
+    except InvalidIndexError as exc:
+        return [Finding(ERROR, "invalid-index", "index", None, str(exc))]
+    findings: list[Finding] = []
+    annotations = document.get("annotations") if isinstance(document, dict) else None
+    for key in sorted(annotations or {}):
+        for message in key_findings(key):
+            findings.append(Finding(WARNING, "key", "index", None, message))
+    sets: dict[str, tuple] = {}
+    for subject, found in artifacts.items():
+        who = next((c for c in candidates if c.digest == subject), None)
+        build, position = (label(who), who.position) if who else ("index", None)
+        sets[subject], problems = _nfd(found)
+        findings += [Finding(ERROR, "nfd", build, position, m) for m in problems]
+    broken: set[int] = set()
+    for c in candidates:
+        for key in sorted(c.annotations):
+            for message in key_findings(key):
+                findings.append(Finding(WARNING, "key", label(c), c.position, message))
+        for p in satisfy.build_problems(c):
+            findings.append(Finding(p.severity, p.code, label(c), c.position, p.message))
+            if p.severity == ERROR:
+                broken.add(c.position)
+    usable = [c for c in candidates if c.position not in broken]
+    findings += _overlaps(usable, sets)
+    if not _has_data(candidates, sets):
+        findings.append(
+            Finding(
+                WARNING, "no-data", "index", None,
+                "no compatibility data: imagefit passes it through, and runtimes take the "
+                "first platform match",
+            )
+        )  # fmt: skip
+    else:
+        findings += _generic_first(usable)
+    order = {ERROR: 0, WARNING: 1}
+    return sorted(
+        findings,
+        key=lambda f: (-1 if f.position is None else f.position, order.get(f.severity, 2)),
+    )
+
+
+def _nfd(found: list[NfdArtifact]) -> tuple[tuple, list[str]]:
+    """(the parsed sets, problems) of a subject's artifacts."""
+    from scoring.rules import parse_nfd_spec
+
+    sets: list = []
+    problems = []
+    for artifact in found:
+        where = f"NFD artifact {artifact.digest[:19]}"
+        if artifact.error:
+            problems.append(f"{where}: {artifact.error}")
+            continue
+        try:
+            parsed = parse_nfd_spec(artifact.document, f"nfd:{artifact.digest}")
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        sets += parsed
+        problems += [f"{where}: {line}" for line in satisfy.nfd_set_problems(parsed)]
+    return tuple(sets), problems
+
+
+def _has_data(candidates: list[Candidate], sets: dict[str, tuple]) -> bool:
+    if any(sets.values()):
+        return True
+    for c in candidates:
+        if vocabulary.REQUIREMENT_KEYS & c.annotations.keys():
+            return True
+        p = c.platform
+        if p and (normalize_variant(p.architecture, p.variant) or p.os_features or p.features):
+            return True
+    return False
+
+
+def _platform_key(c: Candidate) -> tuple:
+    p = c.platform
+    arch = normalize_architecture(p.architecture)
+    return (p.os, arch, normalize_variant(arch, p.variant), p.os_version,
+            tuple(sorted(p.os_features)), tuple(sorted(p.features)))  # fmt: skip
+
+
+def _overlaps(candidates: list[Candidate], sets: dict[str, tuple]) -> list[Finding]:
+    """Builds that fit the same hosts and rank equally: only index order decides."""
+    groups: dict[tuple, list[Candidate]] = {}
+    for c in candidates:
+        if c.media_type not in MANIFEST_MEDIA_TYPES or c.platform is None:
+            continue
+        compiled = vocabulary.compile_annotations(c.annotations)
+        requirements = compiled.model_dump_json(exclude={"source"}) if compiled else ""
+        nfd = tuple(s.model_dump_json(exclude={"source"}) for s in sets.get(c.digest, ()))
+        key = (_platform_key(c), requirements, vocabulary.weight(c.annotations), nfd)
+        groups.setdefault(key, []).append(c)
+    findings = []
+    for group in groups.values():
+        first = group[0]
+        for other in group[1:]:
+            same = "the same build" if other.digest == first.digest else "the same hosts"
+            findings.append(
+                Finding(
+                    WARNING, "overlap", label(other), other.position,
+                    f"fits {same} as {label(first)} (same platform, requirements and weight): "
+                    f"only index order decides, so {label(first)} always wins; drop one, "
+                    "or tell them apart (target, weight)",
+                )
+            )  # fmt: skip
+    return findings
+
+
+def _genericity(c: Candidate) -> tuple[int, int, int]:
+    from scoring.cpu import annotated_target, depth
+
+    target = annotated_target(c.annotations) or variant_target(c.platform)
+    return (
+        depth(target),
+        int(vocabulary.requires_gpu(c.annotations)),
+        int(vocabulary.names_mpi(c.annotations)),
+    )
+
+
+def _generic_first(candidates: list[Candidate]) -> list[Finding]:
+    """Per os/architecture: is the first build the most generic one?"""
+    groups: dict[tuple, list[Candidate]] = {}
+    for c in candidates:
+        if c.media_type in MANIFEST_MEDIA_TYPES and c.platform is not None:
+            key = (c.platform.os, normalize_architecture(c.platform.architecture))
+            groups.setdefault(key, []).append(c)
+    findings = []
+    for (os_name, arch), group in groups.items():
+        first, rest = group[0], group[1:]
+        mine = _genericity(first)
+        better = [c for c in rest if _more_generic(_genericity(c), mine)]
+        if better:
+            best = min(better, key=lambda c: (_genericity(c), c.position))
+            findings.append(
+                Finding(
+                    WARNING, "generic-first", label(first), first.position,
+                    f"the first {os_name}/{arch} build, but {label(best)} is more generic: "
+                    "runtimes without imagefit take the first match; put the generic build first",
+                )
+            )  # fmt: skip
+    return findings
+
+
+def _more_generic(other: tuple[int, int, int], mine: tuple[int, int, int]) -> bool:
+    """`other` runs on every host `mine` runs on and more: shallower CPU, or
+    no GPU/MPI where `mine` needs one, and needs nothing `mine` does not."""
+    return all(o <= m for o, m in zip(other, mine, strict=True)) and other != mine
+
+
+# -- the command -----------------------------------------------------------------
+
+
+def fetch_artifacts(client, repository: str, subjects: list[str]) -> dict[str, list[NfdArtifact]]:
+    """The newest NFD artifact of each subject, decoded; a subject whose
+    artifact cannot be fetched or decoded gets an :class:`NfdArtifact` with
+    the error (one subject at a time, so each error names its build)."""
+    from shim.artifacts import fetch_nfd_specs
+    from shim.errors import RegistryError
+
+    found: dict[str, list[NfdArtifact]] = {}
+    for subject in dict.fromkeys(subjects):
+        try:
+            specs = fetch_nfd_specs(client, repository, [subject], max_workers=1)[subject]
+        except RegistryError as exc:
+            text = str(exc)
+            prefix = f"NFD artifact of {client.domain}/{repository}@{subject}: "
+            found[subject] = [NfdArtifact(digest="?", error=text.removeprefix(prefix))]
+            continue
+        found[subject] = [NfdArtifact(digest=s.digest, document=s.document) for s in specs]
+    return found
+
+
+def run(args) -> int:
+    from shim.author.common import Registries, parse_reference, tls_option
+
+    ref = parse_reference(args.reference)
+    registries = Registries(
+        tls_verify=tls_option(args.tls_verify), authfile=args.authfile, timeout=args.timeout
+    )
+    client = registries.client(ref)
+    manifest = client.get_manifest(ref.path, ref.reference)
+    try:
+        document = json.loads(manifest.body)
+    except ValueError as exc:
+        from shim.errors import RegistryError
+
+        raise RegistryError(f"{ref}: the registry sent invalid JSON: {exc}") from None
+    declared = document.get("mediaType") if isinstance(document, dict) else None
+    if manifest.media_type in INDEX_MEDIA_TYPES or declared in INDEX_MEDIA_TYPES:
+        subjects = [manifest.digest]
+        if isinstance(document.get("manifests"), list):
+            subjects += [
+                d["digest"]
+                for d in document["manifests"]
+                if isinstance(d, dict) and isinstance(d.get("digest"), str)
+                and d.get("mediaType") in MANIFEST_MEDIA_TYPES
+            ]  # fmt: skip
+        artifacts = fetch_artifacts(client, ref.path, subjects) if args.nfd else {}
+        findings = lint_document(document, artifacts=artifacts)
+    else:
+        findings = [
+            Finding(
+                WARNING, "not-an-index", "index", None,
+                "a single image manifest, not an index: there is nothing to choose from",
+            )
+        ]  # fmt: skip
+    if args.json:
+        out = {
+            "schema_version": 1,
+            "reference": str(ref),
+            "digest": manifest.digest,
+            "findings": [asdict(f) for f in findings],
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        for f in findings:
+            print(f.line())
+        errors = sum(f.severity == ERROR for f in findings)
+        warnings = len(findings) - errors
+        summary = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        print(f"{ref}: {summary if findings else 'clean'}", file=sys.stderr)
+    return 1 if findings else 0

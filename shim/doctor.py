@@ -1,0 +1,611 @@
+"""``imagefit doctor``: is the shim in front of the real runtimes, and can it work?
+
+It reports, for a person (text) or a program (``--json``, ``schema_version`` 1):
+
+- the shim script, and for each runtime name which file a plain ``podman``
+  resolves to on PATH (the shim or the real one), the real runtime the shim
+  would exec (:func:`shim.locate.find_runtime`) and its ``--version``;
+- the config files considered, read or ignored (owner uid, mode, why), and
+  the ``IMAGEFIT_*`` variables set;
+- the cache directories (facts, decisions, parsed config) and whether they
+  are writable, and the audit log destination;
+- whether each registry named in the config (``insecure_registries``,
+  ``[[policy]] image``) or with ``--registry HOST`` answers ``GET /v2/``
+  (3 s): reachable, auth required, unreachable;
+- the facts summary (CPU target, generic level, GPUs, MPI, probe statuses).
+
+Exit 0 when healthy, 1 when a problem was found (each one line under
+"problems"); warnings do not change the exit status. Credentials are never
+printed, not even user names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+from shim import __version__
+from shim.errors import ConfigError, ShimError
+from shim.install import RUNTIME_NAMES, shim_script
+from shim.locate import SHIM_NAME, find_runtime, is_shim
+
+SCHEMA_VERSION = 1
+REGISTRY_TIMEOUT = 3.0
+VERSION_TIMEOUT = 5.0
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+
+# -- runtimes ----------------------------------------------------------------
+def _on_path(name: str, environ) -> tuple[list[str], list[str]]:
+    """(executables named `name` on PATH in order, dangling links named `name`
+    that point to an imagefit shim). Relative PATH entries are skipped, as
+    the shim skips them."""
+    found, dangling = [], []
+    for directory in environ.get("PATH", "").split(os.pathsep):
+        if not directory or not os.path.isabs(directory):
+            continue
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            found.append(candidate)
+        elif os.path.islink(candidate) and not os.path.exists(candidate):
+            if os.path.basename(os.path.realpath(candidate)) == SHIM_NAME:
+                dangling.append(candidate)
+    return found, dangling
+
+
+def _version(real: str, name: str, environ) -> tuple[str | None, str | None]:
+    """(first line of `real --version`, or None; why not, or None)."""
+    env = {**environ, "IMAGEFIT_ACTIVE": "1"}  # a shim behind it passes through
+    try:
+        done = subprocess.run(
+            [real, "--version"],
+            executable=real,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=VERSION_TIMEOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"`{real} --version` timed out after {VERSION_TIMEOUT:g} s"
+    except OSError as exc:
+        return None, f"cannot run {real}: {exc.strerror}"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    if done.returncode != 0:
+        return None, f"`{real} --version` exited with {done.returncode}"
+    return (lines[0].strip() if lines else ""), None
+
+
+def _runtimes(shim: str | None, settings, environ, report: _Report) -> list[dict]:
+    rows = []
+    for name in RUNTIME_NAMES:
+        found, dangling = _on_path(name, environ)
+        for link in dangling:
+            report.warnings.append(
+                f"{link} is a broken link to an imagefit shim ({os.readlink(link)}): "
+                "reinstall (imagefit install) or remove it"
+            )
+        shims = [p for p in found if is_shim(p, None) or (shim and _same(p, shim))]
+        first = found[0] if found else None
+        first_is_shim = first is not None and first in shims
+        real = error = version = None
+        try:
+            real = find_runtime(name, environ, shim or "", settings.runtimes.get(name))
+        except ShimError as exc:
+            error = str(exc)
+        if real:
+            version, why = _version(real, name, environ)
+            if why:
+                report.warnings.append(f"{name}: {why}")
+        if shims and first_is_shim and real:
+            status = "ok"
+        elif shims and not real:
+            status = "no-runtime"
+            report.problems.append(
+                f"`{name}` on PATH is the imagefit shim ({shims[0]}) but there is no real {name} "
+                f'to run: install {name}, or set [runtimes] {name} = "/path" in the config'
+            )
+        elif shims:
+            status = "shadowed"
+            report.problems.append(
+                f"a plain `{name}` runs {first}, not the shim: put {os.path.dirname(shims[0])} "
+                f"before {os.path.dirname(first)} on PATH"
+            )
+        elif real:
+            status = "not-shimmed"
+        else:
+            status = "absent"
+        rows.append(
+            {
+                "name": name,
+                "status": status,
+                "resolves_to": first,
+                "resolves_to_shim": first_is_shim,
+                "shim_links": shims,
+                "real": real,
+                "real_configured": settings.runtimes.get(name),
+                "real_error": error if status != "absent" else None,
+                "version": version,
+            }
+        )
+    if not any(r["shim_links"] for r in rows):
+        if any(r["real"] for r in rows):
+            report.problems.append(
+                "the shim is not on PATH for any runtime: run `imagefit install --user` "
+                "and put the directory it names first on PATH"
+            )
+        else:
+            report.problems.append(
+                "no container runtime (" + ", ".join(RUNTIME_NAMES) + ") found on PATH, "
+                "and the shim is not on PATH either"
+            )
+    return rows
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+# -- config ------------------------------------------------------------------
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return str(uid)
+
+
+def _config(environ, report: _Report):
+    """(Settings to use for the rest of the checks, the config section)."""
+    from shim import config
+    from shim.trust import untrusted_reason
+
+    euid = os.geteuid()
+    error = None
+    try:
+        settings = config.load(environ, euid)
+    except ConfigError as exc:
+        error = str(exc)
+        report.problems.append(f"{error} (every shimmed command exits 125 until this is fixed)")
+        settings = config.Settings()
+    considered = [
+        (p, "site" if i == 0 else "user") for i, p in enumerate(config.config_paths(environ, euid))
+    ]
+    if euid == 0:
+        considered.append((config.config_paths(environ, 1)[1], "user"))
+    files = []
+    for path, role in considered:
+        row: dict = {
+            "path": path,
+            "role": role,
+            "state": "absent",
+            "uid": None,
+            "owner": None,
+            "mode": None,
+            "reason": None,
+        }
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            row.update(state="unreadable", reason=exc.strerror)
+            report.problems.append(f"cannot stat config {path}: {exc.strerror}")
+            st = None
+        if st is not None:
+            row.update(
+                uid=st.st_uid, owner=_owner(st.st_uid), mode=f"{stat.S_IMODE(st.st_mode):04o}"
+            )
+            reason = untrusted_reason(path, euid)
+            if role == "user" and euid == 0:
+                row.update(state="not read", reason="running as root: root reads no user config")
+            elif error and path in error:
+                row.update(state="invalid", reason=error)
+            elif reason:
+                row.update(state="ignored", reason=reason)
+                report.problems.append(f"config {path} is ignored: {reason}")
+            elif path in settings.sources:
+                row["state"] = "read"
+            else:
+                row.update(state="not read", reason="an earlier file is invalid")
+        files.append(row)
+    variables = {k: v for k, v in sorted(environ.items()) if k.startswith("IMAGEFIT_")}
+    for key, why in (
+        ("IMAGEFIT_DISABLE", "IMAGEFIT_DISABLE=1: the shim passes every command through untouched"),
+        (
+            "IMAGEFIT_ACTIVE",
+            "IMAGEFIT_ACTIVE is set (the shim sets it for the runtime it runs): "
+            "every shim started from here passes through",
+        ),
+        ("IMAGEFIT_DRY_RUN", "IMAGEFIT_DRY_RUN=1: the shim prints the argv and runs nothing"),
+    ):
+        if environ.get(key) and (key == "IMAGEFIT_ACTIVE" or environ.get(key) == "1"):
+            report.warnings.append(why)
+    section = {
+        "files": files,
+        "error": error,
+        "environment": variables,
+        "effective": {
+            "on_error": settings.on_error,
+            "login": settings.login,
+            "registry_timeout": settings.registry_timeout,
+            "insecure_registries": list(settings.insecure_registries),
+            "nfd_artifacts": settings.nfd_artifacts,
+            "decision_cache_ttl": settings.decision_cache_ttl,
+            "policies": len(settings.policies),
+        },
+    }
+    return settings, section
+
+
+# -- caches and audit log ----------------------------------------------------
+def _writable(path: str) -> tuple[bool, bool]:
+    """(exists, writable by us: the directory itself, or the nearest existing
+    parent that it would be created in)."""
+    if os.path.exists(path):
+        if os.path.isdir(path):
+            return True, os.access(path, os.W_OK | os.X_OK)
+        return True, os.access(path, os.W_OK)
+    parent = os.path.dirname(path)
+    while parent and not os.path.exists(parent):
+        if os.path.dirname(parent) == parent:
+            break
+        parent = os.path.dirname(parent)
+    return False, os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)
+
+
+def _caches(settings, environ, report: _Report) -> tuple[list[dict], dict]:
+    from hostfacts import cache as facts_cache
+    from shim import config, decisions
+
+    rows = []
+    entries = [
+        ("facts", str(facts_cache.cache_dir(environ)), "host facts, per boot"),
+        (
+            "decisions",
+            decisions.cache_dir(settings.decision_cache_dir, environ),
+            ("shared (site decision_cache_dir)" if settings.decision_cache_dir else "per user")
+            + (
+                f", ttl {settings.decision_cache_ttl:g} s"
+                if settings.decision_cache_ttl
+                else ", disabled (ttl 0)"
+            ),
+        ),
+        ("config", os.path.dirname(config._parse_cache_path("/", environ)), "parsed config files"),
+    ]
+    for name, path, what in entries:
+        exists, writable = _writable(path)
+        rows.append(
+            {"name": name, "path": path, "what": what, "exists": exists, "writable": writable}
+        )
+        if not writable:
+            report.warnings.append(
+                f"{name} cache {path} is not writable by uid {os.geteuid()}: every command "
+                "does that work again (slower, same result)"
+            )
+    audit = {"destination": settings.audit_log, "writable": None}
+    if settings.audit_log and settings.audit_log != "syslog":
+        audit["writable"] = _writable(settings.audit_log)[1]
+        if not audit["writable"]:
+            report.warnings.append(
+                f"audit log {settings.audit_log} is not writable by uid {os.geteuid()}: "
+                "this user's decisions are not logged"
+            )
+    return rows, audit
+
+
+# -- registries --------------------------------------------------------------
+def _registry_hosts(settings, extra: list[str]) -> list[tuple[str, str]]:
+    hosts: list[tuple[str, str]] = []
+    for host in settings.insecure_registries:
+        hosts.append((host, "config insecure_registries"))
+    for policy in settings.policies:
+        domain = policy["image"].split("/", 1)[0]
+        if (
+            "/" in policy["image"]
+            and not any(c in domain for c in "*?[")
+            and ("." in domain or ":" in domain or domain == "localhost")
+        ):
+            hosts.append((domain, f"config [[policy]] image = {policy['image']!r}"))
+    for host in extra:
+        hosts.append((host, "--registry"))
+    seen: set[str] = set()
+    unique = []
+    for host, source in hosts:
+        if host not in seen:
+            seen.add(host)
+            unique.append((host, source))
+    return unique
+
+
+def _ping(host: str, insecure: bool, credentials) -> dict:
+    """GET /v2/ through RegistryClient (its scheme fallback, its auth
+    negotiation, one 3 s deadline): {"status": int | None, "scheme": str |
+    None, "authenticated": bool, "error": str | None}."""
+    from shim.errors import RegistryError
+    from shim.registry import RegistryClient
+
+    client = RegistryClient(
+        host, insecure=insecure, credentials=credentials, timeout=REGISTRY_TIMEOUT
+    )
+    try:
+        response = client._get("/v2/", "application/json")
+    except RegistryError as exc:
+        return {"status": None, "scheme": None, "authenticated": False, "error": str(exc)}
+    with response:
+        status = response.status_code
+    return {
+        "status": status,
+        "scheme": client._scheme,
+        "authenticated": bool(client._auth_header),
+        "error": None,
+    }
+
+
+def _registries(settings, extra: list[str], environ, report: _Report) -> list[dict]:
+    from shim import auth, registries_conf
+
+    rows = []
+    for host, source in _registry_hosts(settings, extra):
+        if host in settings.insecure_registries:
+            insecure_by = "imagefit config"
+        elif registries_conf.insecure(f"{host}/", environ):
+            insecure_by = "registries.conf"
+        else:
+            insecure_by = None
+        credentials = auth.credentials(host, "", environ)
+        started = time.monotonic()
+        ping = _ping(host, insecure_by is not None, credentials)
+        status = ping["status"]
+        row = {
+            "host": host,
+            "source": source,
+            "insecure": insecure_by,
+            "credentials_stored": credentials is not None,
+            "http_status": status,
+            "scheme": ping["scheme"],
+            "authenticated": ping["authenticated"],
+        }
+        plain = _ping(host, True, None) if status is None and insecure_by is None else None
+        if plain and plain["status"] is not None:
+            how = "over plain HTTP" if plain["scheme"] == "http" else "without TLS verification"
+            row.update(
+                state="plain-http-only",
+                detail=f"answers only {how} ({ping['error']}); the shim and podman go there "
+                "only when insecure_registries or registries.conf (insecure = true) lists it",
+            )
+            report.problems.append(f"registry {host} {row['detail']}")
+        elif status is None:
+            row.update(state="unreachable", detail=ping["error"])
+            report.problems.append(f"registry {host} is unreachable: {ping['error']}")
+        elif status == 200:
+            row.update(
+                state="reachable",
+                detail=f"GET /v2/ answered 200 over {ping['scheme']}"
+                + (" after authenticating" if ping["authenticated"] else ""),
+            )
+        elif status == 401:
+            row.update(
+                state="auth required",
+                detail="GET /v2/ answered 401: "
+                + (
+                    "the stored credentials were refused"
+                    if credentials
+                    else "no stored credentials (podman login) for private images"
+                ),
+            )
+            if credentials:
+                report.warnings.append(f"registry {host} refused the stored credentials")
+        else:
+            row.update(
+                state="error", detail=f"GET /v2/ answered HTTP {status}: not a registry API?"
+            )
+            report.problems.append(f"registry {host}: {row['detail']}")
+        row["seconds"] = round(time.monotonic() - started, 3)
+        rows.append(row)
+    return rows
+
+
+# -- facts -------------------------------------------------------------------
+def _facts(settings, environ, report: _Report) -> dict | None:
+    import socket
+
+    import hostfacts
+
+    try:
+        facts = hostfacts.host_facts(
+            environ, cpu_target=settings.cpu_target_for(socket.gethostname())
+        )
+    except (ValueError, OSError) as exc:  # HostFactsError is a ValueError
+        report.problems.append(f"cannot tell this host's facts: {exc}")
+        return None
+    cpu, nv, amd, mpi, system, net = (
+        facts.cpu,
+        facts.gpu.nvidia,
+        facts.gpu.amd,
+        facts.mpi,
+        facts.system,
+        facts.interconnect,
+    )
+    probes = {
+        "cpu": cpu.probe,
+        "nvidia": nv.probe,
+        "amd": amd.probe,
+        "mpi": mpi.probe,
+        "system": system.probe,
+        "interconnect": net.probe,
+    }
+    for name, probe in probes.items():
+        if probe.status == "error":
+            report.warnings.append(f"facts probe {name} failed: {probe.reason}")
+    source = environ.get(hostfacts.FACTS_ENV)
+    return {
+        "source": f"{hostfacts.FACTS_ENV}={source}" if source else "this host, cached per boot",
+        "hostname": facts.hostname,
+        "cpu_target": cpu.target,
+        "cpu_target_source": cpu.target_source,
+        "generic": cpu.generic,
+        "architecture": cpu.architecture,
+        "vendor": cpu.vendor,
+        "nvidia": [
+            {"index": d.index, "name": d.name, "compute_capability": d.compute_capability}
+            for d in nv.devices
+        ],
+        "cuda_driver_version": nv.cuda_driver_version,
+        "amd": [d.gfx_target for d in amd.devices],
+        "mpi": None
+        if mpi.probe.status != "ok"
+        else {"implementation": mpi.implementation, "version": mpi.version, "abi": mpi.abi},
+        "fabrics": list(net.fabrics),
+        "probes": {name: {"status": p.status, "reason": p.reason} for name, p in probes.items()},
+    }
+
+
+# -- the report --------------------------------------------------------------
+def diagnose(environ=None, registries: list[str] | tuple[str, ...] = ()) -> dict:
+    """Everything ``imagefit doctor`` reports, as the ``--json`` object."""
+    environ = os.environ if environ is None else environ
+    report = _Report()
+    try:
+        shim: str | None = shim_script()
+    except ShimError as exc:
+        shim = None
+        report.problems.append(str(exc))
+    settings, config_section = _config(environ, report)
+    runtimes = _runtimes(shim, settings, environ, report)
+    caches, audit = _caches(settings, environ, report)
+    registry_rows = _registries(settings, list(registries), environ, report)
+    facts = _facts(settings, environ, report)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "healthy": not report.problems,
+        "problems": report.problems,
+        "warnings": report.warnings,
+        "imagefit": {
+            "version": __version__,
+            "shim": shim,
+            "python": sys.executable,
+            "euid": os.geteuid(),
+        },
+        "runtimes": runtimes,
+        "config": config_section,
+        "caches": caches,
+        "audit_log": audit,
+        "registries": registry_rows,
+        "facts": facts,
+    }
+
+
+_RUNTIME_TEXT = {
+    "ok": "`{name}` runs the shim ({resolves_to}), which runs {real}",
+    "shadowed": "`{name}` runs {resolves_to}, NOT the shim ({shim_link} comes later on PATH)",
+    "no-runtime": "`{name}` runs the shim ({resolves_to}), but there is no real {name}",
+    "not-shimmed": "`{name}` runs {real} directly (no shim link on PATH for it)",
+    "absent": "not installed",
+}
+
+
+def to_text(r: dict) -> str:
+    lines = []
+    head = "healthy" if r["healthy"] else f"{len(r['problems'])} problem(s)"
+    lines.append(f"imagefit doctor: {head}")
+    me = r["imagefit"]
+    lines.append(
+        f"imagefit {me['version']}, shim {me['shim'] or '(not found)'}, running as uid {me['euid']}"
+    )
+    lines.append("")
+    lines.append("runtimes:")
+    for row in r["runtimes"]:
+        text = _RUNTIME_TEXT[row["status"]].format(shim_link=(row["shim_links"] or [""])[0], **row)
+        if row["real"] and row["real_configured"]:
+            text += " (from the config)"
+        if row["version"]:
+            text += f"; {row['version']}"
+        lines.append(f"  {row['name']:<12}{row['status']:<13}{text}")
+    lines.append("")
+    lines.append("config:")
+    for f in r["config"]["files"]:
+        where = f"  {f['role']:<5} {f['path']}"
+        if f["uid"] is not None:
+            where += f" (owner {f['owner']} uid {f['uid']}, mode {f['mode']})"
+        lines.append(where + f": {f['state']}" + (f": {f['reason']}" if f["reason"] else ""))
+    for key, value in r["config"]["environment"].items():
+        lines.append(f"  env   {key}={value}")
+    eff = r["config"]["effective"]
+    lines.append(
+        f"  effective: on_error={eff['on_error']}, login={eff['login']}, "
+        f"registry_timeout={eff['registry_timeout']:g} s, {eff['policies']} policies"
+    )
+    lines.append("")
+    lines.append("caches:")
+    for c in r["caches"]:
+        state = ("writable" if c["writable"] else "NOT writable") + (
+            "" if c["exists"] else " (to be created)"
+        )
+        lines.append(f"  {c['name']:<10}{c['path']}: {state}; {c['what']}")
+    audit = r["audit_log"]
+    dest = audit["destination"] or "none (no audit_log in the config)"
+    if audit["writable"] is not None:
+        dest += ": writable" if audit["writable"] else ": NOT writable"
+    lines.append(f"audit log:  {dest}")
+    lines.append("")
+    lines.append("registries:")
+    if not r["registries"]:
+        lines.append(
+            "  none named (the config's insecure_registries and [[policy]] images, or --registry HOST)"
+        )
+    for g in r["registries"]:
+        lines.append(
+            f"  {g['host']}: {g['state']} ({g['detail']}; {g['seconds']:.2f} s; from {g['source']})"
+        )
+    lines.append("")
+    facts = r["facts"]
+    lines.append(f"facts ({facts['source']}):" if facts else "facts: unavailable")
+    if facts:
+        target = facts["cpu_target"] + (
+            " (site config)" if facts["cpu_target_source"] != "archspec" else ""
+        )
+        gpus = [f"{g['name']} (sm {g['compute_capability']})" for g in facts["nvidia"]] + facts[
+            "amd"
+        ]
+        mpi = facts["mpi"]
+        lines.append(
+            f"  cpu target:   {target}; generic {facts['generic']} ({facts['architecture']})"
+        )
+        lines.append(f"  gpus:         {', '.join(gpus) or 'none'}")
+        lines.append(
+            "  mpi:          "
+            + (f"{mpi['implementation']} {mpi['version']} (ABI {mpi['abi']})" if mpi else "none")
+        )
+        lines.append(
+            "  probes:       " + ", ".join(f"{k} {v['status']}" for k, v in facts["probes"].items())
+        )
+    for title, items in (("problems", r["problems"]), ("warnings", r["warnings"])):
+        if items:
+            lines.append("")
+            lines.append(f"{title}:")
+            lines.extend(f"  - {item}" for item in items)
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    """``imagefit doctor [--json] [--registry HOST]...``: 0 healthy, 1 not."""
+    report = diagnose(os.environ, args.registry or ())
+    print(json.dumps(report, indent=2) if args.json else to_text(report))
+    return 0 if report["healthy"] else 1

@@ -1,0 +1,437 @@
+"""``imagefit install``: put the shim in front of the real runtimes.
+
+Three modes, each undone by ``--uninstall``:
+
+``--user``
+    Links ``$XDG_DATA_HOME/imagefit/bin/<runtime>`` (default
+    ``~/.local/share/imagefit/bin``) to the shim for every runtime found on
+    PATH, and prints the line that puts that directory first on PATH in the
+    user's shell (``$SHELL``) and the file it belongs in. Rc files are never
+    edited.
+``--prefix DIR``
+    The same, in ``DIR/bin``.
+``--site --prefix DIR`` (root only)
+    Root-owned links in ``DIR/bin``; the site config skeleton
+    ``/etc/imagefit/config.toml`` (``IMAGEFIT_SITE_CONFIG`` redirects it),
+    written only when absent; a profile snippet ``DIR/etc/profile.d/imagefit.sh``
+    for the admin to link into ``/etc/profile.d``. The shim and the
+    directories it is linked from must be root's and not writable by others:
+    the shim runs as root for rootful podman and docker.
+
+``--uninstall`` removes only symlinks that point to an imagefit shim (and the
+profile snippet imagefit wrote), then the bin directory if it is empty; the
+site config is left in place (the admin may have edited it).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import sys
+
+from shim.errors import ShimError
+from shim.locate import SHIM_NAME, find_runtime, is_shim
+
+RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus")
+PROFILE_MARK = "# imagefit profile snippet"
+#: Characters a bin directory may not hold: PATH's separator, and what the
+#: printed ``export PATH="DIR:$PATH"`` line or the profile snippet would expand.
+_UNSAFE_DIR_CHARS = ':"$`\\\n'
+
+
+class UsageError(ShimError):
+    """A mode or option combination that does not make sense (exit 2)."""
+
+    exit_code = 2
+
+
+def shim_script() -> str:
+    """The real path of the ``imagefit-shim`` script of this installation:
+    next to the running ``imagefit`` (its real location first, so a pipx bin
+    link leads to pipx's venv), or to the Python running it, else the first
+    on PATH."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    places = [os.path.realpath(argv0), os.path.abspath(argv0)] if argv0 else []
+    places.append(sys.executable)  # ``python -m shim``: the interpreter's bin directory
+    for here in places:
+        candidate = os.path.join(os.path.dirname(here), SHIM_NAME)
+        if os.path.isfile(candidate):
+            return os.path.realpath(candidate)
+    import shutil
+
+    found = shutil.which(SHIM_NAME)
+    if not found:
+        raise ShimError(f"cannot find the {SHIM_NAME} script; is imagefit installed?")
+    return os.path.realpath(found)
+
+
+def user_prefix(environ) -> str:
+    """``$XDG_DATA_HOME/imagefit`` (default ``~/.local/share/imagefit``)."""
+    data = environ.get("XDG_DATA_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(os.path.abspath(data), "imagefit")
+
+
+def site_config_path(environ) -> str:
+    from shim.config import SITE_CONFIG
+
+    return environ.get("IMAGEFIT_SITE_CONFIG") or SITE_CONFIG
+
+
+def runtimes_found(shim: str, environ) -> list[str]:
+    """The runtime names with a real runtime on PATH (the shim skipped)."""
+    found = []
+    for name in RUNTIME_NAMES:
+        try:
+            find_runtime(name, environ, shim)
+        except ShimError:
+            continue
+        found.append(name)
+    return found
+
+
+# -- shells ------------------------------------------------------------------
+def _shell_dir(bindir: str, environ, quote) -> str:
+    """`bindir` as the shell should see it: ``$HOME/...`` when under HOME."""
+    home = (environ.get("HOME") or "").rstrip("/")
+    if home and bindir.startswith(home + "/"):
+        return "$HOME/" + quote(bindir[len(home) + 1 :])
+    return quote(bindir)
+
+
+def path_line(bindir: str, shell: str | None, environ) -> tuple[str, str]:
+    """(the line that puts `bindir` first on PATH, the file it belongs in) for
+    the shell named by `shell` (``$SHELL``: a path or a name)."""
+    name = os.path.basename(shell or "sh")
+    if name == "fish":
+        return (
+            f"fish_add_path -p {_shell_dir(bindir, environ, shlex.quote)}",
+            "~/.config/fish/config.fish",
+        )
+    if name in ("csh", "tcsh"):
+        rc = "~/.tcshrc (or ~/.cshrc)" if name == "tcsh" else "~/.cshrc"
+        return f'setenv PATH "{_shell_dir(bindir, environ, str)}:$PATH"', rc
+    rc = {"bash": "~/.bashrc", "zsh": "~/.zshrc"}.get(name, "~/.profile")
+    return f'export PATH="{_shell_dir(bindir, environ, str)}:$PATH"', rc
+
+
+def profile_snippet(bindir: str) -> str:
+    """The sh snippet that puts `bindir` first on PATH, once however often sourced."""
+    return (
+        f"{PROFILE_MARK}: the imagefit shim before the real container runtimes.\n"
+        "# Link it into /etc/profile.d; written by `imagefit install --site`.\n"
+        f'case ":$PATH:" in *":{bindir}:"*) ;; *) PATH="{bindir}:$PATH";; esac; export PATH\n'
+    )
+
+
+# -- the site config skeleton -----------------------------------------------
+SITE_CONFIG_SKELETON = """\
+# imagefit site configuration (TOML). Every key is commented out with its
+# default; remove the '#' before a key to set it. Users' own files
+# (~/.config/imagefit/config.toml) override these keys, but root reads no user
+# file. An unknown key or a bad value stops every shimmed command (exit 125):
+# check an edited file with `imagefit doctor` before rolling it out.
+# Reference: docs/reference.md (config keys), docs/admin.md.
+
+# What a failed resolution (registry down, bad data) does: "passthrough" runs
+# the user's command unchanged, "refuse" exits 125.
+#on_error = "passthrough"
+
+# The login-container recipe: "auto" (resolved images), "always", "never".
+#login = "auto"
+
+# Seconds for all registry I/O of one resolution.
+#registry_timeout = 5.0
+
+# Registries reached over plain HTTP without TLS checks (podman gets --tls-verify=false).
+#insecure_registries = []
+
+# Look for NFD image-compatibility artifacts (referrers API or tag fallback).
+#nfd_artifacts = true
+
+# Seconds a decision is reused without asking the registry (0 disables the cache).
+#decision_cache_ttl = 600
+
+# One decision cache directory for all nodes (default: ~/.cache/imagefit/decisions per user).
+#decision_cache_dir = "/shared/imagefit/decisions"
+
+# Other uids whose entries in a shared decision cache are trusted (default: none).
+#cache_trusted_uids = []
+
+# Audit log: one JSON line per decision, a file or "syslog" (default: none).
+#audit_log = "/var/log/imagefit/audit.jsonl"
+
+# Absolute paths of the real runtimes (default: found on PATH, the shim skipped).
+#[runtimes]
+#podman = "/usr/bin/podman"
+
+# Node classes whose archspec CPU target the site sets: hostname glob = target
+# (first match wins; default: archspec's detection).
+#[cpu_targets]
+#"nid0*" = "zen3"
+
+# Per-image policy (first matching image glob wins; default: none): pin one
+# build, or prefer / avoid builds (build labels, NFD set tags or digests).
+#[[policy]]
+#image = "registry.example.org/apps/*"
+#pin = "zen3"
+#prefer = ["cuda12", "zen4"]
+#avoid = ["x86_64"]
+"""
+
+
+# -- file system helpers ----------------------------------------------------
+def _check_dir_name(bindir: str) -> None:
+    bad = sorted({c for c in bindir if c in _UNSAFE_DIR_CHARS})
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        raise ShimError(f"{bindir}: a PATH directory cannot contain {shown}; choose another prefix")
+
+
+def _root_safe(path: str) -> str | None:
+    """Why root must not rely on directory `path`, or None."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        st = os.stat(path)
+    if st.st_uid != 0:
+        return f"{path} is owned by uid {st.st_uid}, not root"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by group or others"
+    return None
+
+
+def _makedirs(path: str, root_owned: bool) -> None:
+    missing = []
+    probe = path
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    for made in missing:
+        os.chmod(made, 0o755)
+        if root_owned:
+            os.chown(made, 0, 0)
+
+
+def _points_to_shim(link: str, shim: str) -> bool:
+    """True when `link` is a symlink to an imagefit shim (this one, another
+    installation's, or a dangling link to one)."""
+    if not os.path.islink(link):
+        return False
+    if os.path.realpath(link) == os.path.realpath(shim):
+        return True
+    return is_shim(link, None)
+
+
+def link_runtimes(bindir: str, names: list[str], shim: str, *, force: bool, site: bool) -> None:
+    for name in names:
+        link = os.path.join(bindir, name)
+        note = ""
+        if os.path.lexists(link):
+            if os.path.islink(link) and os.readlink(link) == shim:
+                if site:
+                    os.lchown(link, 0, 0)
+                print(f"{link} -> {shim} (already there)")
+                continue
+            if _points_to_shim(link, shim):
+                note = f" (replaced a link to {os.readlink(link)})"
+            elif not force:
+                raise ShimError(
+                    f"{link} exists and is not a link to an imagefit shim; use --force to replace it"
+                )
+        # a new link under a temporary name, renamed over the old one: a
+        # `podman` started meanwhile finds the old file or the new link
+        tmp = f"{link}.imagefit-{os.getpid()}"
+        os.symlink(shim, tmp)
+        try:
+            if site:
+                os.lchown(tmp, 0, 0)
+            os.replace(tmp, link)
+        except OSError:
+            os.unlink(tmp)
+            raise
+        print(f"{link} -> {shim}{note}")
+
+
+def unlink_runtimes(bindir: str, names: list[str], shim: str) -> None:
+    removed = 0
+    for name in names:
+        link = os.path.join(bindir, name)
+        if not os.path.lexists(link):
+            continue
+        if _points_to_shim(link, shim):
+            os.unlink(link)
+            removed += 1
+            print(f"removed {link}")
+        else:
+            print(f"left {link} alone: not a link to an imagefit shim")
+    if not removed:
+        print(f"no imagefit links in {bindir}")
+    _rmdir_if_empty(bindir)
+
+
+def _rmdir_if_empty(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        return
+    print(f"removed {path} (empty)")
+
+
+# -- modes -------------------------------------------------------------------
+def _bindir(args, environ) -> str:
+    if args.user and args.prefix:
+        raise UsageError("--user links into $XDG_DATA_HOME/imagefit/bin; drop --prefix (or --user)")
+    if args.user and args.site:
+        raise UsageError("choose one of --user and --site")
+    if args.site and not args.prefix:
+        raise UsageError("--site needs --prefix DIR (e.g. --prefix /opt/imagefit)")
+    if not (args.user or args.prefix):
+        raise UsageError("say where: --user, --prefix DIR, or --site --prefix DIR (as root)")
+    prefix = user_prefix(environ) if args.user else os.path.abspath(args.prefix)
+    return os.path.join(prefix, "bin")
+
+
+def run(args, environ=None) -> int:
+    """``imagefit install``. Returns the exit status; raises ShimError (125)
+    for refusals and file system errors, UsageError (2) for option
+    combinations that make no sense."""
+    environ = os.environ if environ is None else environ
+    try:
+        return _run(args, environ)
+    except OSError as exc:
+        name = exc.filename2 or exc.filename
+        where = f"{name}: " if name else ""
+        raise ShimError(f"{where}{exc.strerror or exc}") from None
+
+
+def _run(args, environ) -> int:
+    bindir = _bindir(args, environ)
+    if args.site and os.geteuid() != 0:
+        raise ShimError(
+            "--site installs root-owned links and the site config: run it as root "
+            "(or use --user for yourself)"
+        )
+    _check_dir_name(bindir)
+    shim = shim_script()
+    if args.uninstall:
+        return _uninstall(args, bindir, shim, environ)
+    if args.site:
+        from shim.trust import untrusted_reason
+
+        reason = untrusted_reason(shim, 0)
+        if reason:
+            raise ShimError(f"the shim {shim} is not safe to run as root: {reason}")
+    names = args.runtime or runtimes_found(shim, environ)
+    if not names:
+        raise ShimError(
+            "no container runtime (" + ", ".join(RUNTIME_NAMES) + ") found on PATH; "
+            "name one with --runtime"
+        )
+    _makedirs(bindir, root_owned=bool(args.site))
+    if args.site:
+        for directory in (bindir, os.path.dirname(bindir)):
+            reason = _root_safe(directory)
+            if reason:
+                raise ShimError(f"refusing a site install: {reason}")
+    link_runtimes(bindir, names, shim, force=args.force, site=bool(args.site))
+    if any(os.path.lexists(os.path.join(bindir, n)) for n in ("python", "python3", "pip")):
+        print(
+            f"note: {bindir} also holds a python/pip (a virtual environment's bin?): first on "
+            "PATH it shadows the users' own; a prefix of its own is better (--prefix /opt/imagefit)"
+        )
+    if args.site:
+        _site_files(args, bindir, environ)
+    else:
+        _print_path_help(bindir, environ)
+    return 0
+
+
+def _print_path_help(bindir: str, environ) -> None:
+    entries = [e for e in environ.get("PATH", "").split(os.pathsep) if e]
+    if entries and os.path.abspath(entries[0]) == bindir:
+        print(f"{bindir} is already first on PATH; `imagefit doctor` checks the result")
+        return
+    line, rc = path_line(bindir, environ.get("SHELL"), environ)
+    print(f"put the shim first on PATH: add this line to {rc} (imagefit does not edit it)")
+    print(f"  {line}")
+    print("then start a new shell (or run the line in this one) and check with `imagefit doctor`")
+
+
+def _write_new(path: str, text: str, *, exclusive: bool) -> None:
+    """Write `text` to `path` as a root-owned 0644 file: only if absent
+    (`exclusive`), else atomically replacing it."""
+    target = path if exclusive else f"{path}.{os.getpid()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(target, flags, 0o644)
+    try:
+        os.fchmod(fd, 0o644)
+        os.fchown(fd, 0, 0)
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if not exclusive:
+        os.replace(target, path)
+
+
+def _site_files(args, bindir: str, environ) -> None:
+    config = site_config_path(environ)
+    if os.path.lexists(config):
+        print(f"{config} exists: left as it is")
+    else:
+        _makedirs(os.path.dirname(config), root_owned=True)
+        _write_new(config, SITE_CONFIG_SKELETON, exclusive=True)
+        print(f"wrote {config} (every key commented out, with its default)")
+    profile_dir = os.path.join(os.path.dirname(bindir), "etc", "profile.d")
+    profile = os.path.join(profile_dir, "imagefit.sh")
+    if os.path.lexists(profile) and not _is_our_profile(profile) and not args.force:
+        raise ShimError(
+            f"{profile} exists and was not written by imagefit; use --force to replace it"
+        )
+    _makedirs(profile_dir, root_owned=True)
+    _write_new(profile, profile_snippet(bindir), exclusive=False)
+    print(f"wrote {profile}")
+    print("put the shim first on every user's PATH (sh, bash, zsh login shells):")
+    print(f"  ln -s {shlex.quote(profile)} /etc/profile.d/imagefit.sh")
+    print(f'csh/tcsh users: setenv PATH "{bindir}:$PATH" (e.g. in /etc/csh.login), or a module')
+
+
+def _is_our_profile(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(len(PROFILE_MARK)) == PROFILE_MARK
+    except OSError:
+        return False
+
+
+def _uninstall(args, bindir: str, shim: str, environ) -> int:
+    names = args.runtime or list(RUNTIME_NAMES)
+    if os.path.isdir(bindir):
+        unlink_runtimes(bindir, names, shim)
+    else:
+        print(f"{bindir} does not exist: nothing to remove")
+    if args.site:
+        prefix = os.path.dirname(bindir)
+        profile_dir = os.path.join(prefix, "etc", "profile.d")
+        profile = os.path.join(profile_dir, "imagefit.sh")
+        if os.path.lexists(profile):
+            if _is_our_profile(profile):
+                os.unlink(profile)
+                print(f"removed {profile} (remove your link to it in /etc/profile.d)")
+            else:
+                print(f"left {profile} alone: not written by imagefit")
+        _rmdir_if_empty(profile_dir)
+        _rmdir_if_empty(os.path.join(prefix, "etc"))
+        config = site_config_path(environ)
+        if os.path.lexists(config):
+            print(f"left {config} in place (remove it yourself if it is no longer wanted)")
+    else:
+        _, rc = path_line(bindir, environ.get("SHELL"), environ)
+        print(f"remove the PATH line for {bindir} from {rc} if you added it")
+    return 0
