@@ -26,9 +26,6 @@ class ArgvError(ShimError):
     """The command line cannot be parsed exactly (unknown flag, missing value).
     Control characters of the user's tokens are escaped: the message is one line."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
-
     def __init__(self, message: str) -> None:  # it quotes the user's words: keep it one line
         super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
