@@ -20,7 +20,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import archspec
 import pytest
 
 import hostfacts
@@ -33,11 +32,10 @@ from shim.argv import apptainer
 from shim.config import Settings
 from shim.errors import ArgvError, Refusal, RegistryError
 from shim.intercept import plan
+from tests.support.fake_resolver import D, FakeResolver, U, zen4_host  # noqa: F401
 
 #: The digest of the build the fake resolver chooses.
-D = "sha256:" + "d" * 64
 #: An index digest a user may already have pinned.
-U = "sha256:" + "c" * 64
 #: The login recipe after the image: ``exec IMG /bin/sh -c OUTER sh [CMD ARGS...]``.
 L = ["/bin/sh", "-c", shim.login.OUTER, "sh"]
 
@@ -267,58 +265,9 @@ def _id(case) -> str:
     return " ".join(case[0]).replace(D, "D").replace(U, "U") or "(empty)"
 
 
-class FakeResolver:
-    """Stands in for :func:`shim.resolve.resolve`: records what it was asked,
-    answers with a fixed decision."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-        self.calls: list[dict] = []
-        self.requested: list = []
-        self.outcome = scoring.Outcome.SELECTED
-        self.annotations: dict[str, str] = {}
-        self.error: Exception | None = None
-
-    def __call__(
-        self,
-        ref,
-        facts,
-        *,
-        environ,
-        insecure,
-        timeout,
-        authfile=None,
-        credentials=None,
-        nfd_artifacts=True,
-        policy=None,
-        requested_platform=None,
-    ):
-        assert isinstance(facts, hostfacts.HostFacts)
-        self.requested.append(requested_platform)
-        self.asked.append(str(ref))
-        self.calls.append({"insecure": insecure, "authfile": authfile, "credentials": credentials})
-        if self.error is not None:
-            raise self.error
-        if self.outcome == scoring.Outcome.SELECTED:
-            chosen = scoring.Candidate(
-                position=0,
-                digest=D,
-                media_type="application/vnd.oci.image.manifest.v1+json",
-                size=1234,
-                annotations=dict(self.annotations),
-            )
-            decision = scoring.Decision(
-                outcome=self.outcome, reason="zen4 build fits best", chosen=chosen
-            )
-        else:
-            decision = scoring.Decision(outcome=self.outcome, reason="fake " + str(self.outcome))
-        return shim.resolve.Resolution(reference=ref, digest=U, decision=decision, requests=1)
-
-
 @pytest.fixture(scope="module")
 def zen4_facts() -> hostfacts.HostFacts:
-    dump = Path(archspec.__file__).parent / "json" / "tests" / "targets" / "linux-rocky8.5-zen4"
-    return hostfacts.facts_from_cpuinfo(dump, "x86_64")
+    return zen4_host()
 
 
 @pytest.fixture

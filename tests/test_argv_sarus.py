@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import archspec
 import pytest
 
 import hostfacts
@@ -34,11 +33,10 @@ from shim.argv import sarus_table as T
 from shim.config import Settings
 from shim.errors import ArgvError, Refusal, RegistryError
 from shim.intercept import plan
+from tests.support.fake_resolver import D, FakeResolver, U, zen4_host  # noqa: F401
 
 #: The digest of the build the fake resolver chooses.
-D = "sha256:" + "d" * 64
 #: An index digest a user may already have pinned.
-U = "sha256:" + "c" * 64
 #: The login recipe: no image ENTRYPOINT (two words: ``--entrypoint=`` is a boost error)...
 EP = ["--entrypoint", ""]
 #: ...and a login shell in front of the user's command, right after the image.
@@ -177,44 +175,9 @@ def _id(case) -> str:
     return " ".join(repr(w) if w in ("", " ") else w for w in case[0]).replace(D, "D") or "(empty)"
 
 
-class FakeResolver:
-    """Stands in for :func:`shim.resolve.resolve`: records what it was asked,
-    answers with a fixed decision."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-        self.calls: list[dict] = []
-        self.outcome = scoring.Outcome.SELECTED
-        self.annotations: dict[str, str] = {}
-        self.error: Exception | None = None
-
-    def __call__(self, ref, facts, *, environ, insecure, timeout, authfile=None, credentials=None,
-                 nfd_artifacts=True, policy=None, requested_platform=None):  # fmt: skip
-        assert isinstance(facts, hostfacts.HostFacts)
-        self.asked.append(str(ref))
-        self.calls.append(
-            {"insecure": insecure, "authfile": authfile, "platform": requested_platform}
-        )
-        if self.error is not None:
-            raise self.error
-        if self.outcome == scoring.Outcome.SELECTED:
-            chosen = scoring.Candidate(
-                position=0,
-                digest=D,
-                media_type="application/vnd.oci.image.manifest.v1+json",
-                size=1234,
-                annotations=dict(self.annotations),
-            )
-            decision = scoring.Decision(outcome=self.outcome, reason="zen4 fits", chosen=chosen)
-        else:
-            decision = scoring.Decision(outcome=self.outcome, reason="fake " + str(self.outcome))
-        return shim.resolve.Resolution(reference=ref, digest=U, decision=decision, requests=1)
-
-
 @pytest.fixture(scope="module")
 def zen4_facts() -> hostfacts.HostFacts:
-    dump = Path(archspec.__file__).parent / "json" / "tests" / "targets" / "linux-rocky8.5-zen4"
-    return hostfacts.facts_from_cpuinfo(dump, "x86_64")
+    return zen4_host()
 
 
 @pytest.fixture
@@ -366,7 +329,9 @@ def test_registry_insecure_only_by_imagefit_config_warns_once(fake, environ, cap
 
 def test_no_platform_or_credentials_from_the_command_line(fake, environ):
     planned(["pull", "-u", "alice", IMG], environ)
-    assert fake.calls == [{"insecure": False, "authfile": None, "platform": None}]
+    assert [(c["insecure"], c["authfile"], c["platform"]) for c in fake.calls] == [
+        (False, None, None)
+    ]
 
 
 # ---------------------------------------------------------------- lines the shim cannot read

@@ -1,0 +1,62 @@
+"""One stand-in for :func:`shim.resolve.resolve` for the argv tests of every
+runtime: it records what it was asked and answers with a fixed decision, so
+a test asserts the exact final argv without a registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import archspec
+
+import hostfacts
+import scoring
+import shim.resolve
+
+#: the digest every fake selection pins, and the fake index digest
+D = "sha256:" + "d" * 64
+U = "sha256:" + "c" * 64
+
+
+class FakeResolver:
+    """Records each call (``asked``: the references; ``calls``: insecure,
+    timeout, authfile, credentials, platform; ``requested``: the requested
+    platform) and answers ``outcome`` (SELECTED pins D with ``annotations``),
+    or raises ``error``."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.calls: list[dict] = []
+        self.requested: list = []
+        self.outcome = scoring.Outcome.SELECTED
+        self.annotations: dict[str, str] = {}
+        self.error: Exception | None = None
+
+    def __call__(self, ref, facts, *, environ, insecure, timeout, authfile=None, credentials=None,
+                 nfd_artifacts=True, policy=None, requested_platform=None):  # fmt: skip
+        assert isinstance(facts, hostfacts.HostFacts)
+        self.requested.append(requested_platform)
+        self.asked.append(str(ref))
+        self.calls.append({"insecure": insecure, "timeout": timeout, "authfile": authfile,
+                           "credentials": credentials, "platform": requested_platform})  # fmt: skip
+        if self.error is not None:
+            raise self.error
+        if self.outcome == scoring.Outcome.SELECTED:
+            chosen = scoring.Candidate(
+                position=0,
+                digest=D,
+                media_type="application/vnd.oci.image.manifest.v1+json",
+                size=1234,
+                annotations=dict(self.annotations),
+            )
+            decision = scoring.Decision(
+                outcome=self.outcome, reason="zen4 build fits best", chosen=chosen
+            )
+        else:
+            decision = scoring.Decision(outcome=self.outcome, reason="fake " + str(self.outcome))
+        return shim.resolve.Resolution(reference=ref, digest=U, decision=decision, requests=1)
+
+
+def zen4_host() -> hostfacts.HostFacts:
+    """A zen4 host's facts, from archspec's real /proc/cpuinfo dump."""
+    dump = Path(archspec.__file__).parent / "json" / "tests" / "targets" / "linux-rocky8.5-zen4"
+    return hostfacts.facts_from_cpuinfo(dump, "x86_64")
