@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from shim.argv import docker_table as T
 from shim.argv.invocation import Invocation
-from shim.argv.pflag import FlagTable, find_subcommand, scan
+from shim.argv.pflag import FlagTable, cobra_invocation, scan
 
 _ROOT_ALIASES = {
     "H": "host", "c": "context", "l": "log-level", "D": "debug", "h": "help", "v": "version",
@@ -85,38 +85,14 @@ def parse(args: list[str] | tuple[str, ...]) -> Invocation:
     args = tuple(args)
     root: dict[str, list[str | None]] = {}
     at = _command_word(args, root)
-    if at is None:
-        return Invocation(args=args, global_flags=root)
-    path = (args[at],)
-    if args[at] in _GROUPS:
-        second = find_subcommand(args, at + 1, GROUP, root)
-        if second is None:
-            return Invocation(args=args, global_flags=root)
-        path, at = (args[at], args[second]), second
-    verb = T.SUBCOMMAND_ALIASES.get(path)
-    if verb is None:
-        return Invocation(args=args, global_flags=root)
-    if verb != "pull":
-        # run/create have their own --help, which hides the root's
-        root.pop("help", None)
-    flags: dict[str, list[str | None]] = {}
-    if verb == "pull":
-        found = scan(args, at + 1, PULL, flags, interspersed=True)
-        images = tuple(found.positionals) if len(found.positionals) == 1 else ()
-        return Invocation(
-            args=args, verb=verb, images=images, insert_at=at + 1, flags=flags, global_flags=root
-        )
-    table = RUN if verb == "run" else CREATE
-    found = scan(args, at + 1, table, flags, interspersed=False)
-    if not found.positionals:
-        return Invocation(args=args, verb=verb, insert_at=at + 1, flags=flags, global_flags=root)
-    image = found.positionals[0]
-    return Invocation(
-        args=args,
-        verb=verb,
-        images=(image,),
-        insert_at=at + 1,
-        flags=flags,
-        global_flags=root,
-        command_at=image + 1 if image + 1 < len(args) else None,
+    return cobra_invocation(
+        args,
+        at,
+        root,
+        aliases=T.SUBCOMMAND_ALIASES,
+        group_table=GROUP,
+        run=RUN,
+        create=CREATE,
+        pull=PULL,
+        one_pull_image=True,
     )

@@ -180,3 +180,78 @@ def find_subcommand(
     if found.dashdash is not None or found.stop >= len(args):
         return None
     return found.stop
+
+
+def cobra_invocation(
+    args: tuple[str, ...],
+    at: int | None,
+    root: dict[str, list[str | None]],
+    *,
+    aliases: dict[tuple[str, ...], str],
+    group_table: FlagTable,
+    run: FlagTable,
+    create: FlagTable,
+    pull: FlagTable,
+    one_pull_image: bool,
+):
+    """The rest of a cobra command line (podman, docker) from its command
+    word at `at`: a group word (``container``, ``image``) and its verb, then
+    ``pull`` (interspersed: flags may follow images) or ``run``/``create``
+    (the first positional is IMAGE; everything after it is the container's).
+
+    Args:
+        args: the whole command line (without argv[0]).
+        at: position of the command word, or None when there is none.
+        root: the flags read before the command word (updated in place).
+        aliases: command path -> canonical verb (``("container", "run")`` -> ``run``).
+        group_table: flags allowed between a group word and its verb.
+        run, create, pull: each verb's flags.
+        one_pull_image: the runtime's pull takes exactly one image (docker);
+            with several, the shim leaves the line to the runtime's own error.
+
+    Returns:
+        An Invocation (``verb`` None when the command is not intercepted).
+
+    Raises:
+        ArgvError: an unknown flag or a value flag with no value.
+    """
+    from shim.argv.invocation import Invocation
+
+    if at is None:
+        return Invocation(args=args, global_flags=root)
+    path = (args[at],)
+    groups = {p[0] for p in aliases if len(p) > 1}
+    if args[at] in groups:
+        second = find_subcommand(args, at + 1, group_table, root)
+        if second is None:
+            return Invocation(args=args, global_flags=root)
+        path, at = (args[at], args[second]), second
+    verb = aliases.get(path)
+    if verb is None:
+        return Invocation(args=args, global_flags=root)
+    if verb != "pull":
+        # run/create have their own --help, which hides the root's: `podman --help run IMG`
+        # runs IMG; pull reads it (`podman --help pull IMG` prints help); docker alike.
+        root.pop("help", None)
+    flags: dict[str, list[str | None]] = {}
+    if verb == "pull":
+        found = scan(args, at + 1, pull, flags, interspersed=True)
+        images = tuple(found.positionals)
+        if one_pull_image and len(images) != 1:
+            images = ()
+        return Invocation(
+            args=args, verb=verb, images=images, insert_at=at + 1, flags=flags, global_flags=root
+        )
+    found = scan(args, at + 1, run if verb == "run" else create, flags, interspersed=False)
+    if not found.positionals:
+        return Invocation(args=args, verb=verb, insert_at=at + 1, flags=flags, global_flags=root)
+    image = found.positionals[0]
+    return Invocation(
+        args=args,
+        verb=verb,
+        images=(image,),
+        insert_at=at + 1,
+        flags=flags,
+        global_flags=root,
+        command_at=image + 1 if image + 1 < len(args) else None,
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from shim.argv import podman_table as T
 from shim.argv.invocation import Invocation
-from shim.argv.pflag import FlagTable, find_subcommand, scan
+from shim.argv.pflag import FlagTable, cobra_invocation, find_subcommand
 
 #: Short spellings, per level, that the shim needs by their long name.
 _ROOT_ALIASES = {
@@ -51,8 +51,6 @@ RUN = FlagTable(T.RUN_VALUE, T.RUN_BOOL, T.OPTIONAL_VALUE, _RUN_ALIASES) | PERSI
 CREATE = FlagTable(T.CREATE_VALUE, T.CREATE_BOOL, T.OPTIONAL_VALUE, _RUN_ALIASES) | PERSISTENT
 PULL = FlagTable(T.PULL_VALUE, T.PULL_BOOL, T.OPTIONAL_VALUE, _PULL_ALIASES) | PERSISTENT
 
-#: Command groups whose second word may name an intercepted verb.
-_GROUPS = frozenset(word for path in T.SUBCOMMAND_ALIASES for word in path[:-1])
 
 
 def parse(args: list[str] | tuple[str, ...]) -> Invocation:
@@ -70,43 +68,14 @@ def parse(args: list[str] | tuple[str, ...]) -> Invocation:
     args = tuple(args)
     root: dict[str, list[str | None]] = {}
     at = find_subcommand(args, 0, ROOT, root)
-    if at is None:
-        return Invocation(args=args, global_flags=root)
-    path = (args[at],)
-    if args[at] in _GROUPS:
-        second = find_subcommand(args, at + 1, PERSISTENT, root)
-        if second is None:
-            return Invocation(args=args, global_flags=root)
-        path, at = (args[at], args[second]), second
-    verb = T.SUBCOMMAND_ALIASES.get(path)
-    if verb is None:
-        return Invocation(args=args, global_flags=root)
-    if verb != "pull":
-        # run/create have their own --help, which hides the root's: `podman --help run IMG`
-        # runs IMG; pull reads it (`podman --help pull IMG` prints help). Seen with podman 4.3.1.
-        root.pop("help", None)
-    flags: dict[str, list[str | None]] = {}
-    if verb == "pull":
-        found = scan(args, at + 1, PULL, flags, interspersed=True)
-        return Invocation(
-            args=args,
-            verb=verb,
-            images=tuple(found.positionals),
-            insert_at=at + 1,
-            flags=flags,
-            global_flags=root,
-        )
-    table = RUN if verb == "run" else CREATE
-    found = scan(args, at + 1, table, flags, interspersed=False)
-    if not found.positionals:
-        return Invocation(args=args, verb=verb, insert_at=at + 1, flags=flags, global_flags=root)
-    image = found.positionals[0]
-    return Invocation(
-        args=args,
-        verb=verb,
-        images=(image,),
-        insert_at=at + 1,
-        flags=flags,
-        global_flags=root,
-        command_at=image + 1 if image + 1 < len(args) else None,
+    return cobra_invocation(
+        args,
+        at,
+        root,
+        aliases=T.SUBCOMMAND_ALIASES,
+        group_table=PERSISTENT,
+        run=RUN,
+        create=CREATE,
+        pull=PULL,
+        one_pull_image=False,
     )
