@@ -71,7 +71,7 @@ def _run_step(real: str, runtime: str, args: list[str]) -> int:
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        done = subprocess.run([runtime, *args], executable=real, check=False, stdout=2)
+        done = subprocess.run([real, *args], executable=real, check=False, stdout=2)
     finally:
         signal.signal(signal.SIGINT, previous)
     return 128 - done.returncode if done.returncode < 0 else done.returncode
@@ -89,10 +89,21 @@ def main(argv: list[str] | None = None) -> int:
             "this is the imagefit shim: run it through a link named podman (see `imagefit install`)"
         )
         return EXIT_SHIM_ERROR
+    # Re-entry (IMAGEFIT_ACTIVE, e.g. rootless podman re-running itself inside
+    # its user namespace, where root's files appear owned by nobody) or
+    # IMAGEFIT_DISABLE: the shim only finds the runtime; config problems are
+    # not this invocation's to report.
+    standing_aside = os.environ.get("IMAGEFIT_DISABLE") == "1" or bool(os.environ.get(ACTIVE_ENV))
     try:
-        settings = config.load()
-        for line in settings.warnings:
-            _say(line)
+        try:
+            settings = config.load()
+        except ShimError:
+            if not standing_aside:
+                raise
+            settings = config.Settings()
+        if not standing_aside:
+            for line in settings.warnings:
+                _say(line)
         real = find_runtime(runtime, os.environ, argv[0], settings.runtimes.get(runtime))
         plan = _plan(runtime, argv[1:], settings, real)
     except ShimError as exc:
@@ -113,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         if status != 0:
             return status
     try:
-        os.execv(real, [runtime, *final])
+        # argv[0] is the real path: a runtime that re-runs itself by its argv[0]
+        # (rootless podman) then finds itself, not the shim again
+        os.execv(real, [real, *final])
     except OSError as exc:
         _say(f"cannot execute {real}: {exc.strerror}")
         return 126

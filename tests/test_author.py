@@ -705,3 +705,11 @@ def test_every_command_in_the_author_guide_runs(
             words += [f"--podman-arg={a}" for a in argv[1:]]
         done = imagefit(imagefit_cmd, *words[1:], env=env, cwd=tmp_path)
         assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+
+
+def test_an_mpi_version_alone_is_satisfiable(registry, images, imagefit_cmd):
+    h = registry.host
+    done = imagefit(imagefit_cmd, "index", "create", f"{h}/author/mpiver:1", "--build",
+                    f"{h}/author/hsw:1=haswell,mpi.version=>=4.1,<5", "--dry-run", "--tls-verify", "false")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["manifests"][0]["annotations"][P + "mpi.version"] == ">=4.1,<5"

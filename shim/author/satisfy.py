@@ -338,7 +338,8 @@ def _mpi(a: dict[str, str]) -> tuple[str, str] | Problem | None:
             f"{unknown[0]!r} ({', '.join(k for k in MPI_ABI_OF if k != 'mpi_abi_wrapper')})",
         )  # fmt: skip
     if not impls and not abis:
-        return None
+        # an mpi.version alone needs some MPI: any will do for the proof
+        return ("mpich", "mpich") if a.get(vocabulary.MPI_VERSION, "").strip() else None
     if not impls:
         abi = abis[0]
         return ({"openmpi": "openmpi"}.get(abi, "mpich"), abi)
