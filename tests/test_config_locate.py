@@ -194,10 +194,22 @@ def test_a_parse_cache_not_private_to_the_user_is_not_used(tmp_path):
 def test_reentry_is_silent_about_config_problems(tmp_path, shim_bin):
     site = tmp_path / "site.toml"
     site.write_text('on_eror = "refuse"\n')  # invalid: every shimmed command stops with 125...
-    base = {**os.environ, "IMAGEFIT_SITE_CONFIG": str(site), "IMAGEFIT_DRY_RUN": "1", "HOME": str(tmp_path)}
-    done = subprocess.run([str(shim_bin / "podman"), "ps"], env=base, capture_output=True, text=True)
+    base = {
+        **os.environ,
+        "IMAGEFIT_SITE_CONFIG": str(site),
+        "IMAGEFIT_DRY_RUN": "1",
+        "HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        [str(shim_bin / "podman"), "ps"], env=base, capture_output=True, text=True
+    )
     assert done.returncode == 125 and "unknown key 'on_eror'" in done.stderr
-    for marker in ({"IMAGEFIT_ACTIVE": "1"}, {"IMAGEFIT_DISABLE": "1"}):  # ...but not a re-entered one
-        again = subprocess.run([str(shim_bin / "podman"), "ps"], env={**base, **marker}, capture_output=True, text=True)
+    for marker in (
+        {"IMAGEFIT_ACTIVE": "1"},
+        {"IMAGEFIT_DISABLE": "1"},
+    ):  # ...but not a re-entered one
+        again = subprocess.run(
+            [str(shim_bin / "podman"), "ps"], env={**base, **marker}, capture_output=True, text=True
+        )
         assert again.returncode == 0 and again.stderr == "", again.stderr
         assert json.loads(again.stdout)[1:] == ["ps"]

@@ -52,7 +52,6 @@ CREATE = FlagTable(T.CREATE_VALUE, T.CREATE_BOOL, T.OPTIONAL_VALUE, _RUN_ALIASES
 PULL = FlagTable(T.PULL_VALUE, T.PULL_BOOL, T.OPTIONAL_VALUE, _PULL_ALIASES) | PERSISTENT
 
 
-
 def parse(args: list[str] | tuple[str, ...]) -> Invocation:
     """Parse a podman command line (argv without argv[0]).
 
