@@ -113,12 +113,16 @@ class Settings:
     def policy_for(self, repository: str) -> dict | None:
         """The first ``[[policy]]`` entry whose ``image`` glob matches
         `repository` (``domain/path``), as a dict with pin/prefer/avoid; or None."""
+        if not self.policies:
+            return None  # and no fnmatch import (it imports re): the hot path
         from fnmatch import fnmatchcase
 
         return next((p for p in self.policies if fnmatchcase(repository, p["image"])), None)
 
     def cpu_target_for(self, hostname: str) -> str | None:
         """The archspec target the site sets for `hostname`'s node class, or None."""
+        if not self.cpu_targets:
+            return None  # and no fnmatch import (it imports re): the hot path
         from fnmatch import fnmatchcase
 
         return next(
