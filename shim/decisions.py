@@ -127,6 +127,8 @@ class Entry:
             decided_at = float(fields.get("decided_at", ""))
         except ValueError:
             return None
+        if not decided_at - decided_at == 0:  # inf or nan: an entry that would never expire
+            return None
         outcome = fields.get("outcome")
         chosen = fields.get("chosen") or None
         refusal = fields.get("refusal") or None
