@@ -34,7 +34,7 @@ from shim.argv import docker
 from shim.config import Settings
 from shim.errors import ArgvError
 from shim.intercept import plan
-from tests.support.fake_resolver import D, FakeResolver, U, zen4_host  # noqa: F401
+from tests.support.fake_resolver import D, FakeResolver, U, install, zen4_host  # noqa: F401
 
 #: The digest of the build the fake resolver chooses.
 #: An index digest a user may already have pinned.
@@ -280,14 +280,10 @@ def zen4_facts() -> hostfacts.HostFacts:
 
 @pytest.fixture
 def fake(monkeypatch, tmp_path, zen4_facts) -> FakeResolver:
-    resolver = FakeResolver()
-    monkeypatch.setattr(shim.resolve, "resolve", resolver)
-    monkeypatch.setattr(hostfacts, "host_facts", lambda environ=None, **kw: zen4_facts)
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # not root unless a test says otherwise
+    resolver = install(
+        monkeypatch, zen4_facts
+    )  # not root (uid 1000) on amd64 unless a test says otherwise
     monkeypatch.setattr(os, "getegid", lambda: 1000)
-    real_uname = os.uname()
-    fake_uname = type(real_uname)((*real_uname[:4], "x86_64"))
-    monkeypatch.setattr(os, "uname", lambda: fake_uname)  # an amd64 host, as the facts say
     monkeypatch.setattr(docker_personality, "DAEMON_JSON", str(tmp_path / "daemon.json"))
     return resolver
 

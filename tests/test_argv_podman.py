@@ -29,7 +29,7 @@ from shim.argv import podman
 from shim.config import Settings
 from shim.errors import ArgvError, Refusal, RegistryError
 from shim.intercept import plan
-from tests.support.fake_resolver import D, FakeResolver, U, zen4_host  # noqa: F401
+from tests.support.fake_resolver import D, FakeResolver, U, install, zen4_host  # noqa: F401
 
 #: The digest of the build the fake resolver chooses.
 #: An index digest a user may already have pinned.
@@ -332,14 +332,9 @@ def zen4_facts() -> hostfacts.HostFacts:
 
 @pytest.fixture
 def fake(monkeypatch, tmp_path, zen4_facts) -> FakeResolver:
-    resolver = FakeResolver()
-    monkeypatch.setattr(shim.resolve, "resolve", resolver)
-    monkeypatch.setattr(hostfacts, "host_facts", lambda environ=None, **kw: zen4_facts)
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # rootless unless a test says otherwise
-    real_uname = os.uname()
-    fake_uname = type(real_uname)((*real_uname[:4], "x86_64"))
-    monkeypatch.setattr(os, "uname", lambda: fake_uname)  # an amd64 host, as the facts say
-    return resolver
+    return install(
+        monkeypatch, zen4_facts
+    )  # rootless (uid 1000) on amd64 unless a test says otherwise
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from shim.argv import sarus_table as T
 from shim.config import Settings
 from shim.errors import ArgvError, Refusal, RegistryError
 from shim.intercept import plan
-from tests.support.fake_resolver import D, FakeResolver, U, zen4_host  # noqa: F401
+from tests.support.fake_resolver import D, FakeResolver, U, install, zen4_host  # noqa: F401
 
 #: The digest of the build the fake resolver chooses.
 #: An index digest a user may already have pinned.
@@ -182,10 +182,7 @@ def zen4_facts() -> hostfacts.HostFacts:
 
 @pytest.fixture
 def fake(monkeypatch, zen4_facts) -> FakeResolver:
-    resolver = FakeResolver()
-    monkeypatch.setattr(shim.resolve, "resolve", resolver)
-    monkeypatch.setattr(hostfacts, "host_facts", lambda environ=None, **kw: zen4_facts)
-    return resolver
+    return install(monkeypatch, zen4_facts, amd64_user=False)
 
 
 @pytest.fixture

@@ -60,3 +60,19 @@ def zen4_host() -> hostfacts.HostFacts:
     """A zen4 host's facts, from archspec's real /proc/cpuinfo dump."""
     dump = Path(archspec.__file__).parent / "json" / "tests" / "targets" / "linux-rocky8.5-zen4"
     return hostfacts.facts_from_cpuinfo(dump, "x86_64")
+
+
+def install(monkeypatch, facts: hostfacts.HostFacts, *, amd64_user: bool = True) -> FakeResolver:
+    """Put a FakeResolver in place of shim.resolve.resolve and `facts` in place
+    of the host's; with `amd64_user`, also pretend to be a non-root user
+    (uid 1000) on an x86_64 machine, as the facts say. Returns the resolver."""
+    import os
+
+    resolver = FakeResolver()
+    monkeypatch.setattr(shim.resolve, "resolve", resolver)
+    monkeypatch.setattr(hostfacts, "host_facts", lambda environ=None, **kw: facts)
+    if amd64_user:
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        real_uname = os.uname()
+        monkeypatch.setattr(os, "uname", lambda: type(real_uname)((*real_uname[:4], "x86_64")))
+    return resolver
