@@ -21,19 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hostfacts.context import ProbeContext
-from hostfacts.fingerprint import digest, material  # noqa: E402  (re-exported: KEY_ENV)
+from hostfacts.fingerprint import digest, facts_cache_dir, material  # noqa: E402
 from hostfacts.model import HostFacts
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path:
     """Directory of the facts cache for this user."""
-    explicit = environ.get("IMAGEFIT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(
-        environ.get("HOME") or os.path.expanduser("~"), ".cache"
-    )
-    return Path(base) / "imagefit"
+    return Path(facts_cache_dir(environ))
 
 
 def cache_key(ctx: ProbeContext, hostname: str) -> str | None:

@@ -75,3 +75,85 @@ def live_fingerprint(environ, hostname: str) -> str | None:
     if not boot_id:
         return None
     return digest(material(boot_id, "/", hostname, environ, os.geteuid()))
+
+
+#: Fields that describe one node, not what scoring sees of its class: where
+#: and when it was probed, how (evidence, timings), and per-device serials.
+_NODE_ONLY = frozenset({"hostname", "root", "probe", "uuid", "address", "source"})
+
+
+def class_material(dump):
+    """The facts that scoring uses, from ``HostFacts.model_dump(mode="json")``:
+    everything but the node-only fields (hostname, probed root, probe records,
+    GPU UUIDs, PCI addresses, the CPU data source). Two nodes of one class
+    give equal material."""
+    if isinstance(dump, dict):
+        return {k: class_material(v) for k, v in dump.items() if k not in _NODE_ONLY}
+    if isinstance(dump, list | tuple):
+        return [class_material(v) for v in dump]
+    return dump
+
+
+def class_identity(dump: dict) -> str:
+    """The node-class identity of facts (``HostFacts.model_dump(mode="json")``):
+    ``class-`` and 32 hex characters of the sha256 of :func:`class_material`.
+    Nodes with equal identities get equal decisions, so they share them."""
+    return "class-" + digest(class_material(dump))
+
+
+def facts_cache_dir(environ) -> str:
+    """Directory of the per-boot facts cache (see :mod:`hostfacts.cache`)."""
+    explicit = environ.get("IMAGEFIT_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".cache"
+    )
+    return os.path.join(base, "imagefit")
+
+
+def _identity_path(environ, fingerprint: str) -> str:
+    return os.path.join(facts_cache_dir(environ), f"class-{fingerprint}")
+
+
+def cached_identity(environ, fingerprint: str) -> str | None:
+    """The class identity recorded for facts `fingerprint` (see
+    :func:`live_fingerprint`), or None: the hot path's way to the decision key
+    without probing. Read only from a regular file owned by us and not
+    writable by others (``O_NOFOLLOW|O_NONBLOCK``: never a link or a FIFO)."""
+    try:
+        fd = os.open(_identity_path(environ, fingerprint), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not (st.st_mode & 0o170000 == 0o100000 and st.st_uid == os.geteuid()
+                and not st.st_mode & 0o022):  # fmt: skip
+            return None
+        text = os.read(fd, 64).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    ok = text.startswith("class-") and len(text) == 38 and set(text[6:]) <= set("0123456789abcdef")
+    return text if ok else None
+
+
+def record_identity(environ, fingerprint: str, identity: str) -> None:
+    """Record `identity` for facts `fingerprint` (private file, written
+    atomically); a directory that cannot be written is only slower."""
+    path = _identity_path(environ, fingerprint)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, identity.encode() + b"\n")
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass

@@ -20,6 +20,8 @@ class Policy(BaseModel):
     pin: str | None = None
     prefer: tuple[str, ...] = ()
     avoid: tuple[str, ...] = ()
+    #: who set it: "site", "user" or "environment" (IMAGEFIT_PIN); "" unknown
+    source: str = ""
 
     @staticmethod
     def names(digest: str, build: str, tags: tuple[str, ...]) -> frozenset[str]:

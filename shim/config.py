@@ -23,15 +23,30 @@ Keys::
     decision_cache_dir = "/lustre/imagefit/decisions"  # shared by all nodes (default: per user)
     cache_trusted_uids = []    # other owners whose shared cache entries are trusted
     audit_log = "/var/log/imagefit/audit.jsonl"        # or "syslog"; default: none
+    consistency = "node"       # or "job": one build for every node class of a Slurm job
+    [node_classes.zen4]        # a named node class (site config; order matters)
+    facts = "/site/imagefit/classes/zen4.json"  # `imagefit facts --json --output` on one node
+    hosts = ["a*", "nid00[0-3]*"]               # fnmatch globs on the short hostname
     [[policy]]                 # per image (glob on the repository, first match wins):
     image = "registry.example.org/apps/*"
+    node_class = "zen*"        # only on nodes of these classes (glob on class names)
     pin = "zen3"               # the only build to run: a build label, NFD set tag or digest
     prefer = ["cuda12", "zen4"]  # ranked first, earlier stronger
     avoid = ["x86_64"]         # ranked last
+    lock = true                # site config only: no user entry or IMAGEFIT_PIN overrides it
+
+Policy precedence (first match wins): locked site entries, then
+``IMAGEFIT_PIN``, then user entries, then the other site entries. A node's
+class is the first ``[node_classes]`` table whose ``hosts`` match its short
+hostname; site classes come before user classes, and a user class cannot
+reuse a site class's name.
 
 Environment: ``IMAGEFIT_ON_ERROR``, ``IMAGEFIT_LOGIN`` (``0``/``1`` for one
 command, or auto/always/never), ``IMAGEFIT_REGISTRY_TIMEOUT``,
-``IMAGEFIT_<RUNTIME>`` (e.g. ``IMAGEFIT_PODMAN=/usr/bin/podman``).
+``IMAGEFIT_<RUNTIME>`` (e.g. ``IMAGEFIT_PODMAN=/usr/bin/podman``),
+``IMAGEFIT_CONSISTENCY`` (node/job), ``IMAGEFIT_PIN`` (a build label or
+digest for one command), ``IMAGEFIT_NODE_CLASS`` (``NAME[,NAME...]``: pull
+for those classes).
 
 Standard library only (read on every invocation, the hot path included).
 """
@@ -50,6 +65,9 @@ SITE_CONFIG = "/etc/imagefit/config.toml"
 ON_ERROR = ("passthrough", "refuse")
 LOGIN = ("auto", "always", "never")
 RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus")
+CONSISTENCY = ("node", "job")
+#: characters of a node class name (IMAGEFIT_NODE_CLASS separates names with commas)
+CLASS_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
 class Settings:
@@ -70,6 +88,10 @@ class Settings:
         "decision_cache_dir",
         "cache_trusted_uids",
         "audit_log",
+        "consistency",
+        "node_classes",
+        "pin",
+        "node_class_request",
         "sources",
         "warnings",
     )
@@ -88,6 +110,10 @@ class Settings:
         decision_cache_dir: str | None = None,
         cache_trusted_uids: tuple[int, ...] = (),
         audit_log: str | None = None,
+        consistency: str = "node",
+        node_classes: tuple[tuple[str, str, tuple[str, ...]], ...] = (),
+        pin: str | None = None,
+        node_class_request: tuple[str, ...] = (),
         sources: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
     ) -> None:
@@ -103,6 +129,10 @@ class Settings:
         self.decision_cache_dir = decision_cache_dir
         self.cache_trusted_uids = cache_trusted_uids
         self.audit_log = audit_log
+        self.consistency = consistency
+        self.node_classes = node_classes
+        self.pin = pin
+        self.node_class_request = node_class_request
         self.sources = sources
         self.warnings = warnings
 
@@ -110,14 +140,61 @@ class Settings:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"Settings({fields})"
 
-    def policy_for(self, repository: str) -> dict | None:
-        """The first ``[[policy]]`` entry whose ``image`` glob matches
-        `repository` (``domain/path``), as a dict with pin/prefer/avoid; or None."""
-        if not self.policies:
+    def policy_for(self, repository: str, node_class: str | None = None) -> dict | None:
+        """The policy entry that applies to `repository` (``domain/path``) on a
+        node of class `node_class` (None: a node in no class), as a dict with
+        image, node_class, pin, prefer, avoid, lock and source
+        (``site``/``user``/``environment``); or None.
+
+        Precedence: locked site entries, then ``IMAGEFIT_PIN``, then the other
+        entries (user before site); within each, the first whose ``image``
+        glob matches the repository and whose ``node_class`` glob (if any)
+        matches `node_class` wins."""
+        if not self.policies and self.pin is None:
             return None  # and no fnmatch import (it imports re): the hot path
         from fnmatch import fnmatchcase
 
-        return next((p for p in self.policies if fnmatchcase(repository, p["image"])), None)
+        def applies(p: dict) -> bool:
+            scope = p["node_class"]
+            return fnmatchcase(repository, p["image"]) and (
+                scope is None or (node_class is not None and fnmatchcase(node_class, scope))
+            )
+
+        locked = next((p for p in self.policies if p["lock"] and applies(p)), None)
+        if locked is not None:
+            return locked
+        if self.pin is not None:
+            return {
+                "image": repository, "node_class": None, "pin": self.pin, "prefer": (),
+                "avoid": (), "lock": False, "source": "environment",
+            }  # fmt: skip
+        return next((p for p in self.policies if applies(p)), None)
+
+    def node_class_for(self, hostname: str) -> str | None:
+        """The name of the first ``[node_classes]`` class whose ``hosts`` globs
+        match `hostname`'s short name, or None."""
+        if not self.node_classes:
+            return None
+        from fnmatch import fnmatchcase
+
+        short = hostname.split(".", 1)[0]
+        return next(
+            (name for name, _, hosts in self.node_classes
+             if any(fnmatchcase(short, glob) for glob in hosts)),
+            None,
+        )  # fmt: skip
+
+    def class_facts(self, name: str) -> str:
+        """The facts file of node class `name`.
+
+        Raises:
+            ConfigError: no such class.
+        """
+        for known, facts, _ in self.node_classes:
+            if known == name:
+                return facts
+        names = ", ".join(n for n, _, _ in self.node_classes) or "none"
+        raise ConfigError(f"unknown node class {name!r} (configured: {names})")
 
     def cpu_target_for(self, hostname: str) -> str | None:
         """The archspec target the site sets for `hostname`'s node class, or None."""
@@ -178,6 +255,13 @@ def _check(path: str, key: str, value: object) -> object:
         ):
             raise ConfigError(f"{path}: cache_trusted_uids must be a list of uids")
         value = tuple(value)
+    elif key == "consistency":
+        if value not in CONSISTENCY:
+            raise ConfigError(
+                f"{path}: consistency must be one of {', '.join(CONSISTENCY)}, not {value!r}"
+            )
+    elif key == "node_classes":
+        value = _node_classes(path, value)
     elif key == "nfd_artifacts":
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: nfd_artifacts must be true or false")
@@ -186,9 +270,16 @@ def _check(path: str, key: str, value: object) -> object:
             raise ConfigError(f"{path}: policy must be a list of [[policy]] tables")
         entries = []
         for entry in value:
-            unknown = set(entry) - {"image", "pin", "prefer", "avoid"}
+            unknown = set(entry) - {"image", "pin", "prefer", "avoid", "node_class", "lock"}
             if unknown or not isinstance(entry.get("image"), str):
-                raise ConfigError(f"{path}: [[policy]] takes image (a glob), pin, prefer, avoid")
+                raise ConfigError(
+                    f"{path}: [[policy]] takes image (a glob), node_class, pin, prefer, avoid, lock"
+                )
+            scope, lock = entry.get("node_class"), entry.get("lock", False)
+            if scope is not None and (not isinstance(scope, str) or not scope):
+                raise ConfigError(f"{path}: [[policy]] node_class is a glob on node class names")
+            if not isinstance(lock, bool):
+                raise ConfigError(f"{path}: [[policy]] lock must be true or false")
             pin = entry.get("pin")
             lists = [entry.get(k, []) for k in ("prefer", "avoid")]
             if (pin is not None and not isinstance(pin, str)) or not all(
@@ -200,9 +291,12 @@ def _check(path: str, key: str, value: object) -> object:
             entries.append(
                 {
                     "image": entry["image"],
+                    "node_class": scope,
                     "pin": pin,
                     "prefer": tuple(lists[0]),
                     "avoid": tuple(lists[1]),
+                    "lock": lock,
+                    "source": "",  # set by load(): site or user
                 }
             )
         value = tuple(entries)
@@ -218,6 +312,27 @@ def _check(path: str, key: str, value: object) -> object:
     else:
         raise ConfigError(f"{path}: unknown key {key!r}")
     return value
+
+
+def _node_classes(path: str, value: object) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """``[node_classes.NAME]`` tables as (name, facts file, host globs), in file order."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: node_classes must be tables [node_classes.NAME]")
+    classes = []
+    for name, table in value.items():
+        if not name or not set(name) <= CLASS_NAME_CHARS:
+            raise ConfigError(
+                f"{path}: node class name {name!r} may hold only letters, digits, '_', '.', '-'"
+            )
+        if not isinstance(table, dict) or set(table) - {"facts", "hosts"}:
+            raise ConfigError(f"{path}: [node_classes.{name}] takes facts and hosts")
+        facts, hosts = table.get("facts"), table.get("hosts", [])
+        if not isinstance(facts, str) or not os.path.isabs(facts):
+            raise ConfigError(f"{path}: [node_classes.{name}] facts must be an absolute path")
+        if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+            raise ConfigError(f"{path}: [node_classes.{name}] hosts must be a list of globs")
+        classes.append((name, facts, tuple(hosts)))
+    return tuple(classes)
 
 
 def _parse_cache_path(path: str, environ: Mapping[str, str]) -> str:
@@ -293,15 +408,17 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
     runtimes: dict[str, str] = {}
     cpu_targets: list[tuple[str, str]] = []
     policies: list[dict] = []
+    classes: list[tuple[str, str, tuple[str, ...]]] = []
     sources: list[str] = []
     warnings: list[str] = []
-    for path in config_paths(environ, euid):
+    for number, path in enumerate(config_paths(environ, euid)):
         if not os.path.exists(path):
             continue
         reason = untrusted_reason(path, euid)
         if reason:
             warnings.append(f"ignoring config {path}: {reason}")
             continue
+        origin = "site" if number == 0 else "user"
         data = _read_toml(path, environ)
         for key, value in data.items():
             checked = _check(path, key, value)
@@ -310,7 +427,19 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
             elif key == "cpu_targets":
                 cpu_targets[:0] = checked  # type: ignore[misc]  # later files take precedence
             elif key == "policy":
-                policies[:0] = checked  # type: ignore[misc]  # user entries before site ones
+                entries = [{**p, "source": origin} for p in checked]  # type: ignore[union-attr]
+                if origin == "user" and any(p["lock"] for p in entries):
+                    raise ConfigError(f"{path}: [[policy]] lock is a site setting")
+                policies[:0] = entries  # user entries before site ones
+            elif key == "node_classes":
+                taken = {name for name, _, _ in classes}
+                for item in checked:  # type: ignore[union-attr]
+                    if item[0] in taken:
+                        warnings.append(
+                            f"ignoring node class {item[0]!r} in {path}: the site defines it"
+                        )
+                    else:
+                        classes.append(item)
             else:
                 values[key] = checked
         sources.append(path)
@@ -330,6 +459,18 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
         values["registry_timeout"] = _check(
             "IMAGEFIT_REGISTRY_TIMEOUT", "registry_timeout", seconds
         )
+    env_consistency = environ.get("IMAGEFIT_CONSISTENCY")
+    if env_consistency:
+        values["consistency"] = _check("IMAGEFIT_CONSISTENCY", "consistency", env_consistency)
+    env_pin = environ.get("IMAGEFIT_PIN")
+    if env_pin is not None and env_pin.strip():
+        values["pin"] = env_pin.strip()
+    requested = environ.get("IMAGEFIT_NODE_CLASS")
+    if requested is not None and requested.strip():
+        names = tuple(dict.fromkeys(n.strip() for n in requested.split(",") if n.strip()))
+        if not names or not all(set(n) <= CLASS_NAME_CHARS for n in names):
+            raise ConfigError("IMAGEFIT_NODE_CLASS must be NAME[,NAME...] of configured node classes")
+        values["node_class_request"] = names
     for name in RUNTIMES:
         path = environ.get(f"IMAGEFIT_{name.upper()}")
         if path:
@@ -341,6 +482,7 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
         runtimes=runtimes,
         cpu_targets=tuple(cpu_targets),
         policies=tuple(policies),
+        node_classes=tuple(classes),
         sources=tuple(sources),
         warnings=tuple(warnings),
     )

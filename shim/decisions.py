@@ -2,28 +2,34 @@
 so a repeated ``podman run`` needs no registry, no facts probe and no heavy
 import. Standard library only (this is the shim's hot path).
 
-Key: sha256 of the canonical reference (with its tag or digest), the host
-facts fingerprint (:mod:`hostfacts.fingerprint`: boot id, environment that
-changes the facts, or the ``$IMAGEFIT_FACTS`` file) and the policy
-fingerprint (policy entry, site CPU target, NFD artifacts on/off, a requested
-platform). Value: one small JSON object (:class:`Entry`). Within the TTL
+Key: sha256 of the canonical reference (with its tag or digest), the node
+class identity (:func:`hostfacts.fingerprint.class_identity`: the facts
+scoring uses, not hostname, boot id or uid, so every node of a class shares
+the decision) and the policy material (policy entry, NFD artifacts on/off, a
+requested platform, the classes of a job). Value: :class:`Entry`. Within the TTL
 (``decision_cache_ttl``, default 600 s) an entry is used as is; after it, the
 caller revalidates with one HEAD of the tag (same index digest: reuse), and
 uses a stale entry with a warning when the registry cannot be reached.
 
-Files: ``<dir>/<key>.entry``, one ``field<TAB>value`` per line (not JSON:
+Files: ``<dir>/<key>.<uid>.entry`` (uid: the writer's, so users never
+collide in a sticky shared directory), one ``field<TAB>value`` per line (not JSON:
 the json module imports ``re``, ~4 ms on every hit), written atomically (temporary file in the same
 directory, fsync, rename), so a reader sees the old entry, the new one or
 none, even when writers are killed; a corrupt or truncated entry is ignored
 and replaced. ``<dir>`` is the site's ``decision_cache_dir`` (a directory
 shared by all nodes, e.g. on the parallel file system) or
-``$XDG_CACHE_HOME/imagefit/decisions``. An entry is trusted only when owned
-by the reader, by root or by a uid in ``cache_trusted_uids``, and not
-writable by group or others.
+``$XDG_CACHE_HOME/imagefit/decisions``. A reader looks for its own entry,
+then root's, then those of ``cache_trusted_uids``: an entry is used only when
+it is a regular file owned by that uid and not writable by group or others.
+Every open is ``O_NOFOLLOW|O_NONBLOCK`` and checked with fstat (no link, FIFO
+or device is ever followed or opened blocking); files are created with
+``O_EXCL`` and their mode set with fchmod on the descriptor. The shim never
+creates a site's shared directory (:func:`usable_dir`).
 
-Single flight (:func:`single_flight`): the first process to miss a key takes
-``<dir>/<key>.lock`` (``fcntl.flock``) and resolves; the others wait for its
-entry, bounded, then resolve themselves.
+Single flight (:class:`single_flight`): the first process to miss a key
+creates ``<dir>/<key>.lock`` with ``O_EXCL`` (atomic on NFS v3+, Lustre and
+GPFS, unlike flock) and resolves; the others wait for its result, bounded; a
+lock older than its lease (a crashed holder, another node's) is broken.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import stat
 import time
 
 DEFAULT_TTL = 600.0
-FORMAT = 2
+FORMAT = 3
 #: the one annotation the hot path needs (scoring.vocabulary.CONTAINER_KIND)
 KIND_KEY = "org.supercontainers.container.kind"
 
@@ -68,6 +74,7 @@ class Entry:
             login-container kind is kept in the file.
         refusal: the refusal message (``refused``), else None.
         decided_at: epoch seconds of the decision (or of its last revalidation).
+        build: the chosen build's label (``zen4``), for messages; "" unknown.
     """
 
     __slots__ = (
@@ -78,6 +85,7 @@ class Entry:
         "annotations",
         "refusal",
         "decided_at",
+        "build",
     )
 
     def __init__(
@@ -89,6 +97,7 @@ class Entry:
         annotations=None,
         refusal=None,
         decided_at=None,
+        build="",
     ):
         self.reference = reference
         self.index_digest = index_digest
@@ -97,6 +106,7 @@ class Entry:
         self.annotations = dict(annotations or {})
         self.refusal = refusal
         self.decided_at = time.time() if decided_at is None else decided_at
+        self.build = build or ""
 
     def dumps(self) -> str:
         """The entry file's text."""
@@ -109,6 +119,7 @@ class Entry:
             "kind": self.annotations.get(KIND_KEY, ""),
             "refusal": self.refusal or "",
             "decided_at": repr(float(self.decided_at)),
+            "build": self.build,
         }
         return "".join(f"{k}\t{_escape(v)}\n" for k, v in fields.items()) + "end\t\n"
 
@@ -129,6 +140,8 @@ class Entry:
             return None
         if not decided_at - decided_at == 0:  # inf or nan: an entry that would never expire
             return None
+        if decided_at > time.time() + 300:  # dated ahead: it would look fresh for ever
+            return None
         outcome = fields.get("outcome")
         chosen = fields.get("chosen") or None
         refusal = fields.get("refusal") or None
@@ -143,7 +156,8 @@ class Entry:
             return None
         kind = fields.get("kind")
         return cls(fields["reference"], fields["index_digest"], outcome, chosen,
-                   {KIND_KEY: kind} if kind else {}, refusal, decided_at)  # fmt: skip
+                   {KIND_KEY: kind} if kind else {}, refusal, decided_at,
+                   fields.get("build", ""))  # fmt: skip
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.decided_at
@@ -163,64 +177,113 @@ def cache_dir(configured: str | None, environ) -> str:
     """The decision cache directory: the site's, else the user's."""
     if configured:
         return configured
+    return private_dir(environ)
+
+
+def private_dir(environ) -> str:
+    """The user's own decision cache directory (``$XDG_CACHE_HOME/imagefit/decisions``)."""
     base = environ.get("XDG_CACHE_HOME") or os.path.join(
         environ.get("HOME") or os.path.expanduser("~"), ".cache"
     )
     return os.path.join(base, "imagefit", "decisions")
 
 
-def key(reference: str, facts_fingerprint: str, policy: dict) -> str:
-    """The cache key of a decision."""
-    from hostfacts.fingerprint import canonical
-
-    material = canonical({"ref": reference, "facts": facts_fingerprint, "policy": policy})
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
-def _trusted(st: os.stat_result, trusted_uids: tuple[int, ...]) -> bool:
+def usable_dir(configured: str | None, environ) -> tuple[str, bool, str | None]:
+    """(directory, shared, warning): the site's shared directory when it
+    exists as a directory (the shim never creates it: the site provides it
+    with its modes), else the user's private one with a warning naming why."""
+    if not configured:
+        return private_dir(environ), False, None
+    try:
+        st = os.stat(configured)
+    except OSError as exc:
+        reason = exc.strerror
+    else:
+        if stat.S_ISDIR(st.st_mode):
+            return configured, True, None
+        reason = "not a directory"
     return (
-        stat.S_ISREG(st.st_mode)
-        and (st.st_uid in (0, os.geteuid()) or st.st_uid in trusted_uids)
-        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        private_dir(environ),
+        False,
+        f"shared cache directory {configured}: {reason}; using the per-user cache",
     )
 
 
-def load(directory: str, cache_key: str, trusted_uids: tuple[int, ...] = ()) -> Entry | None:
-    """The entry for `cache_key`, or None (absent, untrusted, corrupt)."""
-    path = os.path.join(directory, cache_key + ".entry")
+def key(reference: str, identity: str, policy: dict) -> str:
+    """The cache key of a decision: `reference` on node class `identity`
+    under the policy material `policy`."""
+    from hostfacts.fingerprint import canonical
+
+    material = canonical({"ref": reference, "class": identity, "policy": policy})
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def readers(trusted_uids: tuple[int, ...] = ()) -> list[int]:
+    """The uids whose files a reader uses, in order: itself, root, the trusted."""
+    return list(dict.fromkeys((os.geteuid(), 0, *trusted_uids)))
+
+
+def read_file(
+    path: str, limit: int, owners: tuple[int, ...] | list[int] | None = None
+) -> bytes | None:
+    """At most `limit` bytes of the regular file `path`, or None: absent, a
+    link, FIFO or device (never followed, never opened blocking), larger than
+    `limit`, or (with `owners`) not owned by one of `owners` or writable by
+    group or others."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        if not _trusted(os.fstat(fd), trusted_uids):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             return None
-        with os.fdopen(fd, "r", encoding="utf-8", closefd=False) as fh:
-            text = fh.read(1 << 20)
-    except (OSError, UnicodeDecodeError):
+        if owners is not None and (
+            st.st_uid not in owners or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        ):
+            return None
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks) if size <= limit else None
+    except OSError:
         return None
     finally:
         os.close(fd)
-    return Entry.loads(text)
 
 
-def store(directory: str, cache_key: str, entry: Entry, shared: bool = False) -> bool:
-    """Write `entry` atomically; False (never an exception) if the directory is unusable.
-    Shared directories get world-readable entries (0644), private ones 0600."""
-    import tempfile
+def write_file(directory: str, name: str, data: bytes, shared: bool) -> bool:
+    """Write `data` to `directory`/`name` atomically: a new file made with
+    O_EXCL in `directory`, fsync'd, its mode set on the descriptor (0644 when
+    `shared`, else 0600), renamed over `name` (a link there is replaced, never
+    followed). A private directory is created (0700); a shared one never.
+    False (never an exception) when it cannot be written."""
+    import secrets
 
+    if not shared:
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError:
+            return False
+    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
     try:
-        os.makedirs(directory, mode=0o755 if shared else 0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".entry", dir=directory)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError:
         return False
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(entry.dumps())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644 if shared else 0o600)
-        os.replace(tmp, os.path.join(directory, cache_key + ".entry"))
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            os.fchmod(fd, 0o644 if shared else 0o600)
+        finally:
+            os.close(fd)
+        os.replace(tmp, os.path.join(directory, name))
         return True
     except OSError:
         try:
@@ -230,61 +293,163 @@ def store(directory: str, cache_key: str, entry: Entry, shared: bool = False) ->
         return False
 
 
+def load(directory: str, cache_key: str, trusted_uids: tuple[int, ...] = ()) -> Entry | None:
+    """The entry for `cache_key` written by this user, root or a trusted uid
+    (in that order), or None (absent, untrusted, corrupt)."""
+    for uid in readers(trusted_uids):
+        data = read_file(os.path.join(directory, f"{cache_key}.{uid}.entry"), 1 << 20, (uid,))
+        if data is None:
+            continue
+        try:
+            entry = Entry.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            entry = None
+        if entry is not None:
+            return entry
+    return None
+
+
+def store(directory: str, cache_key: str, entry: Entry, shared: bool = False) -> bool:
+    """Write `entry` as this user's, atomically; False (never an exception)
+    if the directory is unusable. Shared directories get world-readable
+    entries (0644), private ones 0600."""
+    name = f"{cache_key}.{os.geteuid()}.entry"
+    return write_file(directory, name, entry.dumps().encode("utf-8"), shared)
+
+
+class LeaseLock:
+    """A lock file made with ``O_CREAT|O_EXCL`` in `directory`: atomic on
+    local file systems, NFS v3+, Lustre and GPFS, across processes and nodes.
+    It holds the holder's host, pid and time; one older than `lease` seconds
+    (by its mtime: a holder that crashed or hangs) is broken by the next taker.
+    Release removes it only while it is still the file this holder created."""
+
+    def __init__(self, directory: str, name: str, lease: float) -> None:
+        self.path = os.path.join(directory, name)
+        self.lease = lease
+        self.ino: tuple[int, int] | None = None
+
+    def acquire(self) -> bool:
+        """True when this process now holds the lock."""
+        for _ in range(2):
+            try:
+                fd = os.open(
+                    self.path,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o600,
+                )
+            except FileExistsError:
+                if not self._break_stale():
+                    return False
+                continue
+            except OSError:
+                return False
+            try:
+                os.write(fd, f"{os.uname().nodename} {os.getpid()} {time.time():.3f}\n".encode())
+                st = os.fstat(fd)
+                self.ino = (st.st_dev, st.st_ino)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            return True
+        return False
+
+    def held_elsewhere(self) -> bool:
+        """True while another holder's lock file exists and its lease runs."""
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return time.time() - st.st_mtime <= self.lease
+
+    def _break_stale(self) -> bool:
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        if time.time() - st.st_mtime <= self.lease:
+            return False
+        try:
+            os.unlink(self.path)  # unlink never follows a link
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self.ino is None:
+            return
+        try:
+            st = os.lstat(self.path)
+            if (st.st_dev, st.st_ino) == self.ino:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        self.ino = None
+
+
 class single_flight:
-    """Context manager: ``with single_flight(dir, key, wait) as flight:`` —
-    ``flight.leader`` is True when this process holds the key's lock and must
-    resolve; otherwise another process held it, and ``flight.entry`` is its
-    result (None when it did not come within `wait` seconds, or failed)."""
+    """Context manager: ``with single_flight(dir, key, wait, check=...) as flight:``.
+
+    ``flight.leader`` is True when this process holds ``<key>.lock`` (a
+    :class:`LeaseLock`) and must do the work; otherwise another process (on
+    this node or another) holds it, and ``flight.entry`` is what `check()`
+    returned once it released the lock or once `check()` found a result while
+    waiting (polled with backoff), or None after `wait` seconds; then the
+    caller does the work itself, without the lock. The default `check` loads
+    the decision entry for `key`. Without a usable directory (`directory`
+    None), every caller leads."""
 
     def __init__(
         self,
-        directory: str,
+        directory: str | None,
         cache_key: str,
         wait: float,
         trusted_uids: tuple[int, ...] = (),
-        shared=False,
+        shared: bool = False,
+        check=None,
     ):
         self.directory = directory
         self.key = cache_key
         self.wait = wait
-        self.trusted_uids = trusted_uids
+        self.check = check or (lambda: load(directory, cache_key, trusted_uids))
         self.shared = shared
-        self.fd: int | None = None
+        self.lock: LeaseLock | None = None
         self.leader = True
-        self.entry: Entry | None = None
+        self.entry = None
 
     def __enter__(self) -> single_flight:
-        import fcntl
-
-        try:
-            os.makedirs(self.directory, mode=0o755 if self.shared else 0o700, exist_ok=True)
-            self.fd = os.open(
-                os.path.join(self.directory, self.key + ".lock"), os.O_RDWR | os.O_CREAT, 0o644
-            )
-        except OSError:
-            return self  # no lock possible: resolve alone
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if self.directory is None:
             return self
-        except OSError:
-            pass
+        if not self.shared:
+            try:
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            except OSError:
+                return self
+        lock = LeaseLock(self.directory, self.key + ".lock", lease=self.wait)
+        if lock.acquire():
+            self.lock = lock
+            return self
         self.leader = False
         deadline = time.monotonic() + self.wait
         delay = 0.01
         while time.monotonic() < deadline:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.2)
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue
-            # the leader is done (or died): its entry, if it wrote one
-            self.entry = load(self.directory, self.key, self.trusted_uids)
-            if self.entry is None:
-                self.leader = True  # it failed: we resolve, holding the lock
-            return self
-        return self  # waited long enough: resolve ourselves without the lock
+            self.entry = self.check()
+            if self.entry is not None:
+                return self
+            if not lock.held_elsewhere():
+                if lock.acquire():  # the holder is gone without a result: we lead
+                    self.lock = lock
+                    self.leader = True
+                return self
+        return self  # waited long enough: work alone, without the lock
 
     def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # releases the flock
+        if self.lock is not None:
+            self.lock.release()

@@ -38,14 +38,28 @@ def registry_operand(operand: str):
     return (prefix, ref) if ref is not None else None
 
 
-def policy_of(settings: Settings, repository: str):
-    """The scoring Policy the config gives `repository`, or None."""
-    entry = settings.policy_for(repository)
+def policy_entry(settings: Settings, repository: str, classes: tuple[str, ...]) -> dict | None:
+    """The config's policy entry for `repository` on nodes of `classes` (a
+    node in no class: ``()``). For several classes (one build for a job) the
+    entry of the first class, in name order, that has a locked entry, else
+    that has any: every rank of the job computes the same."""
+    if not classes:
+        return settings.policy_for(repository)
+    entries = [settings.policy_for(repository, name) for name in sorted(classes)]
+    locked = [e for e in entries if e is not None and e["lock"]]
+    return (locked or [e for e in entries if e is not None] or [None])[0]
+
+
+def policy_of(settings: Settings, repository: str, classes: tuple[str, ...] = ()):
+    """The scoring Policy the config gives `repository` on `classes`, or None."""
+    entry = policy_entry(settings, repository, classes)
     if entry is None:
         return None
     from scoring.policy import Policy
 
-    return Policy(pin=entry["pin"], prefer=entry["prefer"], avoid=entry["avoid"])
+    return Policy(
+        pin=entry["pin"], prefer=entry["prefer"], avoid=entry["avoid"], source=entry["source"]
+    )
 
 
 def plan(
@@ -123,8 +137,9 @@ def _emulated(personality: Personality, inv: Invocation, environ: Mapping[str, s
     return requested[0] != "linux" or (bool(arch) and arch != _MACHINES.get(machine, machine))
 
 
-def _refusal(ref, decision) -> Refusal:
-    lines = [f"{ref}: {decision.reason}"]
+def _refusal(ref, decision, target=None) -> Refusal:
+    scope = f" [{target.why}]" if target is not None and not target.live else ""
+    lines = [f"{ref}: {decision.reason}{scope}"]
     lines += [f"  {v.build}: {v.why_not}" for v in decision.verdicts]
     closest = next((v for v in decision.verdicts if v.candidate == decision.closest), None)
     if closest is not None:
@@ -147,31 +162,35 @@ def _resolve_operands(
     must be told).
 
     A cache hit imports nothing heavy (:mod:`shim.decisions`); a miss
-    resolves once per key across concurrent shims (single flight).
+    resolves once per key across concurrent shims on every node (single
+    flight), from the site's index store when it holds the reference
+    (:mod:`shim.store`). Named node classes on a podman pull add one operand
+    per further class's build.
 
     Raises:
-        Refusal: no build runs here. ShimError: failure with on_error=refuse.
+        Refusal: no build runs here. ShimError: failure with on_error=refuse,
+            or a build this offline node needs and does not have.
     """
-    import time
-
-    from hostfacts.fingerprint import live_fingerprint
     from shim import decisions
     from shim.insecure import insecurity
+    from shim.targets import choose_targets
 
     hostname = os.uname().nodename  # socket.gethostname(), without importing socket
-    cpu_target = settings.cpu_target_for(hostname)
     requested = personality.requested_platform(inv, environ)
     if requested is not None:
         machine = os.uname().machine
         requested = (requested[0], requested[1] or _MACHINES.get(machine, machine), requested[2])
-    facts_fp = live_fingerprint(environ, hostname) if settings.decision_cache_ttl > 0 else None
-    directory = decisions.cache_dir(settings.decision_cache_dir, environ)
-    shared = settings.decision_cache_dir is not None
-    trusted = settings.cache_trusted_uids
+    directory, shared, dir_warning = decisions.usable_dir(settings.decision_cache_dir, environ)
+    if dir_warning:
+        warn(dir_warning)
+    targets = choose_targets(
+        settings, inv.verb, personality.pulls_many(inv), environ, hostname, warn
+    )
+    ctx = _Context(personality, inv, settings, environ, hostname, requested, directory, shared)
     resolved: list[Resolved] = []
+    extra: list[str] = []
     by_config = False
     for position, (prefix, ref) in operands:
-        start = time.monotonic()
         tls_verify = personality.tls_verify(inv, environ)
         why: list = []
 
@@ -182,69 +201,371 @@ def _resolve_operands(
                 why.append(insecurity(ref, environ, settings.insecure_registries, tls_verify))
             return why[0]
 
+        chosen: list = []
+        for number, target in enumerate(targets):
+            entry = ctx.entry(ref, target, why_insecure)
+            if entry is None:
+                continue
+            if entry.outcome == "refused":
+                raise Refusal(entry.refusal)
+            if entry.outcome == "selected":
+                if ctx.offline.get(str(ref)):
+                    ctx.check_local(prefix, ref, entry, target)
+                chosen.append(entry)
+            if number == 0 and entry.outcome != "selected":
+                break
+        if not chosen:
+            continue
+        first = chosen[0]
+        args[position] = personality.pin(prefix, ref, first.chosen)
+        for other in dict.fromkeys(e.chosen for e in chosen[1:]):
+            if other != first.chosen:
+                extra.append(personality.pin(prefix, ref, other))
+        resolved.append(Resolved(position, prefix, ref, first.chosen, first.annotations))
+        if tls_verify is None and ref.domain in settings.insecure_registries:
+            by_config = by_config or why_insecure() == "imagefit config"
+    args.extend(extra)
+    return resolved, by_config
+
+
+class _Context:
+    """What resolving the operands of one command shares: settings, the cache
+    directory, the facts and index data already loaded."""
+
+    def __init__(self, personality, inv, settings, environ, hostname, requested, directory, shared):
+        self.personality = personality
+        self.inv = inv
+        self.settings = settings
+        self.environ = environ
+        self.hostname = hostname
+        self.requested = requested
+        self.directory = directory
+        self.shared = shared
+        self.trusted = settings.cache_trusted_uids
+        self.cpu_target = settings.cpu_target_for(hostname)
+        self.facts: dict = {}
+        self.data: dict = {}
+        self.offline: dict[str, float] = {}
+
+    # -- identities and facts ------------------------------------------------
+
+    def _live_facts(self):
+        if "live" not in self.facts:
+            from hostfacts import host_facts
+            from hostfacts.fingerprint import class_identity, record_identity
+            from shim.targets import live_fingerprint
+
+            facts = host_facts(self.environ, cpu_target=self.cpu_target)
+            self.facts["live"] = facts
+            fp = live_fingerprint(self.environ, self.hostname, self.cpu_target)
+            if fp is not None:
+                record_identity(self.environ, fp, class_identity(facts.model_dump(mode="json")))
+        return self.facts["live"]
+
+    def _file_facts(self, path: str):
+        if path not in self.facts:
+            from hostfacts import load_facts
+            from hostfacts.fingerprint import class_identity, record_identity
+            from shim.targets import file_fingerprint
+
+            facts = load_facts(path)
+            self.facts[path] = facts
+            record_identity(
+                self.environ, file_fingerprint(path), class_identity(facts.model_dump(mode="json"))
+            )
+        return self.facts[path]
+
+    def identity(self, target) -> str | None:
+        """The class identity of `target` (for several classes, of all of
+        them), read from the per-node record when known, else from the facts
+        (probed or loaded now). None: facts that cannot be tied to anything
+        (no boot id), so no cache."""
+        from hostfacts.fingerprint import cached_identity, class_identity
+        from shim.targets import file_fingerprint, live_fingerprint
+
+        if target.live:
+            fp = live_fingerprint(self.environ, self.hostname, self.cpu_target)
+            if fp is None:
+                return None
+            found = cached_identity(self.environ, fp)
+            if found is None:
+                found = class_identity(self._live_facts().model_dump(mode="json"))
+            return found
+        parts = []
+        for path in target.files:
+            found = cached_identity(self.environ, file_fingerprint(path))
+            if found is None:
+                found = class_identity(self._file_facts(path).model_dump(mode="json"))
+            parts.append(found)
+        return parts[0] if len(parts) == 1 else "common-" + ",".join(sorted(parts))
+
+    def facts_of(self, target):
+        if target.live:
+            return self._live_facts()
+        return {name: self._file_facts(path) for name, path in zip(target.classes, target.files)}
+
+    # -- one decision ----------------------------------------------------------
+
+    def entry(self, ref, target, why_insecure):
+        """The decision for `ref` on `target`: from the cache, revalidated,
+        or made now (single flight). None after a fail-open warning."""
+        import time
+
+        from shim import decisions
+
+        settings = self.settings
+        start = time.monotonic()
+        policy = policy_entry(settings, ref.name, target.classes)
         material = {
-            "policy": settings.policy_for(ref.name),
-            "cpu_target": cpu_target,
+            "policy": policy,
             "nfd": settings.nfd_artifacts,
-            "requested": requested,
+            "requested": self.requested,
+            "common": target.common,
         }
-        key = decisions.key(str(ref), facts_fp, material) if facts_fp else None
-        entry = decisions.load(directory, key, trusted) if key else None
+        key = None
+        if settings.decision_cache_ttl > 0:
+            try:
+                identity = self.identity(target)
+            except Exception as exc:  # HostFactsError, ConfigError: as on a miss
+                return self._failed(ref, exc, start)
+            key = decisions.key(str(ref), identity, material) if identity else None
+        entry = decisions.load(self.directory, key, self.trusted) if key else None
         state = "miss"
         if entry is not None and entry.age() <= settings.decision_cache_ttl:
             state = "hit"
         elif entry is not None:
-            entry, state = _revalidate(
-                entry, ref, personality, inv, settings, environ, why_insecure()
-            )
+            entry, state = self._revalidate(entry, ref, why_insecure)
             if entry is not None and state == "revalidated":
-                decisions.store(directory, key, entry, shared)
+                decisions.store(self.directory, key, entry, self.shared)
         if entry is None:
             if key is not None:
                 with decisions.single_flight(
-                    directory, key, settings.registry_timeout + 1, trusted, shared
+                    self.directory, key, settings.registry_timeout + 1, self.trusted, self.shared
                 ) as flight:
                     entry = flight.entry
                     state = "waited" if entry is not None else "miss"
                     if entry is None:
-                        entry = _decide(
-                            ref,
-                            personality,
-                            inv,
-                            settings,
-                            environ,
-                            why_insecure(),
-                            cpu_target,
-                            requested,
-                        )
+                        entry = self._decide(ref, target, why_insecure, start)
                         if entry is not None:
-                            decisions.store(directory, key, entry, shared)
+                            decisions.store(self.directory, key, entry, self.shared)
             else:
-                entry = _decide(
-                    ref, personality, inv, settings, environ, why_insecure(), cpu_target, requested
-                )
+                entry = self._decide(ref, target, why_insecure, start)
         if entry is None:
-            _audit(
-                settings,
-                personality,
-                ref,
-                None,
-                "error",
-                "resolution failed; ran unchanged",
-                state,
-                start,
-            )
-            continue
+            return None
         reason = entry.refusal.splitlines()[0] if entry.refusal else ""
-        _audit(settings, personality, ref, entry, entry.outcome, reason, state, start)
-        if entry.outcome == "refused":
-            raise Refusal(entry.refusal)
-        if entry.outcome == "selected":
-            args[position] = personality.pin(prefix, ref, entry.chosen)
-            resolved.append(Resolved(position, prefix, ref, entry.chosen, entry.annotations))
-            if tls_verify is None and ref.domain in settings.insecure_registries:
-                by_config = by_config or why_insecure() == "imagefit config"
-    return resolved, by_config
+        _audit(settings, self.personality, ref, entry, entry.outcome, reason, state, start)
+        return entry
+
+    def _failed(self, ref, exc, start):
+        if self.settings.on_error == "refuse":
+            raise ShimError(f"cannot resolve {ref}: {exc}") from None
+        warn(f"cannot resolve {ref} ({exc}); running the command unchanged")
+        _audit(
+            self.settings, self.personality, ref, None, "error",
+            "resolution failed; ran unchanged", "miss", start,
+        )  # fmt: skip
+        return None
+
+    def _decide(self, ref, target, why_insecure, start):
+        """Resolve `ref` now (the cold path): a decisions.Entry, or None after a
+        fail-open warning. Raises ShimError when on_error = "refuse"."""
+        from hostfacts import HostFactsError
+        from scoring import Outcome
+        from shim import decisions
+        from shim.resolve import decide
+
+        try:
+            facts = self.facts_of(target)
+            data = self.index_data(ref, why_insecure)
+        except (RegistryError, HostFactsError, ShimError) as exc:
+            return self._failed(ref, exc, start)
+        policy = policy_of(self.settings, ref.name, target.classes)
+        if target.common:
+            decision = _decide_common(data, facts, policy, self.requested)
+        else:
+            decision = decide(data, facts, policy, self.requested)
+        if decision.outcome == Outcome.REFUSED:
+            return decisions.Entry(
+                str(ref), data.digest, "refused", refusal=str(_refusal(ref, decision, target))
+            )
+        if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
+            chosen = decision.chosen
+            build = next((v.build for v in decision.verdicts if v.candidate == chosen), "")
+            return decisions.Entry(
+                str(ref), data.digest, "selected", chosen.digest, dict(chosen.annotations),
+                build=build,
+            )  # fmt: skip
+        return decisions.Entry(str(ref), data.digest, "passthrough")
+
+    # -- the index, from the store or the registry -------------------------------
+
+    def _client_args(self, why_insecure) -> dict:
+        return {
+            "environ": self.environ,
+            "insecure": why_insecure() is not None,
+            "timeout": self.settings.registry_timeout,
+            "authfile": self.personality.authfile(self.inv, self.environ),
+            "credentials": self.personality.credentials(self.inv, self.environ),
+        }
+
+    def index_data(self, ref, why_insecure):
+        """What the registry says about `ref`: from the index store when its
+        record is fresh (no request), else fetched by one process on the
+        whole cluster (single flight on the reference) and stored; when the
+        registry cannot be reached, from the store whatever its age, with one
+        warning naming the age.
+
+        Raises:
+            RegistryError: the registry failed and the store has nothing.
+        """
+        import time
+
+        from shim import decisions, store
+        from shim.resolve import fetch, head
+
+        name = str(ref)
+        if name in self.data:
+            return self.data[name]
+        ttl = self.settings.decision_cache_ttl
+        use_store = ttl > 0
+        directory, shared = self.directory, self.shared
+
+        def stored(max_age=None):
+            record = store.load_record(directory, name, self.trusted)
+            if record is None or (max_age is not None and record.age() > max_age):
+                return None
+            try:
+                data = store.index_data(directory, record, ref)
+            except RegistryError:
+                return None
+            return (record, data) if data is not None else None
+
+        found = stored() if use_store else None
+        if found is not None and found[0].age() <= ttl:
+            self.data[name] = found[1]
+            return found[1]
+        data = None
+        try:
+            if found is not None:
+                # a stale record: one HEAD tells whether the tag still names that index
+                current = head(ref, **self._client_args(why_insecure))
+                if current == found[0].index_digest:
+                    record = found[0]
+                    store.save_record(
+                        directory,
+                        store.Record(record.reference, record.index_digest, record.media_type,
+                                     record.artifacts, time.time(), record.source),
+                        shared,
+                    )  # fmt: skip
+                    data = found[1]
+            if data is None and use_store:
+                lock = "ref-" + store.ref_key(name)
+                with decisions.single_flight(
+                    directory,
+                    lock,
+                    self.settings.registry_timeout + 1,
+                    shared=shared,
+                    check=lambda: (lambda f: f[1] if f else None)(stored(ttl)),
+                ) as flight:
+                    data = flight.entry
+                    if data is None:
+                        data = fetch(
+                            ref, nfd_artifacts=self.settings.nfd_artifacts,
+                            **self._client_args(why_insecure),
+                        )  # fmt: skip
+                        store.save(directory, data, shared)
+            elif data is None:
+                data = fetch(
+                    ref, nfd_artifacts=self.settings.nfd_artifacts, **self._client_args(why_insecure)
+                )
+        except RegistryError as exc:
+            if found is None:
+                raise
+            age = _age_words(found[0].age())
+            warn(
+                f"cannot reach the registry for {ref} ({exc}); "
+                f"deciding from the index stored {age} ago"
+            )
+            self.offline[name] = found[0].age()
+            data = found[1]
+        self.data[name] = data
+        return data
+
+    def _revalidate(self, entry, ref, why_insecure):
+        """A stale decision: the store's fresh record, else one HEAD of the tag.
+        Same index digest: (entry, "revalidated"); another: (None, "miss");
+        registry unreachable: (entry, "stale") with a warning."""
+        import time
+
+        from shim import store
+        from shim.resolve import head
+
+        record = store.load_record(self.directory, str(ref), self.trusted)
+        if record is not None and record.age() <= self.settings.decision_cache_ttl:
+            current = record.index_digest
+        else:
+            try:
+                current = head(ref, **self._client_args(why_insecure))
+            except RegistryError as exc:
+                warn(
+                    f"cannot check {ref} ({exc}); using the decision made "
+                    f"{_age_words(entry.age())} ago"
+                )
+                self.offline[str(ref)] = entry.age()
+                return entry, "stale"
+        if current is None or current != entry.index_digest:
+            return None, "miss"
+        entry.decided_at = time.time()
+        return entry, "revalidated"
+
+    def check_local(self, prefix, ref, entry, target) -> None:
+        """Offline (the registry cannot be reached): the chosen build must be
+        in local storage, or the runtime would fail to pull it. Raises
+        ShimError naming the build this node needs and how to get it."""
+        present = self.personality.has_image(self.inv, self.personality.pin("", ref, entry.chosen))
+        if present is not False:
+            return
+        classes = ",".join(target.classes)
+        who = f"node class {classes}" if classes else "this node"
+        how = (
+            f"IMAGEFIT_NODE_CLASS={classes} {self.personality.name} pull {ref}"
+            if classes
+            else f"{self.personality.name} pull {ref} on a node of this class"
+        )
+        raise ShimError(
+            f"{ref}: {who} needs build {entry.build or entry.chosen} ({entry.chosen}), "
+            f"which is not in local storage, and the registry cannot be reached; "
+            f"on a node that reaches it run: {how}"
+        )
+
+
+def _age_words(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def _decide_common(data, facts_by_class, policy, requested):
+    """One build for every class of `facts_by_class` (scoring.select_common)."""
+    from scoring import Decision, Outcome, select_common
+
+    if data.candidates is None:
+        return Decision(
+            outcome=Outcome.PASSTHROUGH, reason="the reference names a single image manifest"
+        )
+    return select_common(
+        data.candidates,
+        facts_by_class,
+        artifact_sets=data.artifact_sets,
+        index_digest=data.digest,
+        policy=policy,
+        requested_platform=requested,
+    )
 
 
 def _audit(settings, personality, ref, entry, outcome, reason, state, start) -> None:
@@ -266,72 +587,3 @@ def _audit(settings, personality, ref, entry, outcome, reason, state, start) -> 
         cache=state,
         duration_ms=round((time.monotonic() - start) * 1000, 1),
     )
-
-
-def _decide(ref, personality, inv, settings, environ, why_insecure, cpu_target, requested):
-    """Resolve `ref` now (the cold path): a decisions.Entry, or None after a
-    fail-open warning. Raises ShimError when on_error = "refuse"."""
-    from hostfacts import HostFactsError, host_facts
-    from scoring import Outcome
-    from shim import decisions
-    from shim.resolve import resolve
-
-    try:
-        facts = host_facts(environ, cpu_target=cpu_target)
-        resolution = resolve(
-            ref,
-            facts,
-            environ=environ,
-            insecure=why_insecure is not None,
-            timeout=settings.registry_timeout,
-            authfile=personality.authfile(inv, environ),
-            credentials=personality.credentials(inv, environ),
-            nfd_artifacts=settings.nfd_artifacts,
-            policy=policy_of(settings, ref.name),
-            requested_platform=requested,
-        )
-    except (RegistryError, HostFactsError) as exc:
-        if settings.on_error == "refuse":
-            raise ShimError(f"cannot resolve {ref}: {exc}") from None
-        warn(f"cannot resolve {ref} ({exc}); running the command unchanged")
-        return None
-    decision = resolution.decision
-    if decision.outcome == Outcome.REFUSED:
-        return decisions.Entry(
-            str(ref), resolution.digest, "refused", refusal=str(_refusal(ref, decision))
-        )
-    if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
-        chosen = decision.chosen
-        return decisions.Entry(
-            str(ref), resolution.digest, "selected", chosen.digest, dict(chosen.annotations)
-        )
-    return decisions.Entry(str(ref), resolution.digest, "passthrough")
-
-
-def _revalidate(entry, ref, personality, inv, settings, environ, why_insecure):
-    """A stale entry: one HEAD of the tag. Same index digest: (entry, "revalidated");
-    another: (None, "miss"); registry unreachable: (entry, "stale") with a warning."""
-    import time
-
-    from shim import auth
-    from shim.registry import RegistryClient
-
-    try:
-        creds = personality.credentials(inv, environ) or auth.credentials(
-            ref.domain, ref.path, environ, personality.authfile(inv, environ)
-        )
-        client = RegistryClient(
-            ref.domain,
-            insecure=why_insecure is not None,
-            credentials=creds,
-            timeout=settings.registry_timeout,
-        )
-        current = client.head_digest(ref.path, ref.reference)
-    except RegistryError as exc:
-        minutes = entry.age() / 60
-        warn(f"cannot check {ref} ({exc}); using the decision made {minutes:.0f} min ago")
-        return entry, "stale"
-    if current is None or current != entry.index_digest:
-        return None, "miss"
-    entry.decided_at = time.time()
-    return entry, "revalidated"

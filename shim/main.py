@@ -60,10 +60,10 @@ def _final_args(
     return args if plan is None else plan.args
 
 
-def _run_step(real: str, runtime: str, args: list[str]) -> int:
+def _run_step(real: str, runtime: str, args: list[str], stdout: int | None = 2) -> int:
     """Run one pre-step (``sarus pull``) with inherited stdin and stderr, and
-    its stdout sent to stderr: the progress a pull prints must not mix with
-    the container's own output (``sarus run IMG cmd > out``). SIGINT goes to
+    its stdout sent to stderr (`stdout` 2; None: inherited): the progress a pull
+    prints must not mix with the container's own output (``sarus run IMG cmd > out``). SIGINT goes to
     the whole foreground group anyway, so the shim ignores it while waiting.
     Returns the exit status (128+N when killed by signal N)."""
     import signal
@@ -71,7 +71,7 @@ def _run_step(real: str, runtime: str, args: list[str]) -> int:
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        done = subprocess.run([real, *args], executable=real, check=False, stdout=2)
+        done = subprocess.run([real, *args], executable=real, check=False, stdout=stdout)
     finally:
         signal.signal(signal.SIGINT, previous)
     return 128 - done.returncode if done.returncode < 0 else done.returncode
@@ -111,18 +111,29 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     final = argv[1:] if plan is None else plan.args
     before = [] if plan is None else plan.before
+    after = [] if plan is None else plan.after
     if os.environ.get("IMAGEFIT_DRY_RUN") == "1":
         import json
 
         for step in before:
             print(json.dumps([real, *step]))
         print(json.dumps([real, *final]))
+        for step in after:
+            print(json.dumps([real, *step]))
         return 0
     os.environ[ACTIVE_ENV] = "1"
     for step in before:
         status = _run_step(real, runtime, step)
         if status != 0:
             return status
+    if after:
+        # steps after the command: it runs as a child (same stdio), then they do
+        status = _run_step(real, runtime, final, stdout=None)
+        for step in after:
+            if status != 0:
+                break
+            status = _run_step(real, runtime, step)
+        return status
     try:
         # argv[0] is the real path: a runtime that re-runs itself by its argv[0]
         # (rootless podman) then finds itself, not the shim again

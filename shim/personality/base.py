@@ -43,13 +43,23 @@ class Plan:
             with inherited stdin and stderr and its stdout sent to stderr (the
             container's output alone goes to stdout); a failing one ends the
             shim with its status.
+        after: commands to run once the main command succeeded (``podman tag
+            REPO@DIGEST REPO:TAG`` after a pull), the same way; the shim then
+            runs the main command as a child instead of exec'ing it, and exits
+            with its status (or the first failing step's).
     """
 
-    __slots__ = ("args", "before")
+    __slots__ = ("args", "before", "after")
 
-    def __init__(self, args: list[str], before: list[list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        before: list[list[str]] | None = None,
+        after: list[list[str]] | None = None,
+    ) -> None:
         self.args = args
         self.before = before or []
+        self.after = after or []
 
 
 def split_transport(operand: str, transports: tuple[str, ...]) -> tuple[str, str] | None:
@@ -131,6 +141,18 @@ class Personality:
         architecture, variant or None), or None. Honoured as a constraint:
         only builds of that platform are considered; another architecture than
         the host's (emulation) leaves the runtime's own choice alone."""
+        return None
+
+    def pulls_many(self, inv: Invocation) -> bool:
+        """True when this command stores one image per operand and takes
+        several (``podman pull``): a pull for several node classes then
+        gets every class's build; otherwise the one build that fits them all."""
+        return False
+
+    def has_image(self, inv: Invocation, image: str) -> bool | None:
+        """Whether `image` (``name@digest``) is in the runtime's local
+        storage that this command uses; None when the personality cannot tell.
+        Asked only when the registry cannot be reached."""
         return None
 
     def pin(self, prefix: str, ref: reference.Reference, digest: str) -> str:

@@ -87,6 +87,41 @@ class Podman(Personality):
     def authfile(self, inv: Invocation, environ: Mapping[str, str]) -> str | None:
         return inv.last("authfile") or environ.get("REGISTRY_AUTH_FILE") or None
 
+    def pulls_many(self, inv: Invocation) -> bool:
+        return inv.verb == "pull"
+
+    def storage_args(self, inv: Invocation) -> list[str]:
+        """The storage-selecting global flags of this command line (``--root``,
+        ``--storage-driver``...), for a command on the same storage."""
+        from shim.argv import podman_table as T
+
+        skip = ("log-level", "cpu-profile", "memory-profile")
+        out: list[str] = []
+        for table in (inv.global_flags, inv.flags):
+            for name, values in table.items():
+                if name in T.PERSISTENT_VALUE and name not in skip:
+                    out += [f"--{name}={v}" for v in values if v is not None]
+                elif name == "transient-store" and inv.enabled(name, global_level=table is not inv.flags):
+                    out.append("--transient-store")
+        return out
+
+    def has_image(self, inv: Invocation, image: str) -> bool | None:
+        """``podman image exists`` (exit 0: present, 1: absent) on the same storage."""
+        import os
+        import subprocess
+
+        if not self.real:
+            return None
+        try:
+            done = subprocess.run(
+                [self.real, *self.storage_args(inv), "image", "exists", image],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                timeout=30, check=False, env={**os.environ, "IMAGEFIT_ACTIVE": "1"},
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return {0: True, 1: False}.get(done.returncode)
+
     def finish(
         self, args, inv, resolved: list[Resolved], *, login, insecure_by_config, environ, euid
     ) -> Plan:
@@ -95,7 +130,17 @@ class Podman(Personality):
             extra += self.login_flags(inv, environ, euid)
         if extra and inv.insert_at is not None:
             args[inv.insert_at : inv.insert_at] = extra
-        return Plan(args)
+        after = []
+        if inv.verb == "pull":
+            # podman stores a digest pull under no name: give it the tag the user
+            # pulled, as a plain pull would, so an offline run of REF finds it
+            storage = self.storage_args(inv)
+            after = [
+                [*storage, "tag", str(r.ref.with_digest(r.digest)), str(r.ref)]
+                for r in resolved
+                if r.ref.tag and not r.ref.digest
+            ]
+        return Plan(args, after=after)
 
     def login_flags(self, inv: Invocation, environ: Mapping[str, str], euid: int) -> list[str]:
         return login.podman_flags(
