@@ -2,6 +2,9 @@
 # Provision a machine (Debian 12, as root) for imagefit's test-suite:
 #  - the real tools the tests run: a Distribution registry, podman (rootful and
 #    rootless), skopeo, busybox-static for tiny images;
+#  - Slurm (slurmctld, slurmd, srun) and munge for the simulated cluster of
+#    tests/support/cluster.py, which starts its own daemons with its own config
+#    files (nothing is configured or left running here);
 #  - an ordinary user for rootless podman (IMAGEFIT_TEST_USER, default alice, uid 1234);
 #  - a virtual environment every user can run (/opt/imagefit-venv by default,
 #    IMAGEFIT_VENV overrides) with imagefit and its test extras installed from
@@ -13,7 +16,12 @@ VENV=${IMAGEFIT_VENV:-/opt/imagefit-venv}
 TEST_USER=${IMAGEFIT_TEST_USER:-alice}
 TEST_UID=${IMAGEFIT_TEST_UID:-1234}
 PKGS=(docker-registry podman runc uidmap slirp4netns fuse-overlayfs busybox-static skopeo apache2-utils python3-venv
-      libmpich12 mpich libopenmpi3 openmpi-bin time lmod rpm tcl)
+      libmpich12 mpich libopenmpi3 openmpi-bin time lmod rpm tcl
+      slurm-wlm slurm-client munge iproute2 util-linux)
+# Started by their packages' postinst on a systemd machine; the cluster tests
+# run daemons of their own, so these are stopped again (only when this run
+# installed them).
+SERVICES=(slurmd slurmctld munge)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -23,6 +31,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "provision: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    for svc in "${SERVICES[@]}"; do
+      case " ${missing[*]} " in
+        *" $svc "*|*" slurm-wlm "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;;
+      esac
+    done
+  fi
 fi
 
 # Environment Modules (for tests/test_packaging.py) conflicts with lmod in Debian

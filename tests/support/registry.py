@@ -44,9 +44,9 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -116,7 +116,9 @@ class LocalRegistry:
     ``LocalRegistry(root_dir)`` writes ``config.yml``, ``registry.log`` and
     the storage directory ``data/`` under *root_dir* and starts the server
     (unless ``start=False``).  With ``auth=(user, password)`` it demands
-    basic auth.  Use as a context manager or call :meth:`stop`.
+    basic auth.  ``host`` is the local IPv4 address it binds (default
+    ``127.0.0.1``; tests/support/cluster.py passes an address of the
+    simulated cluster's bridge).  Use as a context manager or call :meth:`stop`.
     """
 
     def __init__(
@@ -127,7 +129,9 @@ class LocalRegistry:
         binary: str = REGISTRY_BINARY,
         startup_timeout: float = 10.0,
         start: bool = True,
+        host: str = "127.0.0.1",
     ) -> None:
+        self.bind_host = host
         self.root_dir = Path(root_dir)
         self.root_dir.mkdir(parents=True, exist_ok=True)
         self.storage_dir = self.root_dir / "data"
@@ -149,7 +153,7 @@ class LocalRegistry:
     def host(self) -> str:
         if self.port is None:
             raise RegistryError("registry not started")
-        return f"127.0.0.1:{self.port}"
+        return f"{self.bind_host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -180,7 +184,7 @@ class LocalRegistry:
             "    uploadpurging:",
             "      enabled: false",
             "http:",
-            f"  addr: 127.0.0.1:{port}",
+            f"  addr: {self.bind_host}:{port}",
             f"  secret: {secrets.token_hex(16)}",
             "health:",
             "  storagedriver:",
@@ -205,7 +209,7 @@ class LocalRegistry:
             raise RegistryError(f"{self.binary} not found: apt-get install -y docker-registry")
         last_error = ""
         for _attempt in range(3):  # a free port can be taken in between
-            port = _free_port()
+            port = _free_port(self.bind_host)
             self._write_config(port)
             self.port = port
             self._log_file = open(self.log_path, "ab", buffering=0)  # noqa: SIM115 (lives with the process)
