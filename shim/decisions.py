@@ -361,7 +361,24 @@ class LeaseLock:
             st = os.lstat(self.path)
         except OSError:
             return False
-        return time.time() - st.st_mtime <= self.lease
+        return time.time() - st.st_mtime <= self.lease and not self._holder_gone()
+
+    def _holder_gone(self) -> bool:
+        """True when the holder ran on this node and its process is gone
+        (killed): its lock need not wait out the lease."""
+        data = read_file(self.path, 256)
+        if data is None:
+            return False
+        fields = data.decode("ascii", "replace").split()
+        if len(fields) < 2 or fields[0] != os.uname().nodename or not fields[1].isdigit():
+            return False
+        try:
+            os.kill(int(fields[1]), 0)
+        except ProcessLookupError:
+            return True
+        except (OSError, ValueError, OverflowError):
+            return False
+        return False
 
     def _break_stale(self) -> bool:
         try:
@@ -370,7 +387,7 @@ class LeaseLock:
             return True
         except OSError:
             return False
-        if time.time() - st.st_mtime <= self.lease:
+        if time.time() - st.st_mtime <= self.lease and not self._holder_gone():
             return False
         try:
             os.unlink(self.path)  # unlink never follows a link

@@ -340,7 +340,7 @@ class _Context:
         if entry is None:
             if key is not None:
                 with decisions.single_flight(
-                    self.directory, key, settings.registry_timeout + 1, self.trusted, self.shared
+                    self.directory, key, _flight_wait(settings), self.trusted, self.shared
                 ) as flight:
                     entry = flight.entry
                     state = "waited" if entry is not None else "miss"
@@ -463,7 +463,7 @@ class _Context:
                 with decisions.single_flight(
                     directory,
                     lock,
-                    self.settings.registry_timeout + 1,
+                    _flight_wait(self.settings),
                     shared=shared,
                     check=lambda: (lambda f: f[1] if f else None)(stored(ttl)),
                 ) as flight:
@@ -537,6 +537,13 @@ class _Context:
             f"which is not in local storage, and the registry cannot be reached; "
             f"on a node that reaches it run: {how}"
         )
+
+
+def _flight_wait(settings) -> float:
+    """How long a process waits for another's resolution (and the lease of a
+    lock): the registry deadline plus the holder's start-up and scoring, which
+    on a loaded node (hundreds of ranks starting at once) take seconds."""
+    return settings.registry_timeout + 10.0
 
 
 def _age_words(seconds: float) -> str:

@@ -108,7 +108,7 @@ def choose_targets(settings, verb: str | None, many_images: bool, environ, hostn
                 for name, path in zip(requested, files, strict=True)
             ]
         return [Target(requested, files, True, "node classes " + ", ".join(requested))]
-    if settings.consistency == "job" and verb in ("run", "create"):
+    if settings.consistency == "job" and verb in ("run", "create", "exec", "shell"):
         job = _job_target(settings, environ, warn)
         if job is not None:
             return [job]

@@ -34,3 +34,14 @@ def test_scoring_benchmark_quick_mode():
         done.stdout
     )
     assert any(line.startswith("hostfacts.nfd.features median") for line in lines), done.stdout
+
+
+def test_cluster_benchmark_quick_mode():
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.cluster_bench", "--nodes", "6"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("6 nodes cold:"))
+    assert "1 index resolution(s)" in line and "0 failed" in line, done.stdout
+    assert "haswell: 1, sapphirerapids: 1, zen4: 1" in line, line
