@@ -1,0 +1,224 @@
+"""The site's shared directory under attack from another user: the index
+store and the decision entries (shim/store.py, shim/decisions.py).
+
+Content (blobs) is shared by all and verified by digest; tag records and
+decisions are trusted only from the reader, root or a trusted uid; root
+never follows a link, never opens a FIFO blocking, never writes through a
+planted file; the shim never creates the shared directory itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from shim import decisions, store
+from tests.conftest import world_readable_tmp
+from tests.support import oci
+
+ALICE = 1234
+TARGET = "org.supercontainers.hardware.cpu.target.microarch"
+REF = "r.example/app/x:1"
+INDEX = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'
+INDEX_DIGEST = "sha256:" + hashlib.sha256(INDEX).hexdigest()
+
+
+@pytest.fixture
+def shared() -> Path:
+    """A site directory as docs/admin.md asks: root's, sticky, world-writable."""
+    path = world_readable_tmp("imagefit-shared-")
+    path.chmod(0o1777)
+    return path
+
+
+def _as(uid: int, path: Path) -> None:
+    os.chown(path, uid, uid, follow_symlinks=False)
+
+
+def _record(fetched_at=None, digest=INDEX_DIGEST) -> store.Record:
+    return store.Record(REF, digest, "application/vnd.oci.image.index.v1+json", None,
+                        time.time() if fetched_at is None else fetched_at, "r.example")  # fmt: skip
+
+
+def test_records_and_decisions_of_another_user_are_ignored(shared):
+    assert store.write_blob(str(shared), INDEX, shared=True) == INDEX_DIGEST
+    assert store.save_record(str(shared), _record(), shared=True)
+    (mine,) = shared.glob("*.0.ref")
+    alice = mine.with_name(mine.name.replace(".0.ref", f".{ALICE}.ref"))
+    alice.write_bytes(mine.read_bytes().replace(INDEX_DIGEST.encode(), b"sha256:" + b"b" * 64))
+    _as(ALICE, alice)
+    mine.unlink()
+    assert store.load_record(str(shared), REF) is None  # root does not take alice's word
+    assert store.load_record(str(shared), REF, trusted_uids=(ALICE,)).index_digest == "sha256:" + "b" * 64
+    key = "k" * 64
+    entry = decisions.Entry(REF, INDEX_DIGEST, "selected", "sha256:" + "c" * 64)
+    path = shared / f"{key}.{ALICE}.entry"
+    path.write_text(entry.dumps())
+    _as(ALICE, path)
+    assert decisions.load(str(shared), key) is None
+    assert decisions.load(str(shared), key, (ALICE,)).chosen == "sha256:" + "c" * 64
+    path.chmod(0o666)  # writable by others: not even a trusted uid's
+    assert decisions.load(str(shared), key, (ALICE,)) is None
+
+
+def test_a_planted_blob_is_a_miss_and_content_is_shared_by_digest(shared):
+    blob = shared / (INDEX_DIGEST[7:] + ".blob")
+    blob.write_bytes(INDEX + b" ")  # not those bytes
+    _as(ALICE, blob)
+    assert store.read_blob(str(shared), INDEX_DIGEST) is None
+    blob.unlink()
+    blob.write_bytes(INDEX)  # the right bytes, whoever wrote them, are the content
+    _as(ALICE, blob)
+    assert store.read_blob(str(shared), INDEX_DIGEST) == INDEX
+
+
+def test_fifo_symlink_and_device_names_are_never_followed_or_opened_blocking(shared, tmp_path):
+    secret = tmp_path / "root-only"
+    secret.write_text("root's\n")
+    secret.chmod(0o600)
+    key = "f" * 64
+    fifo = shared / f"{key}.0.entry"
+    os.mkfifo(fifo)
+    link = shared / (INDEX_DIGEST[7:] + ".blob")
+    link.symlink_to(secret)
+    lock = shared / f"{key}.lock"
+    lock.symlink_to(tmp_path / "created-through-link")
+    code = f"""
+import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+from shim import decisions, store
+assert decisions.load({str(shared)!r}, {key!r}) is None
+assert store.read_blob({str(shared)!r}, {INDEX_DIGEST!r}) is None
+assert decisions.read_file({str(shared / "null")!r}, 10) is None
+print("ok")
+"""
+    os.symlink("/dev/zero", shared / "null")
+    done = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=20)
+    assert done.stdout.strip() == "ok", done.stderr  # no hang on the FIFO, no link followed
+    # writing over the planted names replaces them; nothing is written through them
+    entry = decisions.Entry(REF, INDEX_DIGEST, "selected", "sha256:" + "d" * 64)
+    assert decisions.store(str(shared), key, entry, shared=True)
+    assert stat.S_ISREG(os.lstat(fifo).st_mode) and decisions.load(str(shared), key).chosen == entry.chosen
+    assert store.write_blob(str(shared), INDEX, shared=True) == INDEX_DIGEST
+    assert not os.path.islink(link) and link.read_bytes() == INDEX
+    assert secret.read_text() == "root's\n" and oct(secret.stat().st_mode & 0o777) == "0o600"
+    # a lock name planted as a link: its lease is judged by the link itself; it is
+    # removed (unlink never follows) once stale, and nothing is created through it
+    old = time.time() - 3600
+    os.utime(lock, (old, old), follow_symlinks=False)
+    with decisions.single_flight(str(shared), key, 0.5, shared=True, check=lambda: None) as flight:
+        assert flight.leader
+        assert stat.S_ISREG(os.lstat(lock).st_mode)
+    assert not (tmp_path / "created-through-link").exists()
+    assert not lock.exists()
+
+
+def test_files_root_writes_in_a_shared_directory_get_their_mode_on_the_descriptor(shared):
+    entry = decisions.Entry(REF, INDEX_DIGEST, "selected", "sha256:" + "e" * 64)
+    assert decisions.store(str(shared), "a" * 64, entry, shared=True)
+    st = (shared / f"{'a' * 64}.0.entry").stat()
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o644
+    assert not list(shared.glob(".tmp-*"))
+
+
+def test_records_dated_ahead_or_of_another_reference_are_not_records(shared):
+    assert store.save_record(str(shared), _record(fetched_at=time.time() + 10 * 365 * 86400), shared=True)
+    assert store.load_record(str(shared), REF) is None
+    (path,) = shared.glob("*.0.ref")
+    doc = json.loads(path.read_text())
+    doc.update(fetched_at=time.time(), reference="r.example/other:1")
+    path.write_text(json.dumps(doc))
+    assert store.load_record(str(shared), REF) is None
+    entry = decisions.Entry(REF, INDEX_DIGEST, "selected", "sha256:" + "e" * 64,
+                            decided_at=time.time() + 10 * 365 * 86400)  # fmt: skip
+    assert decisions.Entry.loads(entry.dumps()) is None
+
+
+def test_the_lock_works_across_processes_and_a_dead_holder_is_not_waited_for(shared):
+    lock = decisions.LeaseLock(str(shared), "x.lock", lease=60)
+    assert lock.acquire()
+    other = decisions.LeaseLock(str(shared), "x.lock", lease=60)
+    assert not other.acquire() and other.held_elsewhere()
+    lock.release()
+    assert not (shared / "x.lock").exists()
+    # a holder killed with -9 on this node: its pid is gone, the next taker breaks it at once
+    proc = subprocess.Popen(["sleep", "30"])
+    (shared / "x.lock").write_text(f"{os.uname().nodename} {proc.pid} {time.time()}\n")
+    proc.kill()
+    proc.wait()
+    assert other.acquire()
+    other.release()
+
+
+@pytest.fixture(scope="module")
+def app(registry, tmp_path_factory):
+    builds = [{"name": n, "platform": {"architecture": "amd64", "os": "linux"}, "annotations": {TARGET: n}}
+              for n in ("x86_64", "haswell", "zen4")]  # fmt: skip
+    return oci.build_and_push(registry.host, "store/app", "1", builds,
+                              layout_dir=tmp_path_factory.mktemp("store-app"))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def zen4_facts(cpuinfo_dir, imagefit_cmd):
+    out = world_readable_tmp("imagefit-store-facts-")
+    done = subprocess.run([*imagefit_cmd, "facts", "--json", "--cpuinfo", str(cpuinfo_dir / "linux-rocky8.5-zen4")],
+                          check=True, capture_output=True, text=True)  # fmt: skip
+    (out / "zen4.json").write_text(done.stdout)
+    (out / "zen4.json").chmod(0o644)
+    return str(out / "zen4.json")
+
+
+def _shim(shim_bin, env, ref, user=None):
+    argv = [str(shim_bin / "podman"), "run", "--rm", "--tls-verify=false", ref, "id"]
+    if user:
+        argv = ["runuser", "-u", user, "--", "env", *[f"{k}={v}" for k, v in env.items()], *argv]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_root_ignores_what_a_user_wrote_and_the_user_cannot_steer_root(registry, app, shim_bin, zen4_facts, shared):
+    site = world_readable_tmp("imagefit-site-") / "config.toml"
+    site.write_text(f'decision_cache_dir = "{shared}"\n')
+    site.chmod(0o644)
+    home = world_readable_tmp("imagefit-alice-home-")
+    _as(ALICE, home)
+    base = {"PATH": f"{shim_bin}:/usr/sbin:/usr/bin:/sbin:/bin", "IMAGEFIT_DRY_RUN": "1",
+            "IMAGEFIT_FACTS": zen4_facts, "IMAGEFIT_SITE_CONFIG": str(site)}  # fmt: skip
+    alice = _shim(shim_bin, {**base, "HOME": str(home)}, app.ref, user="alice")
+    assert alice.returncode == 0, alice.stderr
+    assert json.loads(alice.stdout.splitlines()[-1])[-2] == app.digest_ref("zen4")
+    mine = [p for p in shared.iterdir() if p.name.endswith((f".{ALICE}.entry", f".{ALICE}.ref"))]
+    assert len(mine) == 2, sorted(p.name for p in shared.iterdir())
+    # alice rewrites her files to point root at another build: root never reads them
+    for path in mine:
+        text = path.read_text().replace(app.manifests["zen4"], app.manifests["x86_64"])
+        path.write_text(text)
+    mark = registry.log_offset()
+    root_home = world_readable_tmp("imagefit-root-home-")
+    done = _shim(shim_bin, {**base, "HOME": str(root_home)}, app.ref)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])[-2] == app.digest_ref("zen4")
+    assert any("/manifests/1" in r[1] for r in registry.requests(mark))  # root resolved for itself
+    assert sorted(p.name.rsplit(".", 2)[-2] for p in shared.glob("*.entry")) == ["0", str(ALICE)]
+
+
+def test_an_absent_shared_directory_is_never_created(app, shim_bin, zen4_facts, tmp_path):
+    missing = tmp_path / "not-there"
+    site = tmp_path / "site.toml"
+    site.write_text(f'decision_cache_dir = "{missing}"\n')
+    site.chmod(0o644)
+    env = {"PATH": f"{shim_bin}:/usr/sbin:/usr/bin:/sbin:/bin", "IMAGEFIT_DRY_RUN": "1", "HOME": str(tmp_path),
+           "IMAGEFIT_FACTS": zen4_facts, "IMAGEFIT_SITE_CONFIG": str(site)}  # fmt: skip
+    done = _shim(shim_bin, env, app.ref)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])[-2] == app.digest_ref("zen4")
+    assert done.stderr.strip().splitlines() == [
+        f"imagefit: shared cache directory {missing}: No such file or directory; using the per-user cache"
+    ]
+    assert not missing.exists()
+    assert list((tmp_path / ".cache" / "imagefit" / "decisions").glob("*.entry"))
