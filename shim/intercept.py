@@ -559,7 +559,8 @@ def _age_words(seconds: float) -> str:
 
 def _decide_common(data, facts_by_class, policy, requested):
     """One build for every class of `facts_by_class` (scoring.select_common)."""
-    from scoring import Decision, Outcome, select_common
+    from scoring import Decision, Outcome
+    from scoring.common import select_common
 
     if data.candidates is None:
         return Decision(
