@@ -1,4 +1,5 @@
-"""``imagefit``: the management command (facts, explain, check, demo, install, doctor).
+"""``imagefit``: the management command (facts, explain, check, warm, pull, demo,
+install, doctor).
 
 Exit status: 0 on success, 125 for imagefit's own errors and refusals (as the
 shim), 2 for usage errors (argparse).
@@ -120,13 +121,19 @@ def _facts_text(facts, verbose: bool) -> str:
     return "\n".join(lines)
 
 
-def _show(decision, reference, index_digest, rewritten, args) -> int:
+def _show(decision, reference, index_digest, rewritten, args, node_class=None, policy=None) -> int:
     from shim import render
 
     if args.json:
-        print(json.dumps(render.to_json(decision, reference, index_digest, rewritten), indent=2))
+        doc = render.to_json(decision, reference, index_digest, rewritten, node_class, policy)
+        print(json.dumps(doc, indent=2))
     else:
-        print(render.to_text(decision, reference, rewritten, verbose=args.verbose))
+        print(
+            render.to_text(
+                decision, reference, rewritten, verbose=args.verbose, node_class=node_class,
+                policy=policy,
+            )
+        )  # fmt: skip
     return EXIT_SHIM_ERROR if decision.outcome.value == "refused" else 0
 
 
@@ -156,34 +163,67 @@ def _fetch(args):
 
 
 def cmd_explain(args) -> int:
-    from shim.intercept import policy_of
+    import socket
+
+    import hostfacts
+    from shim.intercept import policy_entry, policy_of
     from shim.resolve import decide
 
     prefix, ref, data, settings = _fetch(args)
-    decision = decide(data, _facts(args), policy_of(settings, ref.name))
+    if args.node_class:
+        node_class = args.node_class
+        facts = hostfacts.load_facts(settings.class_facts(node_class))
+    else:
+        # --facts/--cpuinfo describe some host, not this node: no class of its own
+        own = not (args.facts or args.cpuinfo)
+        node_class = settings.node_class_for(socket.gethostname()) if own else None
+        facts = _facts(args)
+    classes = (node_class,) if node_class else ()
+    entry = policy_entry(settings, ref.name, classes)
+    decision = decide(data, facts, policy_of(settings, ref.name, classes))
     rewritten = prefix + str(ref.with_digest(decision.chosen.digest)) if decision.chosen else None
-    return _show(decision, str(ref), data.digest, rewritten, args)
+    return _show(decision, str(ref), data.digest, rewritten, args, node_class, entry)
+
+
+def _check_rows(args, settings):
+    """(node class or None, facts file) of each row of ``imagefit check``:
+    the --facts files, else every configured node class."""
+    if args.facts:
+        return [(None, path) for path in args.facts]
+    if not settings.node_classes:
+        raise ShimError(
+            "nothing to check against: give --facts FILE (repeat), or name node classes "
+            "([node_classes.NAME] in the config)"
+        )
+    return [(name, path) for name, path, _ in settings.node_classes]
 
 
 def cmd_check(args) -> int:
     import hostfacts
     from shim import render
-    from shim.intercept import policy_of
+    from shim.intercept import policy_entry, policy_of
     from shim.resolve import decide
 
     prefix, ref, data, settings = _fetch(args)
-    policy = policy_of(settings, ref.name)
-    rows = []
-    for path in args.facts:
+    rows, paths, classes, entries = [], [], [], []
+    for node_class, path in _check_rows(args, settings):
         facts = hostfacts.load_facts(path)
-        name = facts.hostname or os.path.splitext(os.path.basename(path))[0]
-        rows.append((name, decide(data, facts, policy)))
+        scope = (node_class,) if node_class else ()
+        if node_class:
+            name = node_class
+        else:
+            name = facts.hostname or os.path.splitext(os.path.basename(path))[0]
+        entry = policy_entry(settings, ref.name, scope)
+        rows.append((name, decide(data, facts, policy_of(settings, ref.name, scope))))
+        paths.append(path)
+        classes.append(node_class)
+        entries.append(entry)
     if args.csv:
         import csv
 
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["node", "facts", "host", "outcome", "build", "digest", "reason"])
-        for (name, d), path in zip(rows, args.facts, strict=True):
+        for (name, d), path in zip(rows, paths, strict=True):
             chosen = next((v for v in d.verdicts if v.candidate == d.chosen), None)
             writer.writerow(
                 [name, path, d.host, d.outcome.value, chosen.build if chosen else "",
@@ -198,15 +238,174 @@ def cmd_check(args) -> int:
                 {
                     "node": name,
                     "facts": path,
-                    **render.to_json(d, str(ref), data.digest, None),
+                    **render.to_json(d, str(ref), data.digest, None, node_class, entry),
                 }
-                for (name, d), path in zip(rows, args.facts, strict=True)
+                for (name, d), path, node_class, entry in zip(
+                    rows, paths, classes, entries, strict=True
+                )
             ],
         }
         print(json.dumps(out, indent=2))
     else:
         print(render.matrix(rows, str(ref)))
     return EXIT_SHIM_ERROR if any(d.outcome.value == "refused" for _, d in rows) else 0
+
+
+def _warm_settings(settings):
+    """`settings` for ``imagefit warm``: what is past half its TTL is
+    refreshed now (one HEAD per image), so a cron job every TTL/2 keeps
+    every record and decision fresh; a failure is an error, never a
+    pass-through warning."""
+    from shim import config
+
+    values = {name: getattr(settings, name) for name in config.Settings.__slots__}
+    values.update(decision_cache_ttl=settings.decision_cache_ttl / 2, on_error="refuse")
+    return config.Settings(**values)
+
+
+def _warm_context(*args):
+    """A :class:`shim.intercept._Context` whose one-class targets get that
+    class's facts (HostFacts), as :func:`shim.resolve.decide` takes them.
+    (``_Context.facts_of`` gives ``{class: facts}`` for every file target,
+    which only the common choice takes: a core bug for one class per target.)"""
+    from shim.intercept import _Context
+
+    class WarmContext(_Context):
+        def facts_of(self, target):
+            found = super().facts_of(target)
+            if isinstance(found, dict) and not target.common and len(found) == 1:
+                return next(iter(found.values()))
+            return found
+
+    return WarmContext(*args)
+
+
+def _warm_line(ref, who: str, entry) -> str:
+    if entry.outcome == "selected":
+        return f"{ref}: {who} -> {entry.build or '?'} ({entry.chosen})"
+    if entry.outcome == "refused":
+        return entry.refusal.splitlines()[0]
+    return f"{ref}: {who} -> passed through (no compatibility data to choose by)"
+
+
+def cmd_warm(args) -> int:
+    """``imagefit warm REF...``: fill the site's index store with each image
+    and make its decision for every node class, as this uid (a cron job as
+    root or as a uid in ``cache_trusted_uids``)."""
+    from shim import config, decisions
+    from shim.errors import ArgvError, RegistryError
+    from shim.insecure import insecurity
+    from shim.intercept import registry_operand, warn
+    from shim.personality import get as get_personality
+    from shim.targets import Target
+
+    settings = config.load()
+    for line in settings.warnings:
+        warn(line)
+    if settings.decision_cache_ttl <= 0:
+        raise ShimError("the decision cache is off (decision_cache_ttl = 0): nothing to warm")
+    refs = []
+    for operand in args.references:
+        found = registry_operand(operand)
+        if found is None:
+            raise ShimError(
+                f"{operand!r} is not a fully qualified registry reference (host/repository[:tag])"
+            )
+        refs.append(found[1])
+    directory, shared, dir_warning = decisions.usable_dir(settings.decision_cache_dir, os.environ)
+    if dir_warning:
+        warn(dir_warning)
+    elif not settings.decision_cache_dir:
+        warn(
+            f"no decision_cache_dir in the config: warming only the per-user cache of uid "
+            f"{os.geteuid()} ({directory})"
+        )
+    hostname = os.uname().nodename
+    if settings.node_classes:
+        targets = [
+            (name, Target((name,), (path,), False, f"node class {name}"))
+            for name, path, _ in settings.node_classes
+        ]
+    else:
+        targets = [("this node", Target((), (), False, "this node"))]
+    personality = get_personality("podman")
+    pull = ["pull"]
+    if args.tls_verify is not None:
+        pull.append(f"--tls-verify={args.tls_verify}")
+    if args.authfile:
+        pull += ["--authfile", args.authfile]
+    warm_settings = _warm_settings(settings)
+    failed = False
+    usable = []
+    probe = _warm_context(
+        personality, None, warm_settings, os.environ, hostname, None, directory, shared
+    )
+    for who, target in targets:
+        try:
+            probe.facts_of(target)
+        except (ValueError, OSError, ShimError) as exc:  # HostFactsError is a ValueError
+            print(f"{who}: cannot read its facts: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        usable.append((who, target))
+    for ref in refs:
+        try:
+            inv = personality.parse([*pull, str(ref)])
+        except ArgvError as exc:
+            raise ShimError(f"cannot warm {ref}: {exc}") from None
+        ctx = _warm_context(
+            personality, inv, warm_settings, os.environ, hostname, None, directory, shared
+        )
+        ctx.facts = probe.facts  # loaded once for every image
+        tls_verify = personality.tls_verify(inv, os.environ)
+        why: list = []
+
+        def why_insecure(ref=ref, tls_verify=tls_verify, why=why):
+            if not why:
+                why.append(insecurity(ref, os.environ, settings.insecure_registries, tls_verify))
+            return why[0]
+
+        try:
+            ctx.index_data(ref, why_insecure)
+        except (RegistryError, ShimError, ValueError) as exc:
+            print(f"{ref}: cannot resolve: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        for who, target in usable:
+            try:
+                entry = ctx.entry(ref, target, why_insecure)
+            except (ShimError, ValueError, OSError) as exc:
+                print(f"{ref}: {who}: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            if entry is None:  # not with on_error = "refuse"; kept for safety
+                failed = True
+                continue
+            print(_warm_line(ref, who, entry))
+    return EXIT_SHIM_ERROR if failed else 0
+
+
+def cmd_pull(args) -> int:
+    """``imagefit pull --node-class NAME... REF [-- OPTIONS]``: the shimmed
+    pull for those classes (``IMAGEFIT_NODE_CLASS``), as ``podman pull``
+    through the shim would run it."""
+    from shim import config
+    from shim import main as shim_main
+
+    settings = config.load()
+    classes = list(dict.fromkeys(args.node_class))
+    for name in classes:
+        settings.class_facts(name)  # ConfigError (exit 125) for an unknown class
+    options = list(args.options)
+    if options and options[0] == "--":
+        options = options[1:]
+    operand = args.reference
+    if args.runtime in ("apptainer", "singularity") and "://" not in operand:
+        operand = "docker://" + operand
+    os.environ["IMAGEFIT_NODE_CLASS"] = ",".join(classes)
+    # an argv[0] that names the runtime and is no file (the shim skips its own
+    # file when it looks for the real runtime; a relative name could be one)
+    return shim_main.main([f"/dev/null/{args.runtime}", "pull", *options, operand])
 
 
 def cmd_demo(args) -> int:
@@ -294,6 +493,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
     p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
     facts_options(p)
+    p.add_argument(
+        "--node-class", metavar="NAME",
+        help="for that node class of the config (its facts file and policy scope)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser(
@@ -303,9 +506,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--facts",
         action="append",
-        required=True,
         metavar="FILE",
-        help="a node class's facts (repeat)",
+        help="a node class's facts (repeat; default: every [node_classes] class of the config)",
     )
     output = p.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="the matrix as JSON")
@@ -315,6 +517,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
     p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "warm",
+        help="resolve images into the site's index store and decide them for every node class",
+        description="For a cron job (root or a uid in cache_trusted_uids): fetch each REF into "
+        "the shared index store (decision_cache_dir) and store its decision for every "
+        "[node_classes] class (this node's facts when none are configured). What is past half "
+        "its decision_cache_ttl is refreshed: run it every decision_cache_ttl/2 seconds.",
+    )
+    p.add_argument("references", nargs="+", metavar="REF")
+    p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
+    p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
+    p.set_defaults(func=cmd_warm)
+
+    p = sub.add_parser(
+        "pull",
+        help="pull REF for node classes (on a login node): the shimmed pull with IMAGEFIT_NODE_CLASS",
+        description="Runs `RUNTIME pull [OPTIONS] REF` through the shim for the named node "
+        "classes: podman stores every class's build (and tags the first as REF); apptainer, "
+        "singularity, sarus and docker get the one build that fits every named class.",
+    )
+    p.add_argument("reference", metavar="REF")
+    p.add_argument(
+        "options", nargs="*", metavar="OPTION",
+        help="options for the runtime's pull, after --",
+    )  # fmt: skip
+    p.add_argument("--runtime", choices=RUNTIME_NAMES, default="podman", help="default: podman")
+    p.add_argument(
+        "--node-class", action="append", required=True, metavar="NAME",
+        help="a node class of the config (repeat)",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_pull)
 
     p = sub.add_parser("demo", help="resolve the embedded example index against this host")
     p.add_argument("--json", action="store_true")
@@ -356,6 +590,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="also check that registry HOST[:PORT] answers (repeatable)",
     )
+    p.add_argument(
+        "--image", action="append", metavar="REF",
+        help="check the config's [[policy]] for REF against its index: a pin that names no "
+        "build is a problem (repeatable; its registry is checked too)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_doctor)
 
     from shim.author.cli import register as register_author  # index create, attach, lint, conform
@@ -369,6 +608,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "machine", None) and not getattr(args, "cpuinfo", None):
         print("imagefit: --machine needs --cpuinfo", file=sys.stderr)
+        return 2
+    if (
+        getattr(args, "node_class", None)
+        and args.command == "explain"
+        and (args.facts or args.cpuinfo)
+    ):
+        print("imagefit: --node-class takes its facts from the config: not with --facts or --cpuinfo",
+              file=sys.stderr)  # fmt: skip
         return 2
     try:
         return args.func(args)

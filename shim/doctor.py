@@ -12,7 +12,14 @@ It reports, for a person (text) or a program (``--json``, ``schema_version`` 1):
 - whether each registry named in the config (``insecure_registries``,
   ``[[policy]] image``) or with ``--registry HOST`` answers ``GET /v2/``
   (3 s): reachable, auth required, unreachable;
-- the facts summary (CPU target, generic level, GPUs, MPI, probe statuses).
+- the facts summary (CPU target, generic level, GPUs, MPI, probe statuses);
+- the cluster (``cluster``): the configured node classes and whether each
+  facts file reads, this node's class (by its hostname) and whether its live
+  facts are the class's (a mislabelled node, or a stale class facts file,
+  names the sections that differ), the shared cache directory
+  (``decision_cache_dir``: absent or not a directory is a problem, its owner,
+  mode and sticky bit), and with ``--image REF`` the config's policies for
+  REF against REF's index (a pin that names no build is a problem).
 
 Exit 0 when healthy, 1 when a problem was found (each one line under
 "problems"); warnings do not change the exit status. Credentials are never
@@ -423,7 +430,8 @@ def _registries(settings, extra: list[str], environ, report: _Report) -> list[di
 
 
 # -- facts -------------------------------------------------------------------
-def _facts(settings, environ, report: _Report) -> dict | None:
+def _facts(settings, environ, report: _Report):
+    """(the facts summary or None, the HostFacts or None)."""
     import socket
 
     import hostfacts
@@ -434,7 +442,7 @@ def _facts(settings, environ, report: _Report) -> dict | None:
         )
     except (ValueError, OSError) as exc:  # HostFactsError is a ValueError
         report.problems.append(f"cannot tell this host's facts: {exc}")
-        return None
+        return None, None
     cpu, nv, amd, mpi, system, net = (
         facts.cpu,
         facts.gpu.nvidia,
@@ -455,7 +463,7 @@ def _facts(settings, environ, report: _Report) -> dict | None:
         if probe.status == "error":
             report.warnings.append(f"facts probe {name} failed: {probe.reason}")
     source = environ.get(hostfacts.FACTS_ENV)
-    return {
+    summary = {
         "source": f"{hostfacts.FACTS_ENV}={source}" if source else "this host, cached per boot",
         "hostname": facts.hostname,
         "cpu_target": cpu.target,
@@ -475,10 +483,184 @@ def _facts(settings, environ, report: _Report) -> dict | None:
         "fabrics": list(net.fabrics),
         "probes": {name: {"status": p.status, "reason": p.reason} for name, p in probes.items()},
     }
+    return summary, facts
+
+
+# -- the cluster: node classes, the shared cache, policy pins -----------------
+#: differences named in one problem line; the rest are counted
+SHOWN_DIFFERENCES = 4
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _differences(here, there, path: str = "") -> list[str]:
+    """Where the class material of this node's facts (`here`) and of its
+    class's facts file (`there`) differ, one phrase each."""
+    if isinstance(here, dict) and isinstance(there, dict):
+        out: list[str] = []
+        for key in [*here, *(k for k in there if k not in here)]:
+            out += _differences(here.get(key), there.get(key), f"{path}.{key}" if path else key)
+        return out
+    if here == there:
+        return []
+    scalars = (str, int, float, bool, type(None))
+    if (
+        isinstance(here, list) and isinstance(there, list)
+        and all(isinstance(v, scalars) for v in [*here, *there])
+    ):  # fmt: skip
+        mine = {_short(v) for v in here} - {_short(v) for v in there}
+        theirs = {_short(v) for v in there} - {_short(v) for v in here}
+        if mine or theirs:
+            parts = []
+            if mine:
+                parts.append(f"{', '.join(sorted(mine)[:3])}{' ...' * (len(mine) > 3)} only here")
+            if theirs:
+                parts.append(
+                    f"{', '.join(sorted(theirs)[:3])}{' ...' * (len(theirs) > 3)} only in the class's"
+                )
+            return [f"{path}: {'; '.join(parts)}"]
+        return [f"{path}: another order"]
+    return [f"{path} {_short(here)} here, {_short(there)} in the class's"]
+
+
+def _node_class(settings, facts, environ, report: _Report) -> tuple[list[dict], dict]:
+    """(the configured classes, this node's class) sections."""
+    import socket
+
+    import hostfacts
+    from hostfacts.fingerprint import class_identity, class_material
+
+    loaded = {}
+    classes = []
+    for name, path, hosts in settings.node_classes:
+        row = {"name": name, "facts": path, "hosts": list(hosts), "readable": False,
+               "cpu_target": None, "error": None}  # fmt: skip
+        try:
+            loaded[name] = hostfacts.load_facts(path)
+        except (ValueError, OSError) as exc:
+            row["error"] = str(exc)
+            report.problems.append(
+                f"node class {name}: {exc}: its pulls, "
+                f"decisions and checks fail (write it with `imagefit facts --json --output {path}` "
+                "on a node of the class)"
+            )
+        else:
+            row.update(readable=True, cpu_target=loaded[name].cpu.target)
+        classes.append(row)
+    hostname = socket.gethostname().split(".", 1)[0]
+    own = settings.node_class_for(hostname)
+    section: dict = {"hostname": hostname, "name": own, "facts": None, "matches": None,
+                     "differences": []}  # fmt: skip
+    if own is None:
+        return classes, section
+    section["facts"] = settings.class_facts(own)
+    if own in loaded and facts is not None:
+        here = facts.model_dump(mode="json")
+        there = loaded[own].model_dump(mode="json")
+        section["matches"] = class_identity(here) == class_identity(there)
+        if not section["matches"]:
+            found = _differences(class_material(here), class_material(there))
+            found.sort(
+                key=lambda d: 0 if d.split(" ", 1)[0].split(":")[0].endswith(".target") else 1
+            )
+            section["differences"] = found
+            shown = "; ".join(found[:SHOWN_DIFFERENCES]) or "identities differ"
+            if len(found) > SHOWN_DIFFERENCES:
+                shown += f"; and {len(found) - SHOWN_DIFFERENCES} more"
+            report.problems.append(
+                f"this node ({hostname}) is in node class {own} by its name, but its facts are not "
+                f"the class's ({section['facts']}): {shown}. A mislabelled node (fix "
+                f"[node_classes.{own}] hosts) or a stale class facts file: decisions made for the "
+                "class would run another build here"
+            )
+    return classes, section
+
+
+def _shared_cache(settings, report: _Report) -> dict | None:
+    """The site's shared cache directory (``decision_cache_dir``), or None."""
+    path = settings.decision_cache_dir
+    if not path:
+        return None
+    row: dict = {"path": path, "state": "ok", "uid": None, "owner": None, "mode": None,
+                 "sticky": None, "writable": None}  # fmt: skip
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        row["state"] = "absent" if isinstance(exc, FileNotFoundError) else "unreadable"
+        report.problems.append(
+            f"shared cache directory {path} (decision_cache_dir): {exc.strerror}. The shim never "
+            "creates it, so every user falls back to a per-user cache and nodes share nothing; "
+            f"create it on the shared file system (e.g. install -d -m 1777 {path})"
+        )
+        return row
+    mode = stat.S_IMODE(st.st_mode)
+    row.update(uid=st.st_uid, owner=_owner(st.st_uid), mode=f"{mode:04o}",
+               sticky=bool(mode & stat.S_ISVTX))  # fmt: skip
+    if not stat.S_ISDIR(st.st_mode):
+        row["state"] = "not a directory"
+        report.problems.append(
+            f"shared cache directory {path} (decision_cache_dir) is not a directory: "
+            "every user falls back to a per-user cache"
+        )
+        return row
+    row["writable"] = os.access(path, os.W_OK | os.X_OK)
+    if mode & stat.S_IWOTH and not row["sticky"]:
+        report.warnings.append(
+            f"shared cache directory {path} is world-writable without the sticky bit: any user "
+            f"can delete the others' entries (chmod 1777 {path})"
+        )
+    return row
+
+
+def _pins(settings, images: list[str], environ, report: _Report) -> list[dict]:
+    """Each ``--image REF``: the config's policies for REF against its index."""
+    from shim.author.lint import ERROR as LINT_ERROR
+    from shim.author.lint import applicable_policies, policy_findings
+    from shim.insecure import registry_is_insecure
+    from shim.intercept import registry_operand
+    from shim.resolve import fetch
+
+    rows = []
+    for text in images:
+        row: dict = {"reference": text, "index_digest": None, "policies": 0, "findings": [],
+                     "error": None}  # fmt: skip
+        rows.append(row)
+        found = registry_operand(text)
+        if found is None:
+            row["error"] = "not a fully qualified registry reference (host/repository[:tag])"
+            report.problems.append(f"--image {text}: {row['error']}")
+            continue
+        ref = found[1]
+        row["policies"] = len(applicable_policies(settings, ref.name))
+        try:
+            data = fetch(
+                ref, environ=environ,
+                insecure=registry_is_insecure(ref, environ, settings.insecure_registries, None),
+                timeout=max(REGISTRY_TIMEOUT, settings.registry_timeout), authfile=None,
+                nfd_artifacts=settings.nfd_artifacts,
+            )  # fmt: skip
+        except ShimError as exc:
+            row["error"] = str(exc)
+            report.problems.append(f"cannot check the policies of {ref}: {exc}")
+            continue
+        row["index_digest"] = data.digest
+        for finding in policy_findings(settings, str(ref), data, environ):
+            row["findings"].append({"severity": finding.severity, "message": finding.message})
+            (report.problems if finding.severity == LINT_ERROR else report.warnings).append(
+                finding.message
+            )
+    return rows
 
 
 # -- the report --------------------------------------------------------------
-def diagnose(environ=None, registries: list[str] | tuple[str, ...] = ()) -> dict:
+def diagnose(
+    environ=None,
+    registries: list[str] | tuple[str, ...] = (),
+    images: list[str] | tuple[str, ...] = (),
+) -> dict:
     """Everything ``imagefit doctor`` reports, as the ``--json`` object."""
     environ = os.environ if environ is None else environ
     report = _Report()
@@ -490,8 +672,20 @@ def diagnose(environ=None, registries: list[str] | tuple[str, ...] = ()) -> dict
     settings, config_section = _config(environ, report)
     runtimes = _runtimes(shim, settings, environ, report)
     caches, audit = _caches(settings, environ, report)
-    registry_rows = _registries(settings, list(registries), environ, report)
-    facts = _facts(settings, environ, report)
+    hosts = list(registries)
+    for image in images:
+        host = image.removeprefix("docker://").split("/", 1)[0]
+        if "/" in image and host not in hosts:
+            hosts.append(host)
+    registry_rows = _registries(settings, hosts, environ, report)
+    facts, host_facts = _facts(settings, environ, report)
+    classes, own = _node_class(settings, host_facts, environ, report)
+    cluster = {
+        "node_classes": classes,
+        "node_class": own,
+        "shared_cache": _shared_cache(settings, report),
+        "images": _pins(settings, list(images), environ, report),
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "healthy": not report.problems,
@@ -509,6 +703,7 @@ def diagnose(environ=None, registries: list[str] | tuple[str, ...] = ()) -> dict
         "audit_log": audit,
         "registries": registry_rows,
         "facts": facts,
+        "cluster": cluster,
     }
 
 
@@ -596,6 +791,8 @@ def to_text(r: dict) -> str:
         lines.append(
             "  probes:       " + ", ".join(f"{k} {v['status']}" for k, v in facts["probes"].items())
         )
+    lines.append("")
+    lines.extend(_cluster_text(r["cluster"]))
     for title, items in (("problems", r["problems"]), ("warnings", r["warnings"])):
         if items:
             lines.append("")
@@ -604,8 +801,50 @@ def to_text(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _cluster_text(c: dict) -> list[str]:
+    lines = ["node class:"]
+    own = c["node_class"]
+    if own["name"] is None:
+        lines.append(f"  this node ({own['hostname']}): in no node class")
+    else:
+        state = {True: "its facts match this node's", False: "its facts do NOT match this node's",
+                 None: "not compared"}[own["matches"]]  # fmt: skip
+        lines.append(
+            f"  this node ({own['hostname']}): {own['name']} (facts {own['facts']}: {state})"
+        )
+    if c["node_classes"]:
+        for row in c["node_classes"]:
+            state = f"cpu target {row['cpu_target']}" if row["readable"] else "UNREADABLE facts"
+            lines.append(
+                f"  class {row['name']}: hosts {', '.join(row['hosts']) or '-'}; {row['facts']} ({state})"
+            )
+    else:
+        lines.append("  no [node_classes] configured")
+    cache = c["shared_cache"]
+    if cache is None:
+        lines.append("  shared cache: none (no decision_cache_dir: each user caches for itself)")
+    elif cache["state"] != "ok" and cache["uid"] is None:
+        lines.append(f"  shared cache: {cache['path']}: {cache['state'].upper()}")
+    else:
+        text = f"  shared cache: {cache['path']}: owner {cache['owner']} uid {cache['uid']}, "
+        text += f"mode {cache['mode']}, " + ("sticky" if cache["sticky"] else "not sticky")
+        if cache["state"] != "ok":
+            text += f"; {cache['state'].upper()}"
+        elif not cache["writable"]:
+            text += "; not writable by this uid"
+        lines.append(text)
+    for image in c["images"]:
+        if image["error"]:
+            lines.append(f"  policy for {image['reference']}: cannot check ({image['error']})")
+            continue
+        bad = [f for f in image["findings"] if f["severity"] == "error"]
+        state = f"{len(bad)} pin(s) match no build" if bad else "every pin names a build"
+        lines.append(f"  policy for {image['reference']}: {image['policies']} entries; {state}")
+    return lines
+
+
 def run(args) -> int:
-    """``imagefit doctor [--json] [--registry HOST]...``: 0 healthy, 1 not."""
-    report = diagnose(os.environ, args.registry or ())
+    """``imagefit doctor [--json] [--registry HOST]... [--image REF]...``: 0 healthy, 1 not."""
+    report = diagnose(os.environ, args.registry or (), getattr(args, "image", None) or ())
     print(json.dumps(report, indent=2) if args.json else to_text(report))
     return 0 if report["healthy"] else 1

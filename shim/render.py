@@ -7,6 +7,9 @@ in docs/reference.md)::
     {"schema_version": 2, "reference": str, "index_digest": str | null,
      "host": str, "outcome": "selected" | "passthrough" | "refused",
      "reason": str,
+     "node_class": str | null,
+     "policy": {"image": str, "pin": str | null, "prefer": [str], "avoid": [str],
+                "source": "site" | "user" | "environment", "lock": bool} | null,
      "chosen": {"digest": str, "build": str, "rewritten": str | null} | null,
      "closest": {"digest": str, "build": str, "lacks": [str]} | null,
      "candidates": [{
@@ -34,10 +37,55 @@ def _verdict_of(decision: Decision, candidate) -> Verdict | None:
     return next((v for v in decision.verdicts if v.candidate == candidate), None)
 
 
+_SOURCES = {"site": "site config", "user": "user config", "environment": "IMAGEFIT_PIN"}
+
+
+def policy_json(entry: dict | None) -> dict | None:
+    """A config policy entry (:meth:`shim.config.Settings.policy_for`) as the
+    ``policy`` object of ``explain --json``, or None."""
+    if entry is None:
+        return None
+    return {
+        "image": entry["image"],
+        "pin": entry["pin"],
+        "prefer": list(entry["prefer"]),
+        "avoid": list(entry["avoid"]),
+        "source": entry["source"],
+        "lock": bool(entry["lock"]),
+    }
+
+
+def policy_text(entry: dict | None) -> str | None:
+    """``pin zen4 (site config, locked)``: what a policy entry does and who set it."""
+    if entry is None:
+        return None
+    parts = []
+    if entry["pin"] is not None:
+        parts.append(f"pin {entry['pin']}")
+    if entry["prefer"]:
+        parts.append("prefer " + ", ".join(entry["prefer"]))
+    if entry["avoid"]:
+        parts.append("avoid " + ", ".join(entry["avoid"]))
+    who = _SOURCES.get(entry["source"], entry["source"] or "config")
+    if entry["lock"]:
+        who += ", locked"
+    if entry["source"] in ("site", "user"):
+        who += f'; [[policy]] image = "{entry["image"]}"'
+        if entry.get("node_class"):
+            who += f', node_class = "{entry["node_class"]}"'
+    return f"{'; '.join(parts) or 'no pin, prefer or avoid'} ({who})"
+
+
 def to_json(
-    decision: Decision, reference: str, index_digest: str | None, rewritten: str | None
+    decision: Decision,
+    reference: str,
+    index_digest: str | None,
+    rewritten: str | None,
+    node_class: str | None = None,
+    policy: dict | None = None,
 ) -> dict:
-    """The decision as the documented JSON object."""
+    """The decision as the documented JSON object (`policy`: the config's
+    policy entry that applied, :meth:`shim.config.Settings.policy_for`)."""
     chosen = closest = None
     if decision.chosen is not None:
         v = _verdict_of(decision, decision.chosen)
@@ -56,6 +104,8 @@ def to_json(
         "host": decision.host,
         "outcome": decision.outcome.value,
         "reason": decision.reason,
+        "node_class": node_class,
+        "policy": policy_json(policy),
         "chosen": chosen,
         "closest": closest,
         "candidates": [
@@ -99,21 +149,33 @@ def _row(v: Verdict, chosen: bool) -> list[str]:
 
 
 def to_text(
-    decision: Decision, reference: str, rewritten: str | None, verbose: bool = False
+    decision: Decision,
+    reference: str,
+    rewritten: str | None,
+    verbose: bool = False,
+    node_class: str | None = None,
+    policy: dict | None = None,
 ) -> str:
     """A table, one row per candidate (failed checks under it), then the
     outcome; with `verbose`, every check and every NFD expression with the
-    host value it was tested against."""
+    host value it was tested against. `node_class` and `policy` (the config's
+    entry) add a ``node class:`` and a ``policy:`` line under the host."""
+    context = []
+    if node_class:
+        context.append(f"node class: {node_class}")
+    if policy is not None:
+        context.append(f"policy: {policy_text(policy)}")
     if not decision.verdicts:  # a single manifest, nothing was chosen
         return "\n".join(
-            [f"image:  {reference}", "", f"{decision.outcome.value}: {decision.reason}"]
+            [f"image:  {reference}", *context, "", f"{decision.outcome.value}: {decision.reason}"]
         )
     header = ["", "#", "build", "platform", "gpu", "mpi", "verdict", "score", "digest"]
     rows = [_row(v, v.candidate == decision.chosen) for v in decision.verdicts]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     indent = " " * (widths[0] + widths[1] + 4)
-    lines = [f"image:  {reference}", f"host:   {decision.host}", "", fmt.format(*header).rstrip()]
+    lines = [f"image:  {reference}", f"host:   {decision.host}", *context, "",
+             fmt.format(*header).rstrip()]  # fmt: skip
     for v, row in zip(decision.verdicts, rows, strict=True):
         lines.append(fmt.format(*row).rstrip())
         for c in v.checks:

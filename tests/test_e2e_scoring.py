@@ -669,7 +669,10 @@ def _validate_explain(doc: dict) -> None:
     """docs/reference.md "imagefit explain --json (schema_version 2)"."""
     opt_str = (str, type(None))
     assert set(doc) == {"schema_version", "reference", "index_digest", "host", "outcome", "reason",
-                        "chosen", "closest", "candidates"}  # fmt: skip
+                        "node_class", "policy", "chosen", "closest", "candidates"}  # fmt: skip
+    assert isinstance(doc["node_class"], opt_str)
+    if doc["policy"] is not None:
+        assert set(doc["policy"]) == {"image", "pin", "prefer", "avoid", "source", "lock"}
     assert doc["schema_version"] == 2
     assert isinstance(doc["reference"], str) and isinstance(doc["index_digest"], opt_str)
     assert isinstance(doc["host"], str) and isinstance(doc["reason"], str)

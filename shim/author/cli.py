@@ -84,11 +84,18 @@ def register(sub) -> None:
     p.set_defaults(func=_attach)
 
     p = sub.add_parser(
-        "lint", help="find compatibility data no host satisfies, ambiguous builds, unknown keys"
+        "lint",
+        help="find compatibility data no host satisfies, ambiguous builds, unknown keys "
+        "(--policy: the config's pins and preferences that name no build)",
     )
     p.add_argument("reference", metavar="REF")
     p.add_argument("--json", action="store_true", help="the findings as JSON")
     p.add_argument("--no-nfd", dest="nfd", action="store_false", help="do not fetch NFD artifacts")
+    p.add_argument(
+        "--policy", action="store_true",
+        help="check the config's [[policy]] entries for REF (every node class) against its index "
+        "instead: a pin that names no build, prefer/avoid names that match none",
+    )  # fmt: skip
     _registry_options(p)
     p.set_defaults(func=_lint)
 

@@ -18,6 +18,13 @@ Findings, one line each, ``SEVERITY: BUILD: MESSAGE``:
   (runtimes without imagefit take the first match); an index without any
   compatibility data (imagefit passes it through).
 
+With ``--policy`` it checks the effective config's ``[[policy]]`` entries
+(and ``IMAGEFIT_PIN``) that apply to REF, on every node class and on nodes
+in no class, against REF's index instead: a ``pin`` that names no build
+(build label, manifest digest or NFD set tag) is an error (every node it
+applies to would refuse the image), a ``prefer``/``avoid`` name that matches
+no build a warning (it does nothing).
+
 Exit status: 0 clean, 1 with findings, 125 when the index cannot be read.
 """
 
@@ -228,6 +235,148 @@ def _more_generic(other: tuple[int, int, int], mine: tuple[int, int, int]) -> bo
     return all(o <= m for o, m in zip(other, mine, strict=True)) and other != mine
 
 
+# -- policy against an index ------------------------------------------------------
+
+
+def build_names(data) -> list[tuple[str, frozenset[str]]]:
+    """(label, names) of each image build of `data` (:class:`shim.resolve.IndexData`):
+    the names a policy's pin, prefer and avoid can use (the build label as
+    :mod:`scoring.select` labels it, the manifest digest, the tags of every
+    NFD set attached to the build or the index, whichever host they match)."""
+    from scoring.cpu import annotated_target
+
+    if data.candidates is None:
+        return []
+    common = tuple(data.artifact_sets.get(data.digest, ()))
+    out = []
+    for c in data.candidates:
+        if c.media_type not in MANIFEST_MEDIA_TYPES:
+            continue
+        tags = [s.tag for s in (*data.artifact_sets.get(c.digest, ()), *common) if s.tag]
+        target = annotated_target(c.annotations)
+        if not target and c.platform is not None:
+            target = variant_target(c.platform)
+        if target:
+            name = target
+        elif tags:
+            name = tags[0]
+        elif c.platform is not None:
+            name = f"{c.platform}@{c.digest.split(':', 1)[-1][:8]}"
+        else:
+            name = c.digest[:19]
+        out.append((name, frozenset((c.digest, name, *tags))))
+    return out
+
+
+def applicable_policies(settings, repository: str) -> list[tuple[dict, list[str]]]:
+    """The policy entries in effect for `repository`, each with where it
+    applies: ``node class NAME`` for every configured class, ``nodes in no
+    class`` (:meth:`shim.config.Settings.policy_for` on each)."""
+    scopes = [(None, "nodes in no class")]
+    scopes += [(name, f"node class {name}") for name, _, _ in settings.node_classes]
+    found: list[tuple[dict, list[str]]] = []
+    for node_class, where in scopes:
+        entry = settings.policy_for(repository, node_class)
+        if entry is None:
+            continue
+        known = next((f for f in found if f[0] == entry), None)
+        if known is None:
+            found.append((entry, [where]))
+        else:
+            known[1].append(where)
+    return found
+
+
+def policy_origin(entry: dict, settings=None, environ=None) -> str:
+    """Who set a policy entry, for one line: the config file and its
+    ``[[policy]]`` table, or ``IMAGEFIT_PIN``."""
+    import os
+
+    if entry["source"] == "environment":
+        return "IMAGEFIT_PIN"
+    from shim import config
+
+    environ = os.environ if environ is None else environ
+    paths = config.config_paths(environ, os.geteuid())
+    path = (
+        paths[0] if entry["source"] == "site" else (paths[1] if len(paths) > 1 else "user config")
+    )
+    text = f'{entry["source"]} config {path}: [[policy]] image = "{entry["image"]}"'
+    if entry.get("node_class"):
+        text += f', node_class = "{entry["node_class"]}"'
+    return text + (", lock = true" if entry["lock"] else "")
+
+
+def policy_findings(settings, reference: str, data, environ=None) -> list[Finding]:
+    """Findings of the policies in effect for `data`'s repository against its
+    index: a pin that names no build (error), prefer/avoid names that match
+    no build (warning)."""
+    builds = build_names(data)
+    labels = ", ".join(name for name, _ in builds) or "none"
+    known = frozenset().union(*(names for _, names in builds)) if builds else frozenset()
+    findings = []
+    for entry, where in applicable_policies(settings, data.reference.name):
+        origin = f"{policy_origin(entry, settings, environ)} (for {', '.join(where)})"
+        if data.candidates is None:
+            findings.append(
+                Finding(
+                    WARNING, "policy-no-index", "policy", None,
+                    f"{origin}: {reference} is a single image manifest, not an index: "
+                    "the policy has nothing to choose from",
+                )
+            )  # fmt: skip
+            continue
+        if entry["pin"] is not None and entry["pin"] not in known:
+            findings.append(
+                Finding(
+                    ERROR, "policy-pin", "policy", None,
+                    f'{origin}: pin "{entry["pin"]}" matches no build of {reference} '
+                    f"(builds: {labels}; or their digests): those nodes refuse the image",
+                )
+            )  # fmt: skip
+        for kind in ("prefer", "avoid"):
+            for name in entry[kind]:
+                if name not in known:
+                    findings.append(
+                        Finding(
+                            WARNING, "policy-name", "policy", None,
+                            f'{origin}: {kind} "{name}" matches no build of {reference} '
+                            f"(builds: {labels}): it changes nothing",
+                        )
+                    )  # fmt: skip
+    return sorted(findings, key=lambda f: f.severity != ERROR)
+
+
+def _run_policy(args, ref) -> tuple[str, list[Finding]]:
+    """(index digest, findings) of ``lint --policy REF``."""
+    import os
+
+    from shim import config
+    from shim.author.common import tls_option
+    from shim.insecure import registry_is_insecure
+    from shim.resolve import fetch
+
+    settings = config.load()
+    for line in settings.warnings:
+        print(f"imagefit: {line}", file=sys.stderr)
+    data = fetch(
+        ref,
+        environ=os.environ,
+        insecure=registry_is_insecure(
+            ref, os.environ, settings.insecure_registries, tls_option(args.tls_verify)
+        ),
+        timeout=args.timeout,
+        authfile=args.authfile,
+        nfd_artifacts=args.nfd and settings.nfd_artifacts,
+    )
+    if not applicable_policies(settings, ref.name):
+        print(
+            f"imagefit: no [[policy]] entry (nor IMAGEFIT_PIN) applies to {ref.name}",
+            file=sys.stderr,
+        )
+    return data.digest, policy_findings(settings, str(ref), data)
+
+
 # -- the command -----------------------------------------------------------------
 
 
@@ -255,6 +404,9 @@ def run(args) -> int:
     from shim.author.common import Registries, parse_reference, tls_option
 
     ref = parse_reference(args.reference)
+    if getattr(args, "policy", False):
+        digest, findings = _run_policy(args, ref)
+        return _report(args, ref, digest, findings)
     registries = Registries(
         tls_verify=tls_option(args.tls_verify), authfile=args.authfile, timeout=args.timeout
     )
@@ -285,11 +437,15 @@ def run(args) -> int:
                 "a single image manifest, not an index: there is nothing to choose from",
             )
         ]  # fmt: skip
+    return _report(args, ref, manifest.digest, findings)
+
+
+def _report(args, ref, digest: str, findings: list[Finding]) -> int:
     if args.json:
         out = {
             "schema_version": 1,
             "reference": str(ref),
-            "digest": manifest.digest,
+            "digest": digest,
             "findings": [asdict(f) for f in findings],
         }
         print(json.dumps(out, indent=2))
