@@ -8,11 +8,12 @@ nothing of argv, registries or runtimes (DESIGN.md, data flow).
 Public API:
     parse_index(document) -> list[Candidate]     raises InvalidIndexError
     select(candidates, facts) -> Decision
+    select_common(candidates, facts_by_class) -> Decision   one build for every node class of a job
 """
 
 from scoring.index import INDEX_MEDIA_TYPES, Candidate, InvalidIndexError, Platform, parse_index
 from scoring.model import Check, Decision, Outcome, Verdict
-from scoring.select import select
+from scoring.select import select, select_common
 
 __all__ = [
     "INDEX_MEDIA_TYPES",
@@ -25,4 +26,5 @@ __all__ = [
     "Verdict",
     "parse_index",
     "select",
+    "select_common",
 ]

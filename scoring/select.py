@@ -286,3 +286,151 @@ def _why_first(best: Verdict, fitting: list[Verdict]) -> str:
         if getattr(mine, field) != getattr(runner, field):
             return text
     return "first in index order"
+
+
+def select_common(
+    candidates: Sequence[Candidate],
+    facts_by_class: Mapping[str, HostFacts],
+    *,
+    artifact_sets: Mapping[str, Sequence[CompatibilitySet]] | None = None,
+    index_digest: str | None = None,
+    policy: Policy | None = None,
+    requested_platform: tuple[str, str, str | None] | None = None,
+) -> Decision:
+    """Choose ONE build of an index for every node class of a job (DESIGN.md
+    "A cluster, not a node": every MPI rank must run the same digest).
+
+    Args:
+        candidates: the index's descriptors, from :func:`scoring.parse_index`.
+        facts_by_class: node class name -> its facts, e.g.
+            ``{"zen4": HostFacts(...), "neoverse_v2": HostFacts(...)}``; at
+            least one class.
+        artifact_sets, index_digest, policy, requested_platform: as for
+            :func:`select`, and passed to it for each class.
+
+    Rules:
+        - Each candidate is judged for each class by :func:`select` (no scoring
+          of its own); it fits the job when it fits every class.
+        - The common builds are ranked by the :class:`~scoring.model.Score`
+          order (policy > weight > gpu > mpi > cpu depth > index order), each
+          component taken as its *worst* (minimum) value over the classes: a
+          build that is specific on one class but generic on another does not
+          beat one that is good everywhere. Index order breaks the last tie.
+        - The result does not depend on the order of `facts_by_class` (classes
+          are read in sorted name order); one class gives the build
+          :func:`select` gives.
+
+    Returns:
+        A Decision whose ``verdicts`` hold one Verdict per candidate in index
+        order: ``fits`` on every class, ``checks`` those of every class in
+        class-name order with the class named at the head of each detail
+        (``"zen4: ..."``), ``sets`` likewise (class at the head of ``source``),
+        ``score`` the component-wise minimum; ``host`` is
+        ``"CLASS: summary; CLASS: summary"``. SELECTED: ``chosen`` is the common
+        build and ``reason`` names the classes. PASSTHROUGH: the index carries
+        no compatibility data (as :func:`select`). REFUSED: no build fits every
+        class; ``reason`` says which builds fit each class (``no build runs on
+        every class of this job: neoverse_v2 fits neoverse_v2; zen4 fits zen4,
+        x86_64_v3``), ``closest`` is the build that fits the most classes (then
+        the fewest failed checks, then index order), or None when none fits any.
+
+    Raises:
+        ValueError: `facts_by_class` is empty.
+    """
+    if not facts_by_class:
+        raise ValueError("select_common needs at least one node class")
+    names = sorted(facts_by_class)
+    decisions = {
+        name: select(
+            candidates,
+            facts_by_class[name],
+            artifact_sets=artifact_sets,
+            index_digest=index_digest,
+            policy=policy,
+            requested_platform=requested_platform,
+        )
+        for name in names
+    }
+    host = "; ".join(f"{name}: {decisions[name].host}" for name in names)
+    verdicts = tuple(
+        _common_verdict([(name, decisions[name].verdicts[i]) for name in names])
+        for i in range(len(candidates))
+    )
+    if any(d.outcome is Outcome.PASSTHROUGH for d in decisions.values()):
+        return Decision(
+            outcome=Outcome.PASSTHROUGH,
+            reason=decisions[names[0]].reason,
+            verdicts=verdicts,
+            host=host,
+        )
+    label = ("class " if len(names) == 1 else "classes ") + ", ".join(names)
+    fitting = [v for v in verdicts if v.fits]
+    if not fitting:
+        per_class = "; ".join(
+            f"{name} fits "
+            + (", ".join(v.build for v in decisions[name].verdicts if v.fits) or "none")
+            for name in names
+        )
+        fits_on = {
+            v.candidate.position: sum(decisions[n].verdicts[i].fits for n in names)
+            for i, v in enumerate(verdicts)
+        }
+        near = [v for v in verdicts if fits_on[v.candidate.position]]
+        closest = min(
+            near,
+            key=lambda v: (-fits_on[v.candidate.position], v.failed, v.candidate.position),
+            default=None,
+        )
+        return Decision(
+            outcome=Outcome.REFUSED,
+            reason=f"no build runs on every class of this job: {per_class}",
+            verdicts=verdicts,
+            host=host,
+            closest=closest.candidate if closest else None,
+        )
+    best = max(fitting, key=lambda v: v.score.key())
+    if len(fitting) == 1:
+        why = f"{best.build} is the common build for {label}: the only build that runs on all"
+    else:
+        why = (
+            f"{best.build} is the common build for {label}: first of {len(fitting)} builds"
+            f" that run on all ({_why_first(best, fitting)})"
+        )
+    return Decision(
+        outcome=Outcome.SELECTED, reason=why, chosen=best.candidate, verdicts=verdicts, host=host
+    )
+
+
+def _common_verdict(per_class: list[tuple[str, Verdict]]) -> Verdict:
+    """One candidate's verdicts on several classes as one: it fits when it fits
+    every class; each score component is its minimum over the classes."""
+    first = per_class[0][1]
+    fits = all(v.fits for _, v in per_class)
+    score = None
+    if fits:
+        scores = [v.score for _, v in per_class]
+        score = Score(
+            **{
+                field: min(getattr(s, field) for s in scores)
+                for field in ("policy", "weight", "gpu", "mpi", "cpu")
+            },
+            position=first.candidate.position,
+        )
+    return Verdict(
+        candidate=first.candidate,
+        build=first.build,
+        fits=fits,
+        checks=tuple(
+            c.model_copy(update={"detail": f"{name}: {c.detail}"})
+            for name, v in per_class
+            for c in v.checks
+        ),
+        sets=tuple(
+            s.model_copy(update={"source": f"{name}: {s.source}" if s.source else name})
+            for name, v in per_class
+            for s in v.sets
+        ),
+        score=score,
+        gpu=first.gpu,
+        mpi=first.mpi,
+    )
