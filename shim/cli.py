@@ -263,23 +263,6 @@ def _warm_settings(settings):
     return config.Settings(**values)
 
 
-def _warm_context(*args):
-    """A :class:`shim.intercept._Context` whose one-class targets get that
-    class's facts (HostFacts), as :func:`shim.resolve.decide` takes them.
-    (``_Context.facts_of`` gives ``{class: facts}`` for every file target,
-    which only the common choice takes: a core bug for one class per target.)"""
-    from shim.intercept import _Context
-
-    class WarmContext(_Context):
-        def facts_of(self, target):
-            found = super().facts_of(target)
-            if isinstance(found, dict) and not target.common and len(found) == 1:
-                return next(iter(found.values()))
-            return found
-
-    return WarmContext(*args)
-
-
 def _warm_line(ref, who: str, entry) -> str:
     if entry.outcome == "selected":
         return f"{ref}: {who} -> {entry.build or '?'} ({entry.chosen})"
@@ -295,7 +278,7 @@ def cmd_warm(args) -> int:
     from shim import config, decisions
     from shim.errors import ArgvError, RegistryError
     from shim.insecure import insecurity
-    from shim.intercept import registry_operand, warn
+    from shim.intercept import Context, registry_operand, warn
     from shim.personality import get as get_personality
     from shim.targets import Target
 
@@ -337,9 +320,7 @@ def cmd_warm(args) -> int:
     warm_settings = _warm_settings(settings)
     failed = False
     usable = []
-    probe = _warm_context(
-        personality, None, warm_settings, os.environ, hostname, None, directory, shared
-    )
+    probe = Context(personality, None, warm_settings, os.environ, hostname, None, directory, shared)
     for who, target in targets:
         try:
             probe.facts_of(target)
@@ -353,9 +334,7 @@ def cmd_warm(args) -> int:
             inv = personality.parse([*pull, str(ref)])
         except ArgvError as exc:
             raise ShimError(f"cannot warm {ref}: {exc}") from None
-        ctx = _warm_context(
-            personality, inv, warm_settings, os.environ, hostname, None, directory, shared
-        )
+        ctx = Context(personality, inv, warm_settings, os.environ, hostname, None, directory, shared)
         ctx.facts = probe.facts  # loaded once for every image
         tls_verify = personality.tls_verify(inv, os.environ)
         why: list = []

@@ -163,6 +163,9 @@ SITE_CONFIG_SKELETON = """\
 # Audit log: one JSON line per decision, a file or "syslog" (default: none).
 #audit_log = "/var/log/imagefit/audit.jsonl"
 
+# "job": one build for every node class of a Slurm job (default "node": each node its own).
+#consistency = "node"
+
 # Absolute paths of the real runtimes (default: found on PATH, the shim skipped).
 #[runtimes]
 #podman = "/usr/bin/podman"
@@ -172,13 +175,21 @@ SITE_CONFIG_SKELETON = """\
 #[cpu_targets]
 #"nid0*" = "zen3"
 
+# Named node classes (first whose hosts match the short hostname; default: none):
+# the facts file is `imagefit facts --json --output FILE` on one node of the class.
+#[node_classes.zen4]
+#facts = "/site/imagefit/classes/zen4.json"
+#hosts = ["a*", "nid00[0-3]*"]
+
 # Per-image policy (first matching image glob wins; default: none): pin one
 # build, or prefer / avoid builds (build labels, NFD set tags or digests).
 #[[policy]]
 #image = "registry.example.org/apps/*"
+#node_class = "zen*"          # only on nodes of these classes (default: every node)
 #pin = "zen3"
 #prefer = ["cuda12", "zen4"]
 #avoid = ["x86_64"]
+#lock = false                 # true: no user config or IMAGEFIT_PIN overrides this entry
 """
 
 

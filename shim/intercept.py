@@ -186,7 +186,7 @@ def _resolve_operands(
     targets = choose_targets(
         settings, inv.verb, personality.pulls_many(inv), environ, hostname, warn
     )
-    ctx = _Context(personality, inv, settings, environ, hostname, requested, directory, shared)
+    ctx = Context(personality, inv, settings, environ, hostname, requested, directory, shared)
     resolved: list[Resolved] = []
     extra: list[str] = []
     by_config = False
@@ -228,7 +228,7 @@ def _resolve_operands(
     return resolved, by_config
 
 
-class _Context:
+class Context:
     """What resolving the operands of one command shares: settings, the cache
     directory, the facts and index data already loaded."""
 
@@ -300,8 +300,12 @@ class _Context:
         return parts[0] if len(parts) == 1 else "common-" + ",".join(sorted(parts))
 
     def facts_of(self, target):
+        """The facts to choose for: one HostFacts, or ``{class: HostFacts}``
+        for a common choice."""
         if target.live:
             return self._live_facts()
+        if not target.common:
+            return self._file_facts(target.files[0])
         return {name: self._file_facts(path) for name, path in zip(target.classes, target.files)}
 
     # -- one decision ----------------------------------------------------------
@@ -558,9 +562,8 @@ def _age_words(seconds: float) -> str:
 
 
 def _decide_common(data, facts_by_class, policy, requested):
-    """One build for every class of `facts_by_class` (scoring.select_common)."""
-    from scoring import Decision, Outcome
-    from scoring.common import select_common
+    """One build for every class of `facts_by_class` (:func:`scoring.select_common`)."""
+    from scoring import Decision, Outcome, select_common
 
     if data.candidates is None:
         return Decision(

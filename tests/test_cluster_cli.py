@@ -208,11 +208,6 @@ def test_pull_for_a_node_class_runs_the_shimmed_pull_of_the_real_runtime(
     assert done.returncode == 7 and len(failing.calls()) == 1
 
 
-CORE = "core: _Context.facts_of gives {class: facts} to decide() for a one-class target, " \
-       "and scoring.select_common does not exist yet"  # fmt: skip
-
-
-@pytest.mark.xfail(reason=CORE, strict=False)
 def test_pull_for_node_classes_podman_gets_every_build_and_the_tag(
     registry, app, facts, imagefit_cmd, env, tmp_path
 ):
@@ -228,7 +223,6 @@ def test_pull_for_node_classes_podman_gets_every_build_and_the_tag(
     assert {c["active"] for c in standin.calls()} == {"1"}
 
 
-@pytest.mark.xfail(reason=CORE, strict=False)
 @pytest.mark.parametrize("runtime", ["apptainer", "singularity"])
 def test_pull_for_node_classes_apptainer_gets_the_one_common_build(
     registry, app, facts, imagefit_cmd, env, tmp_path, runtime

@@ -81,11 +81,17 @@ def test_documented_commands_that_need_no_registry_run(doc, line, tmp_path):
            "IMAGEFIT_SITE_CONFIG": str(tmp_path / "none.toml")}  # fmt: skip
     env.pop("IMAGEFIT_FACTS", None)
     done = subprocess.run(
-        [IMAGEFIT, *_argv(line, tmp_path)], env=env, capture_output=True, text=True, timeout=120
-    )
+        [IMAGEFIT, *_argv(line, tmp_path)], env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+    )  # fmt: skip
     # doctor exits 1 here (the shim is not first on this PATH): a finding, not a failure
     assert done.returncode in ((0, 1) if "doctor" in line else (0,)), done.stderr
-    assert "Traceback" not in done.stderr and done.stdout.strip()
+    assert "Traceback" not in done.stderr
+    if "--output" in line:  # written to a file (relative: in the test's directory)
+        written = tmp_path / line.split("--output", 1)[1].split()[0]
+        assert written.read_text().strip(), line
+    else:
+        assert done.stdout.strip()
 
 
 def test_documented_install_user_runs(tmp_path):

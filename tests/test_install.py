@@ -351,7 +351,8 @@ def test_site_install_as_root(tmp_path):
 
     keys = set(tomllib.loads(_uncommented(text)))
     known = {
-        k for k in config.Settings.__slots__ if k not in ("sources", "warnings", "policies")
+        k for k in config.Settings.__slots__
+        if k not in ("sources", "warnings", "policies", "pin", "node_class_request")  # environment only
     } | {"policy"}
     assert keys == known
     # the profile snippet: root's, 0644, idempotent when sourced twice
