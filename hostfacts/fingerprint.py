@@ -112,6 +112,48 @@ def facts_cache_dir(environ) -> str:
     return os.path.join(base, "imagefit")
 
 
+def owned_dir(path: str) -> bool:
+    """True when `path` and its parent are directories (not symbolic links)
+    owned by us (or root) and not writable by group or others: no other user
+    can rename, replace or link files in it (root running with a user's
+    HOME, ``sudo -E``, gets False for that user's cache)."""
+    uid = os.geteuid()
+    for where in (path, os.path.dirname(path.rstrip("/"))):
+        try:
+            st = os.lstat(where)
+        except OSError:
+            return False
+        if (
+            st.st_mode & 0o170000 != 0o040000
+            or st.st_uid not in (uid, 0)
+            or st.st_mode & 0o022
+            or (where == path and st.st_uid != uid)
+        ):
+            return False
+    return True
+
+
+def may_create(path: str) -> bool:
+    """True when the nearest existing ancestor of `path` is a directory owned
+    by us or root and not writable by others (or sticky, as /tmp): what we
+    create under it stays ours."""
+    here = os.path.dirname(path.rstrip("/")) or "/"
+    while True:
+        try:
+            st = os.lstat(here)
+            break
+        except FileNotFoundError:
+            parent = os.path.dirname(here) or "/"
+            if parent == here:
+                return False
+            here = parent
+        except OSError:
+            return False
+    if st.st_mode & 0o170000 != 0o040000 or st.st_uid not in (os.geteuid(), 0):
+        return False
+    return not st.st_mode & 0o022 or bool(st.st_mode & 0o1000)
+
+
 def _identity_path(environ, fingerprint: str) -> str:
     return os.path.join(facts_cache_dir(environ), f"class-{fingerprint}")
 
@@ -119,36 +161,56 @@ def _identity_path(environ, fingerprint: str) -> str:
 def cached_identity(environ, fingerprint: str) -> str | None:
     """The class identity recorded for facts `fingerprint` (see
     :func:`live_fingerprint`), or None: the hot path's way to the decision key
-    without probing. Read only from a regular file owned by us and not
-    writable by others (``O_NOFOLLOW|O_NONBLOCK``: never a link or a FIFO)."""
+    without probing. Used only from a directory of ours (:func:`owned_dir`),
+    a regular file owned by us with one link and not writable by others,
+    read with ``O_NOFOLLOW|O_NONBLOCK``, whose first field is `fingerprint`
+    (a record renamed to another fingerprint's name is not that one's)."""
+    directory = facts_cache_dir(environ)
     try:
-        fd = os.open(_identity_path(environ, fingerprint), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(
+            os.path.join(directory, f"class-{fingerprint}"),
+            os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
+        )
     except OSError:
         return None
     try:
         st = os.fstat(fd)
         if not (st.st_mode & 0o170000 == 0o100000 and st.st_uid == os.geteuid()
-                and not st.st_mode & 0o022):  # fmt: skip
+                and not st.st_mode & 0o022 and st.st_nlink <= 1):  # fmt: skip
             return None
-        text = os.read(fd, 64).decode("ascii", "replace").strip()
+        text = os.read(fd, 256).decode("ascii", "replace")
     except OSError:
         return None
     finally:
         os.close(fd)
-    ok = text.startswith("class-") and len(text) == 38 and set(text[6:]) <= set("0123456789abcdef")
-    return text if ok else None
+    fields = text.split()
+    if len(fields) != 2 or fields[0] != fingerprint or not owned_dir(directory):
+        return None
+    identity = fields[1]
+    ok = identity.startswith("class-") and len(identity) == 38
+    return identity if ok and set(identity[6:]) <= set("0123456789abcdef") else None
 
 
 def record_identity(environ, fingerprint: str, identity: str) -> None:
-    """Record `identity` for facts `fingerprint` (private file, written
-    atomically); a directory that cannot be written is only slower."""
-    path = _identity_path(environ, fingerprint)
+    """Record `identity` for facts `fingerprint` (a private file, written
+    atomically, in a directory of ours); a directory that cannot be written or
+    is not ours is only slower."""
+    directory = facts_cache_dir(environ)
+    if not os.path.lexists(directory):
+        if not may_create(directory):
+            return  # under another user's directory (root with a user's HOME): not ours to fill
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError:
+            return
+    if not owned_dir(directory):
+        return
+    path = os.path.join(directory, f"class-{fingerprint}")
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            os.write(fd, identity.encode() + b"\n")
+            os.write(fd, f"{fingerprint} {identity}\n".encode())
         finally:
             os.close(fd)
         os.replace(tmp, path)

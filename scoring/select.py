@@ -295,7 +295,7 @@ def select_common(
     *,
     artifact_sets: Mapping[str, Sequence[CompatibilitySet]] | None = None,
     index_digest: str | None = None,
-    policy: Policy | None = None,
+    policy: Policy | Mapping[str, Policy | None] | None = None,
     requested_platform: tuple[str, str, str | None] | None = None,
 ) -> Decision:
     """Choose ONE build of an index for every node class of a job (DESIGN.md
@@ -306,8 +306,12 @@ def select_common(
         facts_by_class: node class name -> its facts, e.g.
             ``{"zen4": HostFacts(...), "neoverse_v2": HostFacts(...)}``; at
             least one class.
-        artifact_sets, index_digest, policy, requested_platform: as for
+        artifact_sets, index_digest, requested_platform: as for
             :func:`select`, and passed to it for each class.
+        policy: one Policy for every class, or each class's own
+            (``{class: Policy or None}``: a class's pin keeps the builds
+            that class may run, so the job gets a build every class's
+            policy allows).
 
     Rules:
         - Each candidate is judged for each class by :func:`select` (no scoring
@@ -341,13 +345,14 @@ def select_common(
     if not facts_by_class:
         raise ValueError("select_common needs at least one node class")
     names = sorted(facts_by_class)
+    policies = policy if isinstance(policy, Mapping) else dict.fromkeys(names, policy)
     decisions = {
         name: select(
             candidates,
             facts_by_class[name],
             artifact_sets=artifact_sets,
             index_digest=index_digest,
-            policy=policy,
+            policy=policies.get(name),
             requested_platform=requested_platform,
         )
         for name in names

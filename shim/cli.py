@@ -295,13 +295,26 @@ def cmd_warm(args) -> int:
                 f"{operand!r} is not a fully qualified registry reference (host/repository[:tag])"
             )
         refs.append(found[1])
-    directory, shared, dir_warning = decisions.usable_dir(settings.decision_cache_dir, os.environ)
+    directory, shared, dir_warning = decisions.usable_dir(
+        settings.decision_cache_dir, os.environ, settings.cache_trusted_uids
+    )
     if dir_warning:
         warn(dir_warning)
-    elif not settings.decision_cache_dir:
+    if directory is None:
+        raise ShimError(
+            "no cache directory this user controls to warm (the per-user cache is in a "
+            "directory another user can change); set decision_cache_dir"
+        )
+    if not dir_warning and not settings.decision_cache_dir:
         warn(
             f"no decision_cache_dir in the config: warming only the per-user cache of uid "
             f"{os.geteuid()} ({directory})"
+        )
+    uid = os.geteuid()
+    if shared and uid != 0 and uid not in settings.cache_trusted_uids:
+        warn(
+            f"uid {uid} is neither root nor in cache_trusted_uids: other users will not use "
+            "what this warms (run it as root or as a trusted uid)"
         )
     hostname = os.uname().nodename
     if settings.node_classes:

@@ -464,7 +464,10 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
         values["consistency"] = _check("IMAGEFIT_CONSISTENCY", "consistency", env_consistency)
     env_pin = environ.get("IMAGEFIT_PIN")
     if env_pin is not None and env_pin.strip():
-        values["pin"] = env_pin.strip()
+        pin = env_pin.strip()
+        if len(pin) > 200 or not pin.isprintable():
+            raise ConfigError("IMAGEFIT_PIN must be one build label or digest (printable, at most 200 characters)")
+        values["pin"] = pin
     requested = environ.get("IMAGEFIT_NODE_CLASS")
     if requested is not None and requested.strip():
         names = tuple(dict.fromkeys(n.strip() for n in requested.split(",") if n.strip()))

@@ -75,6 +75,9 @@ class Entry:
         refusal: the refusal message (``refused``), else None.
         decided_at: epoch seconds of the decision (or of its last revalidation).
         build: the chosen build's label (``zen4``), for messages; "" unknown.
+        key: the cache key it was stored under (written in the file and
+            checked on load: an entry linked or renamed to another key's
+            name is not that key's entry).
     """
 
     __slots__ = (
@@ -86,6 +89,7 @@ class Entry:
         "refusal",
         "decided_at",
         "build",
+        "key",
     )
 
     def __init__(
@@ -98,6 +102,7 @@ class Entry:
         refusal=None,
         decided_at=None,
         build="",
+        key="",
     ):
         self.reference = reference
         self.index_digest = index_digest
@@ -107,6 +112,7 @@ class Entry:
         self.refusal = refusal
         self.decided_at = time.time() if decided_at is None else decided_at
         self.build = build or ""
+        self.key = key or ""
 
     def dumps(self) -> str:
         """The entry file's text."""
@@ -120,6 +126,7 @@ class Entry:
             "refusal": self.refusal or "",
             "decided_at": repr(float(self.decided_at)),
             "build": self.build,
+            "key": self.key,
         }
         return "".join(f"{k}\t{_escape(v)}\n" for k, v in fields.items()) + "end\t\n"
 
@@ -140,7 +147,7 @@ class Entry:
             return None
         if not decided_at - decided_at == 0:  # inf or nan: an entry that would never expire
             return None
-        if decided_at > time.time() + 300:  # dated ahead: it would look fresh for ever
+        if not 0 <= decided_at <= time.time() + 300:  # dated ahead: it would look fresh for ever
             return None
         outcome = fields.get("outcome")
         chosen = fields.get("chosen") or None
@@ -157,7 +164,7 @@ class Entry:
         kind = fields.get("kind")
         return cls(fields["reference"], fields["index_digest"], outcome, chosen,
                    {KIND_KEY: kind} if kind else {}, refusal, decided_at,
-                   fields.get("build", ""))  # fmt: skip
+                   fields.get("build", ""), fields.get("key", ""))  # fmt: skip
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.decided_at
@@ -188,25 +195,48 @@ def private_dir(environ) -> str:
     return os.path.join(base, "imagefit", "decisions")
 
 
-def usable_dir(configured: str | None, environ) -> tuple[str, bool, str | None]:
-    """(directory, shared, warning): the site's shared directory when it
-    exists as a directory (the shim never creates it: the site provides it
-    with its modes), else the user's private one with a warning naming why."""
+def usable_dir(
+    configured: str | None, environ, trusted_uids: tuple[int, ...] = ()
+) -> tuple[str, bool, str | None]:
+    """(directory, shared, warning): the site's shared directory when it is
+    one the site made (the shim never creates it): a real directory, not a
+    symbolic link, owned by root, by us or by a uid of `trusted_uids`, and
+    not writable by group or others unless sticky (``1777``). Otherwise the
+    user's private directory, with a warning naming why; None (no cache)
+    when that is in a directory another user controls."""
     if not configured:
-        return private_dir(environ), False, None
+        return _private(environ), False, None
     try:
-        st = os.stat(configured)
+        st = os.lstat(configured)
     except OSError as exc:
         reason = exc.strerror
     else:
-        if stat.S_ISDIR(st.st_mode):
+        if stat.S_ISLNK(st.st_mode):
+            reason = "a symbolic link (name the directory itself)"
+        elif not stat.S_ISDIR(st.st_mode):
+            reason = "not a directory"
+        elif st.st_uid not in (0, os.geteuid(), *trusted_uids):
+            reason = f"owned by uid {st.st_uid}, not root"
+        elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            reason = "writable by others without the sticky bit (chmod 1777)"
+        else:
             return configured, True, None
-        reason = "not a directory"
     return (
-        private_dir(environ),
+        _private(environ),
         False,
         f"shared cache directory {configured}: {reason}; using the per-user cache",
     )
+
+
+def _private(environ) -> str | None:
+    """The private directory, or None when another user could tamper with it
+    (it, or where it would be created, is not ours: root with a user's HOME)."""
+    from hostfacts.fingerprint import may_create, owned_dir
+
+    path = private_dir(environ)
+    if os.path.lexists(path):
+        return path if owned_dir(path) else None
+    return path if may_create(path) else None
 
 
 def key(reference: str, identity: str, policy: dict) -> str:
@@ -227,16 +257,17 @@ def read_file(
     path: str, limit: int, owners: tuple[int, ...] | list[int] | None = None
 ) -> bytes | None:
     """At most `limit` bytes of the regular file `path`, or None: absent, a
-    link, FIFO or device (never followed, never opened blocking), larger than
-    `limit`, or (with `owners`) not owned by one of `owners` or writable by
-    group or others."""
+    symbolic or hard link (more than one name), FIFO or device (never
+    followed, never opened blocking), larger than `limit`, or (with `owners`)
+    not owned by one of `owners` or writable by group or others."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+        # one link only: a hard link planted under another name is not this file
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit or st.st_nlink > 1:
             return None
         if owners is not None and (
             st.st_uid not in owners or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
@@ -304,7 +335,7 @@ def load(directory: str, cache_key: str, trusted_uids: tuple[int, ...] = ()) -> 
             entry = Entry.loads(data.decode("utf-8"))
         except UnicodeDecodeError:
             entry = None
-        if entry is not None:
+        if entry is not None and entry.key == cache_key:
             return entry
     return None
 
@@ -313,6 +344,7 @@ def store(directory: str, cache_key: str, entry: Entry, shared: bool = False) ->
     """Write `entry` as this user's, atomically; False (never an exception)
     if the directory is unusable. Shared directories get world-readable
     entries (0644), private ones 0600."""
+    entry.key = cache_key
     name = f"{cache_key}.{os.geteuid()}.entry"
     return write_file(directory, name, entry.dumps().encode("utf-8"), shared)
 
@@ -361,7 +393,13 @@ class LeaseLock:
             st = os.lstat(self.path)
         except OSError:
             return False
-        return time.time() - st.st_mtime <= self.lease and not self._holder_gone()
+        return self._fresh(st) and not self._holder_gone()
+
+    def _fresh(self, st: os.stat_result) -> bool:
+        """Within its lease; a time ahead of the clock (beyond 5 min of skew
+        between nodes) is a planted lock, never fresh."""
+        age = time.time() - st.st_mtime
+        return -300 <= age <= self.lease
 
     def _holder_gone(self) -> bool:
         """True when the holder ran on this node and its process is gone
@@ -387,7 +425,7 @@ class LeaseLock:
             return True
         except OSError:
             return False
-        if time.time() - st.st_mtime <= self.lease and not self._holder_gone():
+        if self._fresh(st) and not self._holder_gone():
             return False
         try:
             os.unlink(self.path)  # unlink never follows a link

@@ -607,11 +607,12 @@ def _shared_cache(settings, report: _Report) -> dict | None:
         )
         return row
     row["writable"] = os.access(path, os.W_OK | os.X_OK)
-    if mode & stat.S_IWOTH and not row["sticky"]:
-        report.warnings.append(
-            f"shared cache directory {path} is world-writable without the sticky bit: any user "
-            f"can delete the others' entries (chmod 1777 {path})"
-        )
+    from shim import decisions
+
+    _, shared, why = decisions.usable_dir(path, os.environ, settings.cache_trusted_uids)
+    if not shared:  # what the shim itself will refuse: a link, a foreign owner, no sticky bit
+        row["state"] = "refused"
+        report.problems.append(f"{why} (the shim will not use it)")
     return row
 
 

@@ -40,19 +40,18 @@ def registry_operand(operand: str):
 
 def policy_entry(settings: Settings, repository: str, classes: tuple[str, ...]) -> dict | None:
     """The config's policy entry for `repository` on nodes of `classes` (a
-    node in no class: ``()``). For several classes (one build for a job) the
-    entry of the first class, in name order, that has a locked entry, else
-    that has any: every rank of the job computes the same."""
+    node in no class: ``()``; several classes: see :func:`class_policies`)."""
     if not classes:
         return settings.policy_for(repository)
-    entries = [settings.policy_for(repository, name) for name in sorted(classes)]
-    locked = [e for e in entries if e is not None and e["lock"]]
-    return (locked or [e for e in entries if e is not None] or [None])[0]
+    return settings.policy_for(repository, classes[0]) if len(classes) == 1 else None
 
 
-def policy_of(settings: Settings, repository: str, classes: tuple[str, ...] = ()):
-    """The scoring Policy the config gives `repository` on `classes`, or None."""
-    entry = policy_entry(settings, repository, classes)
+def class_policies(settings: Settings, repository: str, classes) -> dict:
+    """``{class: policy entry or None}`` for each of `classes` (a job's)."""
+    return {name: settings.policy_for(repository, name) for name in sorted(classes)}
+
+
+def _policy(entry: dict | None):
     if entry is None:
         return None
     from scoring.policy import Policy
@@ -60,6 +59,14 @@ def policy_of(settings: Settings, repository: str, classes: tuple[str, ...] = ()
     return Policy(
         pin=entry["pin"], prefer=entry["prefer"], avoid=entry["avoid"], source=entry["source"]
     )
+
+
+def policy_of(settings: Settings, repository: str, classes: tuple[str, ...] = ()):
+    """The scoring Policy the config gives `repository` on `classes`: one
+    Policy or None, or for several classes ``{class: Policy or None}``."""
+    if len(classes) > 1:
+        return {n: _policy(e) for n, e in class_policies(settings, repository, classes).items()}
+    return _policy(policy_entry(settings, repository, classes))
 
 
 def plan(
@@ -180,7 +187,9 @@ def _resolve_operands(
     if requested is not None:
         machine = os.uname().machine
         requested = (requested[0], requested[1] or _MACHINES.get(machine, machine), requested[2])
-    directory, shared, dir_warning = decisions.usable_dir(settings.decision_cache_dir, environ)
+    directory, shared, dir_warning = decisions.usable_dir(
+        settings.decision_cache_dir, environ, settings.cache_trusted_uids
+    )
     if dir_warning:
         warn(dir_warning)
     targets = choose_targets(
@@ -209,8 +218,7 @@ def _resolve_operands(
             if entry.outcome == "refused":
                 raise Refusal(entry.refusal)
             if entry.outcome == "selected":
-                if ctx.offline.get(str(ref)):
-                    ctx.check_local(prefix, ref, entry, target)
+                ctx.check_local(ref, entry, target)
                 chosen.append(entry)
             if number == 0 and entry.outcome != "selected":
                 break
@@ -245,7 +253,11 @@ class Context:
         self.cpu_target = settings.cpu_target_for(hostname)
         self.facts: dict = {}
         self.data: dict = {}
+        #: references the registry was found unreachable for, and those it answered for
         self.offline: dict[str, float] = {}
+        self.reached: set[str] = set()
+        #: how each reference's last decision was had (hit, miss, waited, ...)
+        self.states: dict[str, str] = {}
 
     # -- identities and facts ------------------------------------------------
 
@@ -319,7 +331,11 @@ class Context:
 
         settings = self.settings
         start = time.monotonic()
-        policy = policy_entry(settings, ref.name, target.classes)
+        if len(target.classes) > 1:
+            policy = class_policies(settings, ref.name, target.classes)
+        else:
+            policy = policy_entry(settings, ref.name, target.classes)
+            _pin_ignored(settings, ref, policy)
         material = {
             "policy": policy,
             "nfd": settings.nfd_artifacts,
@@ -327,7 +343,7 @@ class Context:
             "common": target.common,
         }
         key = None
-        if settings.decision_cache_ttl > 0:
+        if settings.decision_cache_ttl > 0 and self.directory is not None:
             try:
                 identity = self.identity(target)
             except Exception as exc:  # HostFactsError, ConfigError: as on a miss
@@ -358,6 +374,7 @@ class Context:
             return None
         reason = entry.refusal.splitlines()[0] if entry.refusal else ""
         _audit(settings, self.personality, ref, entry, entry.outcome, reason, state, start)
+        self.states[str(ref)] = state
         return entry
 
     def _failed(self, ref, exc, start):
@@ -431,8 +448,8 @@ class Context:
         if name in self.data:
             return self.data[name]
         ttl = self.settings.decision_cache_ttl
-        use_store = ttl > 0
         directory, shared = self.directory, self.shared
+        use_store = ttl > 0 and directory is not None
 
         def stored(max_age=None):
             record = store.load_record(directory, name, self.trusted)
@@ -453,6 +470,7 @@ class Context:
             if found is not None:
                 # a stale record: one HEAD tells whether the tag still names that index
                 current = head(ref, **self._client_args(why_insecure))
+                self.reached.add(name)
                 if current == found[0].index_digest:
                     record = found[0]
                     store.save_record(
@@ -477,11 +495,13 @@ class Context:
                             ref, nfd_artifacts=self.settings.nfd_artifacts,
                             **self._client_args(why_insecure),
                         )  # fmt: skip
-                        store.save(directory, data, shared)
+                        self.reached.add(name)
+                        store.save(directory, data, shared, self.trusted)
             elif data is None:
                 data = fetch(
                     ref, nfd_artifacts=self.settings.nfd_artifacts, **self._client_args(why_insecure)
                 )
+                self.reached.add(name)
         except RegistryError as exc:
             if found is None:
                 raise
@@ -510,6 +530,7 @@ class Context:
         else:
             try:
                 current = head(ref, **self._client_args(why_insecure))
+                self.reached.add(str(ref))
             except RegistryError as exc:
                 warn(
                     f"cannot check {ref} ({exc}); using the decision made "
@@ -522,25 +543,81 @@ class Context:
         entry.decided_at = time.time()
         return entry, "revalidated"
 
-    def check_local(self, prefix, ref, entry, target) -> None:
-        """Offline (the registry cannot be reached): the chosen build must be
-        in local storage, or the runtime would fail to pull it. Raises
-        ShimError naming the build this node needs and how to get it."""
-        present = self.personality.has_image(self.inv, self.personality.pin("", ref, entry.chosen))
-        if present is not False:
+    def check_local(self, ref, entry, target) -> None:
+        """Before the runtime tries to pull a build the registry cannot
+        serve: when this command decided without reaching the registry (the
+        registry failed, or the decision came from the store), the chosen
+        build must be in local storage or the registry reachable (a TCP
+        connection to a pull source, no request). A cached decision (a hit)
+        is not checked: the hot path execs the runtime at once.
+
+        Raises:
+            ShimError: one line naming the build this node needs and how to get it.
+        """
+        name = str(ref)
+        state = self.states.get(name)
+        if name not in self.offline and (state == "hit" or name in self.reached):
+            return
+        pinned = self.personality.pin("", ref, entry.chosen)
+        if self.personality.has_image(self.inv, pinned) is not False:
+            return
+        if name not in self.offline and self._reachable(ref):
             return
         classes = ",".join(target.classes)
         who = f"node class {classes}" if classes else "this node"
-        how = (
-            f"IMAGEFIT_NODE_CLASS={classes} {self.personality.name} pull {ref}"
-            if classes
-            else f"{self.personality.name} pull {ref} on a node of this class"
-        )
+        runtime = self.personality.name
+        storage = " ".join(getattr(self.personality, "storage_args", lambda inv: [])(self.inv))
+        pull = f"{runtime} {storage + ' ' if storage else ''}pull {ref}"
+        how = f"IMAGEFIT_NODE_CLASS={classes} {pull}" if classes else f"{pull} on a node like this one"
         raise ShimError(
             f"{ref}: {who} needs build {entry.build or entry.chosen} ({entry.chosen}), "
             f"which is not in local storage, and the registry cannot be reached; "
             f"on a node that reaches it run: {how}"
         )
+
+    def _reachable(self, ref) -> bool:
+        """True when a TCP connection opens to one of the places the runtime
+        would pull `ref` from (its mirrors, then the registry): no request is
+        made. Bounded: 2 s (or the registry timeout) for all of it, name
+        lookups included (they run on a daemon thread)."""
+        import socket
+        import threading
+
+        from shim import registries_conf
+
+        try:
+            sources = registries_conf.pull_sources(ref.name, True, self.environ)
+        except Exception:  # an unreadable registries.conf: the registry alone
+            sources = []
+        domains = list(dict.fromkeys([s.domain for s in sources] or [ref.domain]))
+        found: list[bool] = []
+
+        def probe() -> None:
+            for domain in domains:
+                host, sep, port = domain.rpartition(":")
+                if not sep or not port.isdigit():
+                    host, port = domain, ""
+                host = "registry-1.docker.io" if host == "docker.io" else host.strip("[]")
+                for number in [int(port)] if port else [443, 80]:
+                    try:
+                        socket.create_connection((host, number), timeout=deadline).close()
+                        found.append(True)
+                        return
+                    except (OSError, ValueError):
+                        continue
+
+        deadline = min(2.0, self.settings.registry_timeout)
+        worker = threading.Thread(target=probe, daemon=True)
+        worker.start()
+        worker.join(deadline)
+        return bool(found)
+
+
+def _pin_ignored(settings, ref, entry) -> None:
+    """One warning when IMAGEFIT_PIN loses to a site lock."""
+    if settings.pin is not None and entry is not None and entry["lock"] and entry["pin"] != settings.pin:
+        what = f"pin {entry['pin']}" if entry["pin"] else "policy"
+        warn(f"IMAGEFIT_PIN={settings.pin} ignored for {ref}: the site locks its {what}")
 
 
 def _flight_wait(settings) -> float:

@@ -83,12 +83,20 @@ def read_blob(directory: str, digest: str, limit: int = MAX_DOCUMENT) -> bytes |
     return data
 
 
-def write_blob(directory: str, data: bytes, shared: bool) -> str:
-    """Keep `data` as a blob (unless a verified copy is there); its digest."""
+def write_blob(
+    directory: str, data: bytes, shared: bool, trusted_uids: tuple[int, ...] = ()
+) -> str | None:
+    """Keep `data` as a blob; its digest, or None when it could not be kept.
+    A copy already there is kept only when it verifies and is owned by this
+    user, root or a trusted uid and not writable by others (a copy planted
+    by another user could be damaged later, leaving the store unusable)."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    if read_blob(directory, digest, max(len(data), 1)) is None:
-        decisions.write_file(directory, digest[7:] + ".blob", data, shared)
-    return digest
+    name = os.path.join(directory, digest[7:] + ".blob")
+    owners = decisions.readers(trusted_uids)
+    there = decisions.read_file(name, max(len(data), 1), owners)
+    if there is not None and hashlib.sha256(there).hexdigest() == digest[7:]:
+        return digest
+    return digest if decisions.write_file(directory, digest[7:] + ".blob", data, shared) else None
 
 
 def load_record(
@@ -122,9 +130,12 @@ def _parse_record(data: bytes, reference: str) -> Record | None:
         and (artifacts is None or decisions._is_digest(artifacts))
         and isinstance(fetched_at, int | float)
         and not isinstance(fetched_at, bool)
-        and fetched_at - fetched_at == 0  # finite
-        and fetched_at <= time.time() + 300  # not dated ahead: it would look fresh forever
     )
+    try:
+        # finite, not before the epoch, not dated ahead (it would look fresh for ever)
+        ok = ok and 0 <= float(fetched_at) <= time.time() + 300
+    except (OverflowError, ValueError):
+        ok = False
     if not ok:
         return None
     return Record(
@@ -152,13 +163,13 @@ def save_record(directory: str, record: Record, shared: bool) -> bool:
     return decisions.write_file(directory, name, json.dumps(doc).encode(), shared)
 
 
-def save(directory: str, data, shared: bool) -> Record | None:
+def save(directory: str, data, shared: bool, trusted_uids: tuple[int, ...] = ()) -> Record | None:
     """Keep what :func:`shim.resolve.fetch` found (an IndexData with its raw
     document): the blobs, then this user's record. None when nothing could be
-    kept (no raw document)."""
-    if not data.document:
+    kept (no raw document, or a blob that could not be written: then no
+    record names it)."""
+    if not data.document or write_blob(directory, data.document, shared, trusted_uids) is None:
         return None
-    write_blob(directory, data.document, shared)
     artifacts = None
     if data.specs:
         body = json.dumps(
@@ -166,7 +177,9 @@ def save(directory: str, data, shared: bool) -> Record | None:
             sort_keys=True,
             default=str,
         ).encode()
-        artifacts = write_blob(directory, body, shared)
+        artifacts = write_blob(directory, body, shared, trusted_uids)
+        if artifacts is None:
+            return None
     record = Record(
         str(data.reference),
         data.digest,

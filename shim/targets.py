@@ -100,6 +100,11 @@ def choose_targets(settings, verb: str | None, many_images: bool, environ, hostn
         ConfigError: an unknown class in ``IMAGEFIT_NODE_CLASS``.
     """
     requested = settings.node_class_request
+    if requested and verb not in ("pull", "build"):
+        warn(
+            f"IMAGEFIT_NODE_CLASS applies to pulls; this {verb} chooses for this node "
+            "(it runs here)"
+        )
     if requested and verb in ("pull", "build"):
         files = [settings.class_facts(name) for name in requested]
         if many_images:
@@ -109,14 +114,14 @@ def choose_targets(settings, verb: str | None, many_images: bool, environ, hostn
             ]
         return [Target(requested, files, True, "node classes " + ", ".join(requested))]
     if settings.consistency == "job" and verb in ("run", "create", "exec", "shell"):
-        job = _job_target(settings, environ, warn)
+        job = _job_target(settings, environ, hostname, warn)
         if job is not None:
             return [job]
     own = settings.node_class_for(hostname)
     return [Target((own,) if own else (), (), False, f"node class {own}" if own else "this node")]
 
 
-def _job_target(settings, environ, warn) -> Target | None:
+def _job_target(settings, environ, hostname: str, warn) -> Target | None:
     job, nodelist = environ.get("SLURM_JOB_ID"), environ.get("SLURM_JOB_NODELIST")
     if not job or not nodelist:
         return None
@@ -126,6 +131,11 @@ def _job_target(settings, environ, warn) -> Target | None:
         hosts = hostlist.expand(nodelist)
     except ValueError as exc:
         warn(f"cannot read SLURM_JOB_NODELIST ({exc}); choosing for this node alone")
+        return None
+    short = hostname.split(".", 1)[0]
+    if short not in hosts and hostname not in hosts:
+        # e.g. an salloc shell on the login node: the job's nodes are elsewhere
+        warn(f"this node ({short}) is not in job {job}'s nodes; choosing for this node alone")
         return None
     classes: list[str] = []
     for host in hosts:

@@ -148,7 +148,7 @@ def test_registry_down_uses_the_stale_decision_with_a_warning(app, shim_bin, env
     assert done.returncode == 125, done.stderr
     assert lines[0].startswith(f"imagefit: cannot check {ref}") and "using the decision made" in lines[0]
     assert len(lines) == 2 and "needs build zen4" in lines[1] and "not in local storage" in lines[1]
-    assert f"podman pull {ref}" in lines[1]
+    assert lines[1].endswith(f" --runroot={runroot} pull {ref} on a node like this one"), lines[1]
     assert entry_file.exists()
     # with the build in local storage the stale decision runs, with the one warning
     subprocess.run(

@@ -817,16 +817,19 @@ def well_formed(grammar: str, verb: str) -> st.SearchStrategy:
 
 
 class FakeResolver:
-    """Stands in for shim.resolve.resolve: a decision chosen by the example."""
+    """Stands in for shim.resolve.fetch and decide: a decision chosen by the example."""
 
     def __init__(self, outcome: str, kind: str) -> None:
         self.outcome = outcome
         self.kind = kind
 
-    def __call__(self, ref, facts, **kwargs):
-        assert isinstance(facts, hostfacts.HostFacts)
+    def fetch(self, ref, **kwargs):
         if self.outcome == "error":
             raise RegistryError("registry.example.org: connection refused")
+        return shim.resolve.IndexData(ref, "sha256:" + "e" * 64, (), {}, 1)
+
+    def decide(self, data, facts, policy=None, requested_platform=None):
+        assert isinstance(facts, hostfacts.HostFacts)
         chosen = None
         if self.outcome == "selected":
             chosen = scoring.Candidate(
@@ -834,11 +837,8 @@ class FakeResolver:
                 media_type="application/vnd.oci.image.manifest.v1+json", size=1234,
                 annotations={vocabulary.CONTAINER_KIND: self.kind} if self.kind else {},
             )  # fmt: skip
-        decision = scoring.Decision(
+        return scoring.Decision(
             outcome=scoring.Outcome(self.outcome), reason="fake decision", chosen=chosen
-        )
-        return shim.resolve.Resolution(
-            reference=ref, digest="sha256:" + "e" * 64, decision=decision, requests=1
         )
 
 
@@ -859,7 +859,8 @@ def faked_host(resolver: FakeResolver, home: Path):
     real_uname = os.uname()
     fake_uname = type(real_uname)((*real_uname[:4], "x86_64"))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(shim.resolve, "resolve", resolver)
+        mp.setattr(shim.resolve, "fetch", resolver.fetch)
+        mp.setattr(shim.resolve, "decide", resolver.decide)
         mp.setattr(hostfacts, "host_facts", lambda environ=None, **kw: zen4())
         mp.setattr(os, "geteuid", lambda: 1000)
         mp.setattr(os, "getegid", lambda: 1000)

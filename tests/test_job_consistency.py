@@ -9,6 +9,7 @@ tests/test_cluster_e2e.py."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,14 +19,15 @@ from tests.conftest import world_readable_tmp
 from tests.support.standin import StandIn, path_with
 from tests.test_cluster_cli import COMMON, DUMPS, _builds, _write, app, env, facts  # noqa: F401
 
-JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "a[001-002],c001"}
+HERE = os.uname().nodename.split(".")[0]  # this machine is a node of the job, class zen4
+JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": f"a[001-002],c001,{HERE}"}
 
 
 def _site(env, registry, facts, extra="") -> None:  # noqa: F811
     arm = facts["neoverse_v2"]
     _write(Path(env["IMAGEFIT_SITE_CONFIG"]),
            f'insecure_registries = ["{registry.host}"]\n{extra}\n'
-           f'[node_classes.zen4]\nfacts = "{facts["zen4"]}"\nhosts = ["a*"]\n'
+           f'[node_classes.zen4]\nfacts = "{facts["zen4"]}"\nhosts = ["a*", "{HERE}"]\n'
            f'[node_classes.cascadelake]\nfacts = "{facts["cascadelake"]}"\nhosts = ["c*"]\n'
            f'[node_classes.grace]\nfacts = "{arm}"\nhosts = ["g*"]\n')  # fmt: skip
 
@@ -65,7 +67,7 @@ def test_a_job_step_runs_the_common_build_from_the_site_config_or_the_environmen
     cascade = {"IMAGEFIT_FACTS": arm_facts["cascadelake"]}
     assert _pinned(_shim(shim_bin, env, *run, **cascade, **JOB)) == app.digest_ref(COMMON)
     # a job of one class: that class's build; outside a job: this node's own
-    one = {**JOB, "SLURM_JOB_NODELIST": "a[001-004]"}
+    one = {**JOB, "SLURM_JOB_NODELIST": f"a[001-004],{HERE}"}
     assert _pinned(_shim(shim_bin, env, *run, **zen4, **one)) == app.digest_ref("zen4")
     assert _pinned(_shim(shim_bin, env, *run, **cascade)) == app.digest_ref("haswell")
     # IMAGEFIT_CONSISTENCY=node for one command
@@ -77,7 +79,7 @@ def test_a_job_node_in_no_class_and_a_job_with_no_common_build(registry, app, ar
     run = ["run", "--rm", "--tls-verify=false", app.ref, "true"]
     _site(env, registry, arm_facts, 'consistency = "job"')
     zen4 = {"IMAGEFIT_FACTS": arm_facts["zen4"]}
-    done = _shim(shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST="a001,x[07-08]")
+    done = _shim(shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST=f"{HERE},x[07-08]")
     assert _pinned(done) == app.digest_ref("zen4")
     assert done.stderr.splitlines() == [
         "imagefit: job node x07 is in no node class; choosing for this node alone"
@@ -85,7 +87,11 @@ def test_a_job_node_in_no_class_and_a_job_with_no_common_build(registry, app, ar
     done = _shim(shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST="a[001-")
     assert _pinned(done) == app.digest_ref("zen4")
     assert len(done.stderr.splitlines()) == 1 and "cannot read SLURM_JOB_NODELIST" in done.stderr
-    done = _shim(shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST="a001,g[01-02]")
+    # this node not among the job's nodes (an salloc shell on the login node): its own choice
+    done = _shim(shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST="c[001-002]")
+    assert _pinned(done) == app.digest_ref("zen4")
+    assert done.stderr.splitlines() == [f"imagefit: this node ({HERE}) is not in job 1's nodes; choosing for this node alone"]
+    done = _shim(shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST=f"{HERE},g[01-02]")
     assert done.returncode == 125 and done.stdout == ""
     first = done.stderr.splitlines()[0]
     assert first.startswith(f"imagefit: {app.ref}: no build runs on every") and "grace fits none" in first, first

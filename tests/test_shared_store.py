@@ -58,7 +58,7 @@ def test_records_and_decisions_of_another_user_are_ignored(shared):
     assert store.load_record(str(shared), REF) is None  # root does not take alice's word
     assert store.load_record(str(shared), REF, trusted_uids=(ALICE,)).index_digest == "sha256:" + "b" * 64
     key = "k" * 64
-    entry = decisions.Entry(REF, INDEX_DIGEST, "selected", "sha256:" + "c" * 64)
+    entry = decisions.Entry(REF, INDEX_DIGEST, "selected", "sha256:" + "c" * 64, key=key)
     path = shared / f"{key}.{ALICE}.entry"
     path.write_text(entry.dumps())
     _as(ALICE, path)
@@ -222,3 +222,90 @@ def test_an_absent_shared_directory_is_never_created(app, shim_bin, zen4_facts, 
     ]
     assert not missing.exists()
     assert list((tmp_path / ".cache" / "imagefit" / "decisions").glob("*.entry"))
+
+
+def test_a_hard_link_or_a_rename_to_another_key_is_not_that_keys_entry(shared):
+    """Another user may link (fs.protected_hardlinks=0) or, in a directory she
+    owns, rename root's entry for one key to another key's name: the entry
+    names its own key, and a file with two names is nobody's."""
+    entry = decisions.Entry(REF, INDEX_DIGEST, "selected", "sha256:" + "a" * 64)
+    assert decisions.store(str(shared), "1" * 64, entry, shared=True)
+    os.link(shared / f"{'1' * 64}.0.entry", shared / f"{'2' * 64}.0.entry")
+    assert decisions.load(str(shared), "2" * 64) is None
+    assert decisions.load(str(shared), "1" * 64) is None  # two names: neither is trusted
+    (shared / f"{'2' * 64}.0.entry").unlink()
+    assert decisions.load(str(shared), "1" * 64).chosen == entry.chosen
+    os.rename(shared / f"{'1' * 64}.0.entry", shared / f"{'3' * 64}.0.entry")
+    assert decisions.load(str(shared), "3" * 64) is None
+
+
+def test_a_blob_another_user_planted_is_replaced_and_a_record_needs_its_blobs(shared):
+    blob = shared / (INDEX_DIGEST[7:] + ".blob")
+    blob.write_bytes(INDEX)  # the right bytes, but hers, and writable by all: she could damage it later
+    blob.chmod(0o666)
+    _as(ALICE, blob)
+    assert store.write_blob(str(shared), INDEX, shared=True) == INDEX_DIGEST
+    assert blob.stat().st_uid == 0 and stat.S_IMODE(blob.stat().st_mode) == 0o644
+
+
+def test_records_with_absurd_times_are_not_records(shared):
+    assert store.save_record(str(shared), _record(), shared=True)
+    (path,) = shared.glob("*.0.ref")
+    for bad in ("-1" + "0" * 400, "1e400", "-5", "true", '"1"'):
+        doc = json.loads(path.read_text())
+        path.write_text(json.dumps(doc).replace(f'"fetched_at": {doc["fetched_at"]}', f'"fetched_at": {bad}'))
+        assert store.load_record(str(shared), REF) is None, bad
+        assert store.save_record(str(shared), _record(), shared=True)
+
+
+def test_a_lock_dated_ahead_is_broken(shared):
+    (shared / "y.lock").write_text("elsewhere 1 0\n")
+    ahead = time.time() + 10 * 365 * 86400
+    os.utime(shared / "y.lock", (ahead, ahead))
+    lock = decisions.LeaseLock(str(shared), "y.lock", lease=60)
+    assert not lock.held_elsewhere() and lock.acquire()
+    lock.release()
+
+
+@pytest.mark.parametrize("case", ["link", "foreign", "not-sticky"])
+def test_a_shared_directory_the_site_did_not_make_is_not_used(case, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir(mode=0o755)
+    path = tmp_path / "store"
+    if case == "link":
+        path.symlink_to(real)
+        why = "a symbolic link"
+    elif case == "foreign":
+        path.mkdir(mode=0o755)
+        _as(ALICE, path)
+        why = f"owned by uid {ALICE}"
+    else:
+        path.mkdir()
+        path.chmod(0o777)
+        why = "without the sticky bit"
+    env = {"HOME": str(tmp_path / "home")}
+    directory, shared, warning = decisions.usable_dir(str(path), env)
+    assert not shared and directory == str(tmp_path / "home" / ".cache" / "imagefit" / "decisions")
+    assert why in warning and warning.endswith("using the per-user cache")
+    if case == "foreign":  # a uid the site trusts may own it
+        assert decisions.usable_dir(str(path), env, (ALICE,))[1]
+
+
+def test_root_with_a_users_home_keeps_no_cache_there(tmp_path):
+    home = tmp_path / "alice"
+    (home / ".cache").mkdir(parents=True)
+    for p in (home, home / ".cache"):
+        _as(ALICE, p)
+    env = {"HOME": str(home)}
+    assert decisions.usable_dir(None, env) == (None, False, None)
+    from hostfacts import fingerprint
+
+    fingerprint.record_identity(env, "fp", "class-" + "0" * 32)
+    assert not (home / ".cache" / "imagefit").exists()
+    # in our own cache: recorded, and bound to its fingerprint
+    own = {"HOME": str(tmp_path / "root")}
+    fingerprint.record_identity(own, "fp1", "class-" + "1" * 32)
+    assert fingerprint.cached_identity(own, "fp1") == "class-" + "1" * 32
+    cache = tmp_path / "root" / ".cache" / "imagefit"
+    os.rename(cache / "class-fp1", cache / "class-fp2")
+    assert fingerprint.cached_identity(own, "fp2") is None

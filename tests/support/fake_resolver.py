@@ -1,6 +1,7 @@
-"""One stand-in for :func:`shim.resolve.resolve` for the argv tests of every
-runtime: it records what it was asked and answers with a fixed decision, so
-a test asserts the exact final argv without a registry."""
+"""One stand-in for the registry and scoring (:func:`shim.resolve.fetch` and
+:func:`shim.resolve.decide`) for the argv tests of every runtime: it records
+what it was asked and answers with a fixed decision, so a test asserts the
+exact final argv without a registry."""
 
 from __future__ import annotations
 
@@ -31,15 +32,21 @@ class FakeResolver:
         self.annotations: dict[str, str] = {}
         self.error: Exception | None = None
 
-    def __call__(self, ref, facts, *, environ, insecure, timeout, authfile=None, credentials=None,
-                 nfd_artifacts=True, policy=None, requested_platform=None):  # fmt: skip
-        assert isinstance(facts, hostfacts.HostFacts)
-        self.requested.append(requested_platform)
+    def fetch(self, ref, *, environ, insecure, timeout, authfile=None, credentials=None,
+              nfd_artifacts=True, tls_verify=None):  # fmt: skip
+        """Stands for :func:`shim.resolve.fetch`: records the request."""
         self.asked.append(str(ref))
         self.calls.append({"insecure": insecure, "timeout": timeout, "authfile": authfile,
-                           "credentials": credentials, "platform": requested_platform})  # fmt: skip
+                           "credentials": credentials, "platform": None})  # fmt: skip
         if self.error is not None:
             raise self.error
+        return shim.resolve.IndexData(ref, U, (), {}, 1)
+
+    def decide(self, data, facts, policy=None, requested_platform=None):
+        """Stands for :func:`shim.resolve.decide`: the fixed decision."""
+        assert isinstance(facts, hostfacts.HostFacts)
+        self.requested.append(requested_platform)
+        self.calls[-1]["platform"] = requested_platform
         if self.outcome == scoring.Outcome.SELECTED:
             chosen = scoring.Candidate(
                 position=0,
@@ -48,12 +55,8 @@ class FakeResolver:
                 size=1234,
                 annotations=dict(self.annotations),
             )
-            decision = scoring.Decision(
-                outcome=self.outcome, reason="zen4 build fits best", chosen=chosen
-            )
-        else:
-            decision = scoring.Decision(outcome=self.outcome, reason="fake " + str(self.outcome))
-        return shim.resolve.Resolution(reference=ref, digest=U, decision=decision, requests=1)
+            return scoring.Decision(outcome=self.outcome, reason="zen4 build fits best", chosen=chosen)
+        return scoring.Decision(outcome=self.outcome, reason="fake " + str(self.outcome))
 
 
 def zen4_host() -> hostfacts.HostFacts:
@@ -63,13 +66,14 @@ def zen4_host() -> hostfacts.HostFacts:
 
 
 def install(monkeypatch, facts: hostfacts.HostFacts, *, amd64_user: bool = True) -> FakeResolver:
-    """Put a FakeResolver in place of shim.resolve.resolve and `facts` in place
+    """Put a FakeResolver in place of shim.resolve.fetch/decide and `facts` in place
     of the host's; with `amd64_user`, also pretend to be a non-root user
     (uid 1000) on an x86_64 machine, as the facts say. Returns the resolver."""
     import os
 
     resolver = FakeResolver()
-    monkeypatch.setattr(shim.resolve, "resolve", resolver)
+    monkeypatch.setattr(shim.resolve, "fetch", resolver.fetch)
+    monkeypatch.setattr(shim.resolve, "decide", resolver.decide)
     monkeypatch.setattr(hostfacts, "host_facts", lambda environ=None, **kw: facts)
     if amd64_user:
         monkeypatch.setattr(os, "geteuid", lambda: 1000)
