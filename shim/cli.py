@@ -206,8 +206,16 @@ def cmd_check(args) -> int:
 
     prefix, ref, data, settings = _fetch(args)
     rows, paths, classes, entries = [], [], [], []
+    unreadable = False
     for node_class, path in _check_rows(args, settings):
-        facts = hostfacts.load_facts(path)
+        try:
+            facts = hostfacts.load_facts(path)
+        except ValueError as exc:  # HostFactsError: this row, not the whole matrix
+            if not node_class:
+                raise
+            print(f"imagefit: node class {node_class}: {exc}", file=sys.stderr)
+            unreadable = True
+            continue
         scope = (node_class,) if node_class else ()
         if node_class:
             name = node_class
@@ -248,7 +256,8 @@ def cmd_check(args) -> int:
         print(json.dumps(out, indent=2))
     else:
         print(render.matrix(rows, str(ref)))
-    return EXIT_SHIM_ERROR if any(d.outcome.value == "refused" for _, d in rows) else 0
+    refused = any(d.outcome.value == "refused" for _, d in rows)
+    return EXIT_SHIM_ERROR if refused or unreadable else 0
 
 
 def _warm_settings(settings):

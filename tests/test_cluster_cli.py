@@ -516,3 +516,16 @@ def test_doctor_and_lint_policy_name_a_pin_that_matches_no_build(
     assert done.stderr == f"{app.ref}: clean\n"
     data = _doctor(imagefit_cmd, env, "--image", app.ref)
     assert not [p for p in data["problems"] if "policy" in p]
+
+
+def test_check_names_a_class_whose_facts_cannot_be_read_and_shows_the_others(
+    registry, app, facts, imagefit_cmd, env, tmp_path
+):
+    missing = tmp_path / "gone.json"
+    site(env, registry, classes_toml({**facts, "cascadelake": str(missing)}))
+    done = imagefit(imagefit_cmd, env, "check", app.ref, "--csv")
+    assert done.returncode == 125
+    assert done.stderr.splitlines() == [
+        f"imagefit: node class cascadelake: cannot read facts file {missing}: No such file or directory"
+    ]
+    assert [r["node"] for r in csv.DictReader(io.StringIO(done.stdout))] == ["zen4"]
