@@ -110,6 +110,10 @@ class RegistryClient:
             containers/image does.
         credentials: (username, password) or None for anonymous access.
         timeout: total seconds for all requests made through this client.
+        deadline: a ``time.monotonic()`` instant to stop at instead of
+            `timeout` from now (one deadline shared by several clients:
+            the mirrors and the registry of one resolution); `timeout` is
+            then only quoted in messages.
     """
 
     def __init__(
@@ -119,12 +123,13 @@ class RegistryClient:
         insecure: bool = False,
         credentials: tuple[str, str] | None = None,
         timeout: float = 5.0,
+        deadline: float | None = None,
     ) -> None:
         self.domain = domain
         self.api_host = API_HOSTS.get(domain, domain)
         self.insecure = insecure
         self.credentials = credentials
-        self.deadline = time.monotonic() + timeout
+        self.deadline = time.monotonic() + timeout if deadline is None else deadline
         self.timeout = timeout
         self.requests_made = 0
         self._scheme: str | None = None

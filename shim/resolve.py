@@ -46,7 +46,9 @@ class IndexData:
         digest: digest of the document it names.
         candidates: the index's candidates, or None for a single manifest.
         artifact_sets: NFD compatibility sets by subject digest (index or manifest).
-        requests: registry requests made.
+        requests: registry requests made (at every endpoint tried).
+        source: the endpoint repository it came from (``host/path``: a
+            mirror's, or the registry's at its registries.conf location).
     """
 
     reference: Reference
@@ -54,6 +56,7 @@ class IndexData:
     candidates: tuple | None
     artifact_sets: dict
     requests: int
+    source: str = ""
 
 
 def _parse(document: bytes, media_type: str) -> tuple | None:
@@ -79,17 +82,38 @@ def fetch(
     authfile: str | None = None,
     credentials: tuple[str, str] | None = None,
     nfd_artifacts: bool = True,
+    tls_verify: bool | None = None,
 ) -> IndexData:
     """Fetch the index `ref` names and the NFD artifacts attached to it and to
-    its manifests (referrers API or its tag fallback; :mod:`shim.artifacts`).
+    its manifests (referrers API or its tag fallback; :mod:`shim.artifacts`),
+    from where podman would pull it: the registry's mirrors in order, then the
+    registry at its (possibly remapped) location (:func:`_first_source`).
+    The artifacts come from the same endpoint as the index.
+
+    Args:
+        insecure: TLS verification off for the registry itself (not for its
+            mirrors: each has its own ``insecure`` in registries.conf).
+        timeout: seconds for the whole attempt, all sources together.
+        credentials: explicit credentials (``--creds``): sent only to
+            endpoints on the reference's own host.
+        tls_verify: the command line's ``--tls-verify`` (or equivalent) when
+            given: it applies to every source, as in containers/image.
 
     Raises:
         RegistryError: any registry or content failure (one line), including
-            an NFD artifact that cannot be read.
+            an NFD artifact that cannot be read; a blocked registry; an
+            invalid registries.conf.
     """
-    creds = credentials or auth.credentials(ref.domain, ref.path, environ, authfile)
-    client = RegistryClient(ref.domain, insecure=insecure, credentials=creds, timeout=timeout)
-    manifest = client.get_manifest(ref.path, ref.reference)
+    (manifest, client, source, before) = _first_source(
+        ref,
+        lambda client, source: client.get_manifest(source.path, ref.reference),
+        environ=environ,
+        insecure=insecure,
+        timeout=timeout,
+        authfile=authfile,
+        credentials=credentials,
+        tls_verify=tls_verify,
+    )
     candidates = _parse(manifest.body, manifest.media_type)
     sets: dict = {}
     if candidates is not None and nfd_artifacts:
@@ -97,7 +121,7 @@ def fetch(
         from shim.artifacts import fetch_nfd_specs
 
         subjects = [manifest.digest, *dict.fromkeys(c.digest for c in candidates)]
-        for subject, specs in fetch_nfd_specs(client, ref.path, subjects).items():
+        for subject, specs in fetch_nfd_specs(client, source.path, subjects).items():
             for spec in specs:
                 try:
                     sets.setdefault(subject, []).extend(
@@ -107,7 +131,124 @@ def fetch(
                     raise RegistryError(
                         f"NFD artifact {spec.digest} for {subject[:19]}: {exc}"
                     ) from None
-    return IndexData(ref, manifest.digest, candidates, sets, client.requests_made)
+    return IndexData(
+        ref,
+        manifest.digest,
+        candidates,
+        sets,
+        before + client.requests_made,
+        source=source.name,
+    )
+
+
+def head(
+    ref: Reference,
+    *,
+    environ: Mapping[str, str],
+    insecure: bool,
+    timeout: float,
+    authfile: str | None = None,
+    credentials: tuple[str, str] | None = None,
+    tls_verify: bool | None = None,
+) -> str | None:
+    """HEAD the manifest `ref` names through the same sources as :func:`fetch`
+    (mirrors, then the registry, one deadline): the digest the first endpoint
+    that has it announces (``Docker-Content-Digest``), or None when that
+    endpoint announces none (the caller then fetches).
+
+    Raises:
+        RegistryError: no source answered (one line), a blocked registry, an
+            invalid registries.conf.
+    """
+    digest, _client, _source, _before = _first_source(
+        ref,
+        lambda client, source: client.head_digest(source.path, ref.reference),
+        environ=environ,
+        insecure=insecure,
+        timeout=timeout,
+        authfile=authfile,
+        credentials=credentials,
+        tls_verify=tls_verify,
+    )
+    return digest
+
+
+def _first_source(
+    ref: Reference,
+    action,
+    *,
+    environ: Mapping[str, str],
+    insecure: bool,
+    timeout: float,
+    authfile: str | None,
+    credentials: tuple[str, str] | None,
+    tls_verify: bool | None,
+):
+    """``action(client, source)`` at each pull source of `ref` in podman's
+    order until one succeeds (containers/image docker/docker_image_src.go
+    ``newImageSource``; the sources: :func:`shim.registries_conf.pull_sources`,
+    after pkg/sysregistriesv2/system_registries_v2.go
+    ``PullSourcesFromReference``).
+
+    Each endpoint gets its own TLS setting (the registry: `insecure`; a
+    mirror: its registries.conf ``insecure``; `tls_verify`, when given, wins
+    for all) and credentials looked up for the host and repository actually
+    contacted (`credentials` only on the reference's own host, as
+    containers/image drops ``DockerAuthConfig`` for mirrors elsewhere). Every
+    endpoint's content is verified by :class:`RegistryClient` as the
+    registry's is. All sources share one deadline, `timeout` seconds from now.
+
+    Returns:
+        (the action's result, the client, the Source, requests made at the
+        sources that failed).
+
+    Raises:
+        RegistryError: every source failed: the registry's error (of its
+            type), then the mirrors' in brackets; a ``blocked`` source fails
+            without a request.
+    """
+    import time
+
+    from shim.registries_conf import RegistriesConfError, pull_sources
+
+    deadline = time.monotonic() + timeout
+    try:
+        sources = pull_sources(ref.name, ref.digest is not None, environ)
+    except RegistriesConfError as exc:
+        raise RegistryError(str(exc)) from None
+    failures: list[tuple[object, RegistryError]] = []
+    requests = 0
+    for source in sources:
+        if source.blocked is not None:
+            failures.append(
+                (source, RegistryError(f"registry {source.blocked} is blocked in registries.conf"))
+            )
+            continue
+        if tls_verify is not None:
+            skip_verify = not tls_verify
+        else:
+            skip_verify = source.insecure if source.mirror else insecure
+        if credentials and source.domain == ref.domain:
+            creds = credentials
+        else:
+            creds = auth.credentials(source.domain, source.path, environ, authfile)
+        client = RegistryClient(
+            source.domain,
+            insecure=skip_verify,
+            credentials=creds,
+            timeout=timeout,
+            deadline=deadline,
+        )
+        try:
+            return action(client, source), client, source, requests
+        except RegistryError as exc:
+            requests += client.requests_made
+            failures.append((source, exc))
+    _source, error = failures[-1]
+    if len(failures) == 1:
+        raise error
+    mirrors = "; ".join(f"[{e}]" for _s, e in failures[:-1])
+    raise type(error)(f"{error} (mirrors also failed: {mirrors})") from None
 
 
 def decide(data: IndexData, facts: HostFacts, policy: Policy | None = None) -> Decision:
