@@ -158,6 +158,7 @@ def _fetch(args):
         timeout=settings.registry_timeout,
         authfile=args.authfile,
         nfd_artifacts=settings.nfd_artifacts,
+        tls_verify=tls,
     )
     return prefix, ref, data, settings
 

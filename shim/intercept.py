@@ -400,11 +400,7 @@ class Context:
             data = self.index_data(ref, why_insecure)
         except (RegistryError, HostFactsError, ShimError) as exc:
             return self._failed(ref, exc, start)
-        policy = policy_of(self.settings, ref.name, target.classes)
-        if target.common:
-            decision = _decide_common(data, facts, policy, self.requested)
-        else:
-            decision = decide(data, facts, policy, self.requested)
+        decision = decide(data, facts, policy_of(self.settings, ref.name, target.classes), self.requested)
         if decision.outcome == Outcome.REFUSED:
             return decisions.Entry(
                 str(ref), data.digest, "refused", refusal=str(_refusal(ref, decision, target))
@@ -427,6 +423,9 @@ class Context:
             "timeout": self.settings.registry_timeout,
             "authfile": self.personality.authfile(self.inv, self.environ),
             "credentials": self.personality.credentials(self.inv, self.environ),
+            # the user's --tls-verify applies to every pull source, mirrors included,
+            # as containers/image applies it
+            "tls_verify": self.personality.tls_verify(self.inv, self.environ),
         }
 
     def index_data(self, ref, why_insecure):
@@ -636,24 +635,6 @@ def _age_words(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.0f} h"
     return f"{seconds / 86400:.0f} days"
-
-
-def _decide_common(data, facts_by_class, policy, requested):
-    """One build for every class of `facts_by_class` (:func:`scoring.select_common`)."""
-    from scoring import Decision, Outcome, select_common
-
-    if data.candidates is None:
-        return Decision(
-            outcome=Outcome.PASSTHROUGH, reason="the reference names a single image manifest"
-        )
-    return select_common(
-        data.candidates,
-        facts_by_class,
-        artifact_sets=data.artifact_sets,
-        index_digest=data.digest,
-        policy=policy,
-        requested_platform=requested,
-    )
 
 
 def _audit(settings, personality, ref, entry, outcome, reason, state, start) -> None:

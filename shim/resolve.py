@@ -1,4 +1,6 @@
-"""Resolve one image reference to a decision: registry -> facts -> scoring.
+"""What the registry says about a reference (:func:`fetch`, :func:`head`:
+mirrors in order, then the registry), and the decision for host facts
+(:func:`decide`): registry -> facts -> scoring.
 
 This is the cold path: it imports oras (through :mod:`shim.registry`),
 pydantic, archspec. The shim's hot path never imports it.
@@ -8,33 +10,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hostfacts import HostFacts
-from scoring import INDEX_MEDIA_TYPES, Decision, InvalidIndexError, Outcome, parse_index, select
+from scoring import (
+    INDEX_MEDIA_TYPES,
+    Decision,
+    InvalidIndexError,
+    Outcome,
+    parse_index,
+    select,
+    select_common,
+)
 from scoring.policy import Policy
 from shim import auth
 from shim.errors import RegistryError
 from shim.insecure import insecurity, registry_is_insecure  # noqa: F401  (re-exported)
 from shim.reference import Reference
 from shim.registry import RegistryClient
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """What resolving a reference found.
-
-    Attributes:
-        reference: the reference resolved.
-        digest: digest of the document the reference named (index or manifest).
-        decision: the scoring decision (PASSTHROUGH for a single manifest).
-        requests: registry requests made.
-    """
-
-    reference: Reference
-    digest: str
-    decision: Decision
-    requests: int
 
 
 @dataclass(frozen=True)
@@ -47,6 +40,10 @@ class IndexData:
         candidates: the index's candidates, or None for a single manifest.
         artifact_sets: NFD compatibility sets by subject digest (index or manifest).
         requests: registry requests made (at every endpoint tried).
+        document: the raw bytes of the document (what the index store keeps).
+        media_type: its media type.
+        specs: the NFD spec documents found, ``{subject: [(artifact digest,
+            decoded spec)]}`` (what `artifact_sets` was parsed from).
         source: the endpoint repository it came from (``host/path``: a
             mirror's, or the registry's at its registries.conf location).
     """
@@ -56,7 +53,37 @@ class IndexData:
     candidates: tuple | None
     artifact_sets: dict
     requests: int
+    document: bytes = b""
+    media_type: str = ""
+    specs: dict = field(default_factory=dict)
     source: str = ""
+
+
+def parse_specs(specs: dict) -> dict:
+    """NFD compatibility sets by subject from ``{subject: [(artifact digest, spec)]}``.
+
+    Raises:
+        RegistryError: a spec that does not parse (one line).
+    """
+    from scoring.rules import parse_nfd_spec
+
+    sets: dict = {}
+    for subject, items in specs.items():
+        for digest, document in items:
+            try:
+                sets.setdefault(subject, []).extend(parse_nfd_spec(document, f"nfd:{digest}"))
+            except ValueError as exc:
+                raise RegistryError(f"NFD artifact {digest} for {subject[:19]}: {exc}") from None
+    return sets
+
+
+def parse_document(document: bytes, media_type: str) -> tuple | None:
+    """The candidates of an index document, or None for a single manifest.
+
+    Raises:
+        RegistryError: invalid JSON or an index that does not validate.
+    """
+    return _parse(document, media_type)
 
 
 def _parse(document: bytes, media_type: str) -> tuple | None:
@@ -115,28 +142,23 @@ def fetch(
         tls_verify=tls_verify,
     )
     candidates = _parse(manifest.body, manifest.media_type)
-    sets: dict = {}
+    found: dict = {}
     if candidates is not None and nfd_artifacts:
-        from scoring.rules import parse_nfd_spec
         from shim.artifacts import fetch_nfd_specs
 
         subjects = [manifest.digest, *dict.fromkeys(c.digest for c in candidates)]
         for subject, specs in fetch_nfd_specs(client, source.path, subjects).items():
-            for spec in specs:
-                try:
-                    sets.setdefault(subject, []).extend(
-                        parse_nfd_spec(spec.document, f"nfd:{spec.digest}")
-                    )
-                except ValueError as exc:
-                    raise RegistryError(
-                        f"NFD artifact {spec.digest} for {subject[:19]}: {exc}"
-                    ) from None
+            if specs:
+                found[subject] = [(spec.digest, spec.document) for spec in specs]
     return IndexData(
         ref,
         manifest.digest,
         candidates,
-        sets,
+        parse_specs(found),
         before + client.requests_made,
+        document=manifest.body,
+        media_type=manifest.media_type,
+        specs=found,
         source=source.name,
     )
 
@@ -251,51 +273,26 @@ def _first_source(
     raise type(error)(f"{error} (mirrors also failed: {mirrors})") from None
 
 
-def decide(data: IndexData, facts: HostFacts, policy: Policy | None = None) -> Decision:
-    """The decision for `facts`: an index is scored; a single manifest passes through."""
+def decide(
+    data: IndexData,
+    facts: HostFacts | Mapping[str, HostFacts],
+    policy: Policy | Mapping[str, Policy | None] | None = None,
+    requested_platform: tuple | None = None,
+) -> Decision:
+    """The decision for `facts`: an index is scored (:func:`scoring.select`;
+    for ``{node class: facts}``, the one build that fits them all,
+    :func:`scoring.select_common`, with one policy or each class's); a single
+    manifest passes through."""
     if data.candidates is None:
         return Decision(
             outcome=Outcome.PASSTHROUGH, reason="the reference names a single image manifest"
         )
-    return select(
+    choose = select_common if isinstance(facts, Mapping) else select
+    return choose(
         data.candidates,
         facts,
         artifact_sets=data.artifact_sets,
         index_digest=data.digest,
         policy=policy,
-    )
-
-
-def resolve(
-    ref: Reference,
-    facts: HostFacts,
-    *,
-    environ: Mapping[str, str],
-    insecure: bool,
-    timeout: float,
-    authfile: str | None = None,
-    credentials: tuple[str, str] | None = None,
-    nfd_artifacts: bool = True,
-    policy: Policy | None = None,
-    requested_platform: tuple | None = None,
-) -> Resolution:
-    """Fetch the index `ref` names and choose a build for `facts`.
-
-    Raises:
-        RegistryError: any registry or content failure (one line).
-    """
-    data = fetch(
-        ref,
-        environ=environ,
-        insecure=insecure,
-        timeout=timeout,
-        authfile=authfile,
-        credentials=credentials,
-        nfd_artifacts=nfd_artifacts,
-    )
-    return Resolution(
-        reference=ref,
-        digest=data.digest,
-        decision=decide(data, facts, policy),
-        requests=data.requests,
+        requested_platform=requested_platform,
     )
