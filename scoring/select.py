@@ -156,7 +156,9 @@ def evaluate(
     policy = policy or Policy()
     names = Policy.names(candidate.digest, build, tags)
     if policy.pinned_out(names):
-        who = {"user": "user policy", "environment": "IMAGEFIT_PIN"}.get(policy.source, "site policy")
+        who = {"user": "user policy", "environment": "IMAGEFIT_PIN"}.get(
+            policy.source, "site policy"
+        )
         checks.append(Check(name="policy", passed=False, detail=f"{who} pins {policy.pin}"))
     fits = all(c.passed for c in checks)
     score = None

@@ -167,7 +167,7 @@ def cmd_explain(args) -> int:
     import socket
 
     import hostfacts
-    from shim.intercept import policy_entry, policy_of
+    from shim.choice import policy_entry, policy_of
     from shim.resolve import decide
 
     prefix, ref, data, settings = _fetch(args)
@@ -202,7 +202,7 @@ def _check_rows(args, settings):
 def cmd_check(args) -> int:
     import hostfacts
     from shim import render
-    from shim.intercept import policy_entry, policy_of
+    from shim.choice import policy_entry, policy_of
     from shim.resolve import decide
 
     prefix, ref, data, settings = _fetch(args)
@@ -286,9 +286,10 @@ def cmd_warm(args) -> int:
     and make its decision for every node class, as this uid (a cron job as
     root or as a uid in ``cache_trusted_uids``)."""
     from shim import config, decisions
+    from shim.choice import Context, warn
     from shim.errors import ArgvError, RegistryError
     from shim.insecure import insecurity
-    from shim.intercept import Context, registry_operand, warn
+    from shim.intercept import registry_operand
     from shim.personality import get as get_personality
     from shim.targets import Target
 
@@ -357,7 +358,9 @@ def cmd_warm(args) -> int:
             inv = personality.parse([*pull, str(ref)])
         except ArgvError as exc:
             raise ShimError(f"cannot warm {ref}: {exc}") from None
-        ctx = Context(personality, inv, warm_settings, os.environ, hostname, None, directory, shared)
+        ctx = Context(
+            personality, inv, warm_settings, os.environ, hostname, None, directory, shared
+        )
         ctx.facts = probe.facts  # loaded once for every image
         tls_verify = personality.tls_verify(inv, os.environ)
         why: list = []

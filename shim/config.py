@@ -466,13 +466,17 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
     if env_pin is not None and env_pin.strip():
         pin = env_pin.strip()
         if len(pin) > 200 or not pin.isprintable():
-            raise ConfigError("IMAGEFIT_PIN must be one build label or digest (printable, at most 200 characters)")
+            raise ConfigError(
+                "IMAGEFIT_PIN must be one build label or digest (printable, at most 200 characters)"
+            )
         values["pin"] = pin
     requested = environ.get("IMAGEFIT_NODE_CLASS")
     if requested is not None and requested.strip():
         names = tuple(dict.fromkeys(n.strip() for n in requested.split(",") if n.strip()))
         if not names or not all(set(n) <= CLASS_NAME_CHARS for n in names):
-            raise ConfigError("IMAGEFIT_NODE_CLASS must be NAME[,NAME...] of configured node classes")
+            raise ConfigError(
+                "IMAGEFIT_NODE_CLASS must be NAME[,NAME...] of configured node classes"
+            )
         values["node_class_request"] = names
     for name in RUNTIMES:
         path = environ.get(f"IMAGEFIT_{name.upper()}")

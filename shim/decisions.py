@@ -302,7 +302,9 @@ def write_file(directory: str, name: str, data: bytes, shared: bool) -> bool:
             return False
     tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
     except OSError:
         return False
     try:

@@ -260,11 +260,15 @@ def expand(hostlist: str, limit: int = 65536) -> list[str]:
                 longest += _widest(ranges) + len(tail)
                 text += tail
         if "[" in text or "]" in text:
-            raise ValueError(f"invalid hostlist {_shown(hostlist)}: stray bracket in {_shown(token)}")
+            raise ValueError(
+                f"invalid hostlist {_shown(hostlist)}: stray bracket in {_shown(token)}"
+            )
         if len(names) + count > limit:
             raise ValueError(f"hostlist {_shown(hostlist)} names more than {limit} nodes")
         if longest > MAX_NAME:
-            raise ValueError(f"invalid hostlist {_shown(hostlist)}: a name over {MAX_NAME} characters")
+            raise ValueError(
+                f"invalid hostlist {_shown(hostlist)}: a name over {MAX_NAME} characters"
+            )
         if "[" not in token:
             names.extend(parts)
             continue

@@ -101,7 +101,9 @@ class Podman(Personality):
             for name, values in table.items():
                 if name in T.PERSISTENT_VALUE and name not in skip:
                     out += [f"--{name}={v}" for v in values if v is not None]
-                elif name == "transient-store" and inv.enabled(name, global_level=table is not inv.flags):
+                elif name == "transient-store" and inv.enabled(
+                    name, global_level=table is not inv.flags
+                ):
                     out.append("--transient-store")
         return out
 

@@ -1,0 +1,499 @@
+"""Choosing for one command: the decision for each image operand on each
+target (:mod:`shim.targets`), from the decision cache, the index store
+(:mod:`shim.store`) or the registry (:mod:`shim.resolve`), with single
+flight across the cluster, offline fallbacks and the audit log.
+
+:class:`Context` holds what the operands of one command share. The policy
+helpers say which ``[[policy]]`` entry applies on which node classes. Heavy
+imports (oras, pydantic, archspec) happen only on a decision-cache miss.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from shim.config import Settings
+from shim.errors import Refusal, RegistryError, ShimError
+
+
+def warn(message: str) -> None:
+    """One human-readable line on stderr."""
+    print(f"imagefit: {message}", file=sys.stderr)
+
+
+def policy_entry(settings: Settings, repository: str, classes: tuple[str, ...]) -> dict | None:
+    """The config's policy entry for `repository` on nodes of `classes` (a
+    node in no class: ``()``; several classes: see :func:`class_policies`)."""
+    if not classes:
+        return settings.policy_for(repository)
+    return settings.policy_for(repository, classes[0]) if len(classes) == 1 else None
+
+
+def class_policies(settings: Settings, repository: str, classes) -> dict:
+    """``{class: policy entry or None}`` for each of `classes` (a job's)."""
+    return {name: settings.policy_for(repository, name) for name in sorted(classes)}
+
+
+def _policy(entry: dict | None):
+    if entry is None:
+        return None
+    from scoring.policy import Policy
+
+    return Policy(
+        pin=entry["pin"], prefer=entry["prefer"], avoid=entry["avoid"], source=entry["source"]
+    )
+
+
+def policy_of(settings: Settings, repository: str, classes: tuple[str, ...] = ()):
+    """The scoring Policy the config gives `repository` on `classes`: one
+    Policy or None, or for several classes ``{class: Policy or None}``."""
+    if len(classes) > 1:
+        return {n: _policy(e) for n, e in class_policies(settings, repository, classes).items()}
+    return _policy(policy_entry(settings, repository, classes))
+
+
+def _refusal(ref, decision, target=None) -> Refusal:
+    scope = f" [{target.why}]" if target is not None and not target.live else ""
+    lines = [f"{ref}: {decision.reason}{scope}"]
+    lines += [f"  {v.build}: {v.why_not}" for v in decision.verdicts]
+    closest = next((v for v in decision.verdicts if v.candidate == decision.closest), None)
+    if closest is not None:
+        lacks = "; ".join(c.detail for c in closest.checks if not c.passed)
+        lines.append(f"closest: {closest.build}, which lacks: {lacks}")
+    return Refusal("\n".join(lines))
+
+
+class Context:
+    """What resolving the operands of one command shares: settings, the cache
+    directory, the facts and index data already loaded."""
+
+    def __init__(self, personality, inv, settings, environ, hostname, requested, directory, shared):
+        self.personality = personality
+        self.inv = inv
+        self.settings = settings
+        self.environ = environ
+        self.hostname = hostname
+        self.requested = requested
+        self.directory = directory
+        self.shared = shared
+        self.trusted = settings.cache_trusted_uids
+        self.cpu_target = settings.cpu_target_for(hostname)
+        self.facts: dict = {}
+        self.data: dict = {}
+        #: references the registry was found unreachable for, and those it answered for
+        self.offline: dict[str, float] = {}
+        self.reached: set[str] = set()
+        #: how each reference's last decision was had (hit, miss, waited, ...)
+        self.states: dict[str, str] = {}
+
+    # -- identities and facts ------------------------------------------------
+
+    def _live_facts(self):
+        if "live" not in self.facts:
+            from hostfacts import host_facts
+            from hostfacts.fingerprint import class_identity, record_identity
+            from shim.targets import live_fingerprint
+
+            facts = host_facts(self.environ, cpu_target=self.cpu_target)
+            self.facts["live"] = facts
+            fp = live_fingerprint(self.environ, self.hostname, self.cpu_target)
+            if fp is not None:
+                record_identity(self.environ, fp, class_identity(facts.model_dump(mode="json")))
+        return self.facts["live"]
+
+    def _file_facts(self, path: str):
+        if path not in self.facts:
+            from hostfacts import load_facts
+            from hostfacts.fingerprint import class_identity, record_identity
+            from shim.targets import file_fingerprint
+
+            facts = load_facts(path)
+            self.facts[path] = facts
+            record_identity(
+                self.environ, file_fingerprint(path), class_identity(facts.model_dump(mode="json"))
+            )
+        return self.facts[path]
+
+    def identity(self, target) -> str | None:
+        """The class identity of `target` (for several classes, of all of
+        them), read from the per-node record when known, else from the facts
+        (probed or loaded now). None: facts that cannot be tied to anything
+        (no boot id), so no cache."""
+        from hostfacts.fingerprint import cached_identity, class_identity
+        from shim.targets import file_fingerprint, live_fingerprint
+
+        if target.live:
+            fp = live_fingerprint(self.environ, self.hostname, self.cpu_target)
+            if fp is None:
+                return None
+            found = cached_identity(self.environ, fp)
+            if found is None:
+                found = class_identity(self._live_facts().model_dump(mode="json"))
+            return found
+        parts = []
+        for path in target.files:
+            found = cached_identity(self.environ, file_fingerprint(path))
+            if found is None:
+                found = class_identity(self._file_facts(path).model_dump(mode="json"))
+            parts.append(found)
+        return parts[0] if len(parts) == 1 else "common-" + ",".join(sorted(parts))
+
+    def facts_of(self, target):
+        """The facts to choose for: one HostFacts, or ``{class: HostFacts}``
+        for a common choice."""
+        if target.live:
+            return self._live_facts()
+        if not target.common:
+            return self._file_facts(target.files[0])
+        pairs = zip(target.classes, target.files, strict=True)
+        return {name: self._file_facts(path) for name, path in pairs}
+
+    # -- one decision ----------------------------------------------------------
+
+    def entry(self, ref, target, why_insecure):
+        """The decision for `ref` on `target`: from the cache, revalidated,
+        or made now (single flight). None after a fail-open warning."""
+        import time
+
+        from shim import decisions
+
+        settings = self.settings
+        start = time.monotonic()
+        if len(target.classes) > 1:
+            policy = class_policies(settings, ref.name, target.classes)
+        else:
+            policy = policy_entry(settings, ref.name, target.classes)
+            _pin_ignored(settings, ref, policy)
+        material = {
+            "policy": policy,
+            "nfd": settings.nfd_artifacts,
+            "requested": self.requested,
+            "common": target.common,
+        }
+        key = None
+        if settings.decision_cache_ttl > 0 and self.directory is not None:
+            try:
+                identity = self.identity(target)
+            except Exception as exc:  # HostFactsError, ConfigError: as on a miss
+                return self._failed(ref, exc, start)
+            key = decisions.key(str(ref), identity, material) if identity else None
+        entry = decisions.load(self.directory, key, self.trusted) if key else None
+        state = "miss"
+        if entry is not None and entry.age() <= settings.decision_cache_ttl:
+            state = "hit"
+        elif entry is not None:
+            entry, state = self._revalidate(entry, ref, why_insecure)
+            if entry is not None and state == "revalidated":
+                decisions.store(self.directory, key, entry, self.shared)
+        if entry is None:
+            if key is not None:
+                with decisions.single_flight(
+                    self.directory, key, _flight_wait(settings), self.trusted, self.shared
+                ) as flight:
+                    entry = flight.entry
+                    state = "waited" if entry is not None else "miss"
+                    if entry is None:
+                        entry = self._decide(ref, target, why_insecure, start)
+                        if entry is not None:
+                            decisions.store(self.directory, key, entry, self.shared)
+            else:
+                entry = self._decide(ref, target, why_insecure, start)
+        if entry is None:
+            return None
+        reason = entry.refusal.splitlines()[0] if entry.refusal else ""
+        _audit(settings, self.personality, ref, entry, entry.outcome, reason, state, start)
+        self.states[str(ref)] = state
+        return entry
+
+    def _failed(self, ref, exc, start):
+        if self.settings.on_error == "refuse":
+            raise ShimError(f"cannot resolve {ref}: {exc}") from None
+        warn(f"cannot resolve {ref} ({exc}); running the command unchanged")
+        _audit(
+            self.settings, self.personality, ref, None, "error",
+            "resolution failed; ran unchanged", "miss", start,
+        )  # fmt: skip
+        return None
+
+    def _decide(self, ref, target, why_insecure, start):
+        """Resolve `ref` now (the cold path): a decisions.Entry, or None after a
+        fail-open warning. Raises ShimError when on_error = "refuse"."""
+        from hostfacts import HostFactsError
+        from scoring import Outcome
+        from shim import decisions
+        from shim.resolve import decide
+
+        try:
+            facts = self.facts_of(target)
+            data = self.index_data(ref, why_insecure)
+        except (RegistryError, HostFactsError, ShimError) as exc:
+            return self._failed(ref, exc, start)
+        decision = decide(
+            data, facts, policy_of(self.settings, ref.name, target.classes), self.requested
+        )
+        if decision.outcome == Outcome.REFUSED:
+            return decisions.Entry(
+                str(ref), data.digest, "refused", refusal=str(_refusal(ref, decision, target))
+            )
+        if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
+            chosen = decision.chosen
+            build = next((v.build for v in decision.verdicts if v.candidate == chosen), "")
+            return decisions.Entry(
+                str(ref), data.digest, "selected", chosen.digest, dict(chosen.annotations),
+                build=build,
+            )  # fmt: skip
+        return decisions.Entry(str(ref), data.digest, "passthrough")
+
+    # -- the index, from the store or the registry -------------------------------
+
+    def _client_args(self, why_insecure) -> dict:
+        return {
+            "environ": self.environ,
+            "insecure": why_insecure() is not None,
+            "timeout": self.settings.registry_timeout,
+            "authfile": self.personality.authfile(self.inv, self.environ),
+            "credentials": self.personality.credentials(self.inv, self.environ),
+            # the user's --tls-verify applies to every pull source, mirrors included,
+            # as containers/image applies it
+            "tls_verify": self.personality.tls_verify(self.inv, self.environ),
+        }
+
+    def index_data(self, ref, why_insecure):
+        """What the registry says about `ref`: from the index store when its
+        record is fresh (no request), else fetched by one process on the
+        whole cluster (single flight on the reference) and stored; when the
+        registry cannot be reached, from the store whatever its age, with one
+        warning naming the age.
+
+        Raises:
+            RegistryError: the registry failed and the store has nothing.
+        """
+        import time
+
+        from shim import decisions, store
+        from shim.resolve import fetch, head
+
+        name = str(ref)
+        if name in self.data:
+            return self.data[name]
+        ttl = self.settings.decision_cache_ttl
+        directory, shared = self.directory, self.shared
+        use_store = ttl > 0 and directory is not None
+
+        def stored(max_age=None):
+            record = store.load_record(directory, name, self.trusted)
+            if record is None or (max_age is not None and record.age() > max_age):
+                return None
+            try:
+                data = store.index_data(directory, record, ref)
+            except RegistryError:
+                return None
+            return (record, data) if data is not None else None
+
+        found = stored() if use_store else None
+        if found is not None and found[0].age() <= ttl:
+            self.data[name] = found[1]
+            return found[1]
+        data = None
+        try:
+            if found is not None:
+                # a stale record: one HEAD tells whether the tag still names that index
+                current = head(ref, **self._client_args(why_insecure))
+                self.reached.add(name)
+                if current == found[0].index_digest:
+                    record = found[0]
+                    store.save_record(
+                        directory,
+                        store.Record(record.reference, record.index_digest, record.media_type,
+                                     record.artifacts, time.time(), record.source),
+                        shared,
+                    )  # fmt: skip
+                    data = found[1]
+            if data is None and use_store:
+                lock = "ref-" + store.ref_key(name)
+                with decisions.single_flight(
+                    directory,
+                    lock,
+                    _flight_wait(self.settings),
+                    shared=shared,
+                    check=lambda: (lambda f: f[1] if f else None)(stored(ttl)),
+                ) as flight:
+                    data = flight.entry
+                    if data is None:
+                        data = fetch(
+                            ref, nfd_artifacts=self.settings.nfd_artifacts,
+                            **self._client_args(why_insecure),
+                        )  # fmt: skip
+                        self.reached.add(name)
+                        store.save(directory, data, shared, self.trusted)
+            elif data is None:
+                data = fetch(
+                    ref,
+                    nfd_artifacts=self.settings.nfd_artifacts,
+                    **self._client_args(why_insecure),
+                )
+                self.reached.add(name)
+        except RegistryError as exc:
+            if found is None:
+                raise
+            age = _age_words(found[0].age())
+            warn(
+                f"cannot reach the registry for {ref} ({exc}); "
+                f"deciding from the index stored {age} ago"
+            )
+            self.offline[name] = found[0].age()
+            data = found[1]
+        self.data[name] = data
+        return data
+
+    def _revalidate(self, entry, ref, why_insecure):
+        """A stale decision: the store's fresh record, else one HEAD of the tag.
+        Same index digest: (entry, "revalidated"); another: (None, "miss");
+        registry unreachable: (entry, "stale") with a warning."""
+        import time
+
+        from shim import store
+        from shim.resolve import head
+
+        record = store.load_record(self.directory, str(ref), self.trusted)
+        if record is not None and record.age() <= self.settings.decision_cache_ttl:
+            current = record.index_digest
+        else:
+            try:
+                current = head(ref, **self._client_args(why_insecure))
+                self.reached.add(str(ref))
+            except RegistryError as exc:
+                warn(
+                    f"cannot check {ref} ({exc}); using the decision made "
+                    f"{_age_words(entry.age())} ago"
+                )
+                self.offline[str(ref)] = entry.age()
+                return entry, "stale"
+        if current is None or current != entry.index_digest:
+            return None, "miss"
+        entry.decided_at = time.time()
+        return entry, "revalidated"
+
+    def check_local(self, ref, entry, target) -> None:
+        """Before the runtime tries to pull a build the registry cannot
+        serve: when this command decided without reaching the registry (the
+        registry failed, or the decision came from the store), the chosen
+        build must be in local storage or the registry reachable (a TCP
+        connection to a pull source, no request). A cached decision (a hit)
+        is not checked: the hot path execs the runtime at once.
+
+        Raises:
+            ShimError: one line naming the build this node needs and how to get it.
+        """
+        name = str(ref)
+        state = self.states.get(name)
+        if name not in self.offline and (state == "hit" or name in self.reached):
+            return
+        pinned = self.personality.pin("", ref, entry.chosen)
+        if self.personality.has_image(self.inv, pinned) is not False:
+            return
+        if name not in self.offline and self._reachable(ref):
+            return
+        classes = ",".join(target.classes)
+        who = f"node class {classes}" if classes else "this node"
+        runtime = self.personality.name
+        storage = " ".join(getattr(self.personality, "storage_args", lambda inv: [])(self.inv))
+        pull = f"{runtime} {storage + ' ' if storage else ''}pull {ref}"
+        how = (
+            f"IMAGEFIT_NODE_CLASS={classes} {pull}"
+            if classes
+            else f"{pull} on a node like this one"
+        )
+        raise ShimError(
+            f"{ref}: {who} needs build {entry.build or entry.chosen} ({entry.chosen}), "
+            f"which is not in local storage, and the registry cannot be reached; "
+            f"on a node that reaches it run: {how}"
+        )
+
+    def _reachable(self, ref) -> bool:
+        """True when a TCP connection opens to one of the places the runtime
+        would pull `ref` from (its mirrors, then the registry): no request is
+        made. Bounded: 2 s (or the registry timeout) for all of it, name
+        lookups included (they run on a daemon thread)."""
+        import socket
+        import threading
+
+        from shim import registries_conf
+
+        try:
+            sources = registries_conf.pull_sources(ref.name, True, self.environ)
+        except Exception:  # an unreadable registries.conf: the registry alone
+            sources = []
+        domains = list(dict.fromkeys([s.domain for s in sources] or [ref.domain]))
+        found: list[bool] = []
+
+        def probe() -> None:
+            for domain in domains:
+                host, sep, port = domain.rpartition(":")
+                if not sep or not port.isdigit():
+                    host, port = domain, ""
+                host = "registry-1.docker.io" if host == "docker.io" else host.strip("[]")
+                for number in [int(port)] if port else [443, 80]:
+                    try:
+                        socket.create_connection((host, number), timeout=deadline).close()
+                        found.append(True)
+                        return
+                    except (OSError, ValueError):
+                        continue
+
+        deadline = min(2.0, self.settings.registry_timeout)
+        worker = threading.Thread(target=probe, daemon=True)
+        worker.start()
+        worker.join(deadline)
+        return bool(found)
+
+
+def _pin_ignored(settings, ref, entry) -> None:
+    """One warning when IMAGEFIT_PIN loses to a site lock."""
+    if (
+        settings.pin is not None
+        and entry is not None
+        and entry["lock"]
+        and entry["pin"] != settings.pin
+    ):
+        what = f"pin {entry['pin']}" if entry["pin"] else "policy"
+        warn(f"IMAGEFIT_PIN={settings.pin} ignored for {ref}: the site locks its {what}")
+
+
+def _flight_wait(settings) -> float:
+    """How long a process waits for another's resolution (and the lease of a
+    lock): the registry deadline plus the holder's start-up and scoring, which
+    on a loaded node (hundreds of ranks starting at once) take seconds."""
+    return settings.registry_timeout + 10.0
+
+
+def _age_words(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def _audit(settings, personality, ref, entry, outcome, reason, state, start) -> None:
+    if not settings.audit_log:
+        return
+    import time
+
+    from shim import audit
+
+    audit.record(
+        settings.audit_log,
+        light=state in ("hit", "waited"),
+        runtime=personality.name,
+        reference=str(ref),
+        index_digest=entry.index_digest if entry else None,
+        chosen=entry.chosen if entry else None,
+        outcome=outcome,
+        reason=reason,
+        cache=state,
+        duration_ms=round((time.monotonic() - start) * 1000, 1),
+    )
