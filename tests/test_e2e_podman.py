@@ -268,6 +268,13 @@ def test_pull_fetches_the_chosen_build(shim_bin, podman_env, app, facts_files):
         text=True,
     )
     assert app.manifests["haswell"] in listed.stdout.split()
+    # the shim pulled REPO@DIGEST, then tagged it as the user's REF (a post-step), so
+    # `podman images` lists REF, as after a plain pull, and an offline run of REF finds it
+    named = subprocess.run(
+        [*argv, "images", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert f"{ref} {app.manifests['haswell']}" in named.stdout.splitlines(), named.stdout
 
 
 def _rootless_env(user: pwd.struct_passwd, base):
