@@ -38,22 +38,41 @@ def probe(ctx: ProbeContext | None = None, machine: str | None = None) -> HostFa
 
 
 def load_facts(path: str | Path) -> HostFacts:
-    """Read a facts JSON file as written by ``imagefit facts --json``.
+    """Read a facts file as written by ``imagefit facts --json`` (a regular
+    file of at most 8 MiB, read once without blocking: a FIFO or a device is
+    refused).
 
     Raises:
-        HostFactsError: unreadable file, invalid JSON, a schema version this
-            release does not know, or fields that do not validate.
+        HostFactsError: unreadable file, not a regular file, too large,
+            invalid JSON, a schema version this release does not know, or
+            fields that do not validate.
+    """
+    from hostfacts.fingerprint import read_regular
+
+    try:
+        raw = read_regular(str(path))
+    except OSError as exc:
+        raise HostFactsError(f"cannot read facts file {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise HostFactsError(f"facts file {path}: {exc}") from None
+    return parse_facts(raw, path)
+
+
+def parse_facts(raw: bytes, source: str | Path) -> HostFacts:
+    """The facts in `raw` (the bytes of a facts file named `source`).
+
+    Raises:
+        HostFactsError: as :func:`load_facts`, for the content.
     """
     from pydantic import ValidationError
 
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise HostFactsError(f"cannot read facts file {path}: {exc.strerror or exc}") from None
+    path = source
     try:
         data = json.loads(raw)
     except ValueError as exc:
         raise HostFactsError(f"facts file {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HostFactsError(f"facts file {path} is nested too deeply to read") from None
     if not isinstance(data, dict):
         raise HostFactsError(f"facts file {path} must hold a JSON object")
     version = data.get("schema_version")
@@ -63,6 +82,8 @@ def load_facts(path: str | Path) -> HostFacts:
         )
     try:
         return HostFacts.model_validate(data)
+    except RecursionError:
+        raise HostFactsError(f"facts file {path} is nested too deeply to read") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -15,13 +15,18 @@ writable by others, or does not validate is ignored (and replaced).
 from __future__ import annotations
 
 import os
-import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from hostfacts.context import ProbeContext
-from hostfacts.fingerprint import digest, facts_cache_dir, material  # noqa: E402
+from hostfacts.fingerprint import (  # noqa: E402
+    digest,
+    facts_cache_dir,
+    material,
+    may_create,
+    owned_dir,
+    read_private,
+)
 from hostfacts.model import HostFacts
 
 
@@ -39,38 +44,50 @@ def cache_key(ctx: ProbeContext, hostname: str) -> str | None:
     return digest(material(boot_id, str(ctx.root.resolve()), hostname, ctx.environ, os.geteuid()))
 
 
-def _trusted(path: Path) -> bool:
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
-
-
 def load(directory: Path, key: str) -> HostFacts | None:
-    """Cached facts for `key`, or None (absent, untrusted, corrupt or stale schema)."""
-    path = directory / f"facts-{key}.json"
-    if not _trusted(path):
+    """Cached facts for `key`, or None (absent, untrusted, corrupt or stale
+    schema). Trusted only in a directory of ours no other user can change
+    (:func:`hostfacts.fingerprint.owned_dir`: root running with a user's HOME
+    uses none), from a private regular file of ours
+    (:func:`hostfacts.fingerprint.read_private`: no link, FIFO or device)."""
+    data = read_private(str(directory / f"facts-{key}.json"), 8 << 20)
+    if data is None or not owned_dir(str(directory)):
         return None
     try:
-        return HostFacts.model_validate_json(path.read_bytes())
-    except (OSError, ValueError):
+        return HostFacts.model_validate_json(data)
+    except (ValueError, RecursionError):
         return None
 
 
 def store(directory: Path, key: str, facts: HostFacts) -> Path | None:
-    """Write facts for `key` atomically; None (and no exception) if the directory is unusable."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".facts-", dir=directory)
+    """Write facts for `key` atomically (a new ``O_EXCL`` file, renamed); None
+    (and no exception) if the directory is unusable or not ours alone."""
+    import secrets
+
+    path = str(directory)
+    if not os.path.lexists(path):
+        if not may_create(path):
+            return None
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(facts.model_dump_json())
-            final = directory / f"facts-{key}.json"
-            os.replace(tmp, final)
-            return final
-        except BaseException:
-            os.unlink(tmp)
-            raise
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        except OSError:
+            return None
+    if not owned_dir(path):
+        return None
+    tmp = os.path.join(path, f".facts-{secrets.token_hex(8)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(facts.model_dump_json())
+        final = directory / f"facts-{key}.json"
+        os.replace(tmp, final)
+        return final
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         return None

@@ -63,9 +63,8 @@ def live_fingerprint(environ, hostname: str) -> str | None:
     facts_file = environ.get("IMAGEFIT_FACTS")
     if facts_file:
         try:
-            with open(facts_file, "rb") as fh:
-                return "file-" + hashlib.sha256(fh.read()).hexdigest()[:32]
-        except OSError:
+            return file_fingerprint(read_regular(facts_file))
+        except (OSError, ValueError):
             return None
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
@@ -112,46 +111,127 @@ def facts_cache_dir(environ) -> str:
     return os.path.join(base, "imagefit")
 
 
-def owned_dir(path: str) -> bool:
-    """True when `path` and its parent are directories (not symbolic links)
-    owned by us (or root) and not writable by group or others: no other user
-    can rename, replace or link files in it (root running with a user's
-    HOME, ``sudo -E``, gets False for that user's cache)."""
+def _safe_chain(path: str, own_last: bool) -> bool:
+    """Every directory from ``/`` down to `path` is one no other user can
+    change: owned by us or root, not writable by group or others unless
+    sticky (``/tmp``); a symbolic link on the way must be ours or root's (so
+    nobody else can point it elsewhere). With `own_last`, `path` itself must
+    be a real directory (no link) of ours, writable by us alone."""
     uid = os.geteuid()
-    for where in (path, os.path.dirname(path.rstrip("/"))):
+    parts = [p for p in os.path.normpath(path).split("/") if p]
+    here = "/"
+    for i in range(len(parts) + 1):
+        if i:
+            here = os.path.join(here, parts[i - 1])
+        last = i == len(parts)
         try:
-            st = os.lstat(where)
+            lst = os.lstat(here)
+            st = lst if lst.st_mode & 0o170000 != 0o120000 else os.stat(here)
         except OSError:
             return False
-        if (
-            st.st_mode & 0o170000 != 0o040000
-            or st.st_uid not in (uid, 0)
-            or st.st_mode & 0o022
-            or (where == path and st.st_uid != uid)
-        ):
+        if lst.st_mode & 0o170000 == 0o120000 and (lst.st_uid not in (uid, 0) or (last and own_last)):
+            return False
+        if st.st_mode & 0o170000 != 0o040000 or st.st_uid not in (uid, 0):
+            return False
+        if last and own_last:
+            if st.st_uid != uid or st.st_mode & 0o022:
+                return False
+        elif st.st_mode & 0o022 and not st.st_mode & 0o1000:
             return False
     return True
 
 
+def owned_dir(path: str) -> bool:
+    """True when `path` is a directory of ours that no other user can change,
+    nor any directory above it (:func:`_safe_chain`): files in it cannot be
+    renamed, replaced or linked by another user. Root running with a user's
+    HOME (``sudo -E``) gets False for that user's cache."""
+    return _safe_chain(path, own_last=True)
+
+
 def may_create(path: str) -> bool:
-    """True when the nearest existing ancestor of `path` is a directory owned
-    by us or root and not writable by others (or sticky, as /tmp): what we
-    create under it stays ours."""
-    here = os.path.dirname(path.rstrip("/")) or "/"
+    """True when the nearest existing ancestor of `path`, and every directory
+    above it, is one no other user can change (:func:`_safe_chain`; sticky
+    directories such as /tmp allowed): what we create under it stays ours."""
+    here = os.path.normpath(path)
     while True:
-        try:
-            st = os.lstat(here)
+        parent = os.path.dirname(here) or "/"
+        if os.path.lexists(here) or here == parent:
             break
-        except FileNotFoundError:
-            parent = os.path.dirname(here) or "/"
-            if parent == here:
-                return False
-            here = parent
-        except OSError:
-            return False
-    if st.st_mode & 0o170000 != 0o040000 or st.st_uid not in (os.geteuid(), 0):
-        return False
-    return not st.st_mode & 0o022 or bool(st.st_mode & 0o1000)
+        here = parent
+    if os.path.lexists(here) and here == os.path.normpath(path):
+        return owned_dir(here)
+    return _safe_chain(here, own_last=False)
+
+
+#: the largest facts file read (a real one is a few KiB)
+MAX_FACTS_FILE = 8 << 20
+
+
+def read_regular(path: str, limit: int = MAX_FACTS_FILE) -> bytes:
+    """The bytes of the regular file `path` (links followed: a site's facts
+    file may be one), read once, bounded, without blocking on a FIFO.
+
+    Raises:
+        OSError: cannot be opened or read.
+        ValueError: not a regular file, or larger than `limit` bytes.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o170000 != 0o100000:
+            raise ValueError("not a regular file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ValueError(f"larger than {limit >> 20} MiB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def file_fingerprint(data: bytes) -> str:
+    """The fingerprint of a facts file's bytes (``file-`` and 32 hex characters)."""
+    return "file-" + hashlib.sha256(data).hexdigest()[:32]
+
+
+def read_private(path: str, limit: int) -> bytes | None:
+    """At most `limit` bytes of a private file of ours, or None: absent, a
+    link (symbolic, or a second name), FIFO or device (never followed, never
+    opened blocking), not ours, open to others (mode beyond 0700), or larger
+    than `limit`.
+    The caller checks the directory (:func:`owned_dir`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (
+            st.st_mode & 0o170000 != 0o100000
+            or st.st_uid != os.geteuid()
+            or st.st_mode & 0o077  # ours alone: not even readable by others
+            or st.st_nlink > 1
+            or st.st_size > limit
+        ):
+            return None
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks) if size <= limit else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _identity_path(environ, fingerprint: str) -> str:
@@ -166,23 +246,10 @@ def cached_identity(environ, fingerprint: str) -> str | None:
     read with ``O_NOFOLLOW|O_NONBLOCK``, whose first field is `fingerprint`
     (a record renamed to another fingerprint's name is not that one's)."""
     directory = facts_cache_dir(environ)
-    try:
-        fd = os.open(
-            os.path.join(directory, f"class-{fingerprint}"),
-            os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
-        )
-    except OSError:
+    data = read_private(os.path.join(directory, f"class-{fingerprint}"), 256)
+    if data is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if not (st.st_mode & 0o170000 == 0o100000 and st.st_uid == os.geteuid()
-                and not st.st_mode & 0o022 and st.st_nlink <= 1):  # fmt: skip
-            return None
-        text = os.read(fd, 256).decode("ascii", "replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    text = data.decode("ascii", "replace")
     fields = text.split()
     if len(fields) != 2 or fields[0] != fingerprint or not owned_dir(directory):
         return None

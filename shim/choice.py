@@ -103,14 +103,15 @@ class Context:
 
     def _file_facts(self, path: str):
         if path not in self.facts:
-            from hostfacts import load_facts
-            from hostfacts.fingerprint import class_identity, record_identity
-            from shim.targets import file_fingerprint
+            from hostfacts.api import parse_facts
+            from hostfacts.fingerprint import class_identity, file_fingerprint, record_identity
+            from shim.targets import read_class_facts
 
-            facts = load_facts(path)
+            raw = read_class_facts(path)  # read once: the facts and their fingerprint agree
+            facts = parse_facts(raw, path)
             self.facts[path] = facts
             record_identity(
-                self.environ, file_fingerprint(path), class_identity(facts.model_dump(mode="json"))
+                self.environ, file_fingerprint(raw), class_identity(facts.model_dump(mode="json"))
             )
         return self.facts[path]
 
@@ -285,7 +286,7 @@ class Context:
             if record is None or (max_age is not None and record.age() > max_age):
                 return None
             try:
-                data = store.index_data(directory, record, ref)
+                data = store.index_data(directory, record, ref, self.trusted)
             except RegistryError:
                 return None
             return (record, data) if data is not None else None
@@ -315,6 +316,7 @@ class Context:
                     directory,
                     lock,
                     _flight_wait(self.settings),
+                    self.trusted,
                     shared=shared,
                     check=lambda: (lambda f: f[1] if f else None)(stored(ttl)),
                 ) as flight:
@@ -411,10 +413,12 @@ class Context:
         )
 
     def _reachable(self, ref) -> bool:
-        """True when a TCP connection opens to one of the places the runtime
-        would pull `ref` from (its mirrors, then the registry): no request is
-        made. Bounded: 2 s (or the registry timeout) for all of it, name
-        lookups included (they run on a daemon thread)."""
+        """False only when every place the runtime would pull `ref` from (its
+        mirrors, then the registry; at most 16) refused a TCP connection or has
+        no route, within 2 s (or the registry timeout) for all of them, name
+        lookups included; a source that does not answer in time might still
+        serve the pull, so it counts as reachable. No request is made. The
+        sources are tried at once, each on a daemon thread."""
         import socket
         import threading
 
@@ -424,28 +428,31 @@ class Context:
             sources = registries_conf.pull_sources(ref.name, True, self.environ)
         except Exception:  # an unreadable registries.conf: the registry alone
             sources = []
-        domains = list(dict.fromkeys([s.domain for s in sources] or [ref.domain]))
-        found: list[bool] = []
-
-        def probe() -> None:
-            for domain in domains:
-                host, sep, port = domain.rpartition(":")
-                if not sep or not port.isdigit():
-                    host, port = domain, ""
-                host = "registry-1.docker.io" if host == "docker.io" else host.strip("[]")
-                for number in [int(port)] if port else [443, 80]:
-                    try:
-                        socket.create_connection((host, number), timeout=deadline).close()
-                        found.append(True)
-                        return
-                    except (OSError, ValueError):
-                        continue
-
+        domains = list(dict.fromkeys([s.domain for s in sources] or [ref.domain]))[:16]
         deadline = min(2.0, self.settings.registry_timeout)
-        worker = threading.Thread(target=probe, daemon=True)
-        worker.start()
-        worker.join(deadline)
-        return bool(found)
+        failed: list[str] = []
+        answered = threading.Event()
+
+        def probe(domain: str) -> None:
+            host, sep, port = domain.rpartition(":")
+            if not sep or not port.isdigit():
+                host, port = domain, ""
+            host = "registry-1.docker.io" if host == "docker.io" else host.strip("[]")
+            for number in [int(port)] if port else [443, 80]:
+                try:
+                    socket.create_connection((host, number), timeout=deadline).close()
+                    answered.set()
+                    return
+                except (OSError, ValueError):
+                    continue
+            failed.append(domain)
+            if len(failed) == len(domains):
+                answered.set()
+
+        for domain in domains:
+            threading.Thread(target=probe, args=(domain,), daemon=True).start()
+        answered.wait(deadline)
+        return len(failed) < len(domains)
 
 
 def _pin_ignored(settings, ref, entry) -> None:

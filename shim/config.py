@@ -362,18 +362,17 @@ def _read_toml(path: str, environ: Mapping[str, str]) -> dict:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     cache = _parse_cache_path(path, environ)
-    try:
-        fd = os.open(cache, os.O_RDONLY | os.O_NOFOLLOW)
+    from hostfacts.fingerprint import may_create, owned_dir, read_private
+
+    directory = os.path.dirname(cache)
+    cached = read_private(cache, 1 << 20)  # no link, FIFO or device; ours, private
+    if cached is not None and owned_dir(directory):
         try:
-            cst = os.fstat(fd)
-            if cst.st_uid == os.geteuid() and not cst.st_mode & 0o077:
-                cached_signature, data = marshal.loads(os.read(fd, 1 << 20))
-                if tuple(cached_signature) == signature and isinstance(data, dict):
-                    return data
-        finally:
-            os.close(fd)
-    except (OSError, ValueError, EOFError, TypeError):
-        pass
+            cached_signature, data = marshal.loads(cached)
+            if tuple(cached_signature) == signature and isinstance(data, dict):
+                return data
+        except (ValueError, EOFError, TypeError):
+            pass
     import tomllib
 
     try:
@@ -381,10 +380,16 @@ def _read_toml(path: str, environ: Mapping[str, str]) -> dict:
             data = tomllib.load(fh)
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: TOMLDecodeError, not UTF-8
         raise ConfigError(f"cannot read config {path}: {exc}") from None
+    # the parse cache lives only in a directory of ours no other user can change
+    # (root running with a user's HOME keeps none there)
+    if not (owned_dir(directory) or (not os.path.lexists(directory) and may_create(directory))):
+        return data
     try:
-        os.makedirs(os.path.dirname(cache), mode=0o700, exist_ok=True)
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        import secrets
+
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, marshal.dumps((signature, data)))
         finally:

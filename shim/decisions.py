@@ -206,6 +206,7 @@ def usable_dir(
     when that is in a directory another user controls."""
     if not configured:
         return _private(environ), False, None
+    configured = os.path.normpath(configured)  # "dir/" would follow a link at "dir"
     try:
         st = os.lstat(configured)
     except OSError as exc:
@@ -355,12 +356,19 @@ class LeaseLock:
     """A lock file made with ``O_CREAT|O_EXCL`` in `directory`: atomic on
     local file systems, NFS v3+, Lustre and GPFS, across processes and nodes.
     It holds the holder's host, pid and time; one older than `lease` seconds
-    (by its mtime: a holder that crashed or hangs) is broken by the next taker.
-    Release removes it only while it is still the file this holder created."""
+    (by its mtime: a holder that crashed or hangs), dated ahead of the clock,
+    or whose holder died on this node is broken by the next taker. Only a
+    regular file owned by one of `owners` (the reader, root, trusted uids)
+    is a lock worth waiting for: anything else at that name was planted and
+    is removed where we may, else ignored. Release removes it only while it
+    is still the file this holder created."""
 
-    def __init__(self, directory: str, name: str, lease: float) -> None:
+    def __init__(
+        self, directory: str, name: str, lease: float, owners: tuple[int, ...] | list[int] = ()
+    ) -> None:
         self.path = os.path.join(directory, name)
         self.lease = lease
+        self.owners = tuple(owners) or tuple(readers())
         self.ino: tuple[int, int] | None = None
 
     def acquire(self) -> bool:
@@ -390,12 +398,15 @@ class LeaseLock:
         return False
 
     def held_elsewhere(self) -> bool:
-        """True while another holder's lock file exists and its lease runs."""
+        """True while a trusted holder's lock file exists and its lease runs."""
         try:
             st = os.lstat(self.path)
         except OSError:
             return False
-        return self._fresh(st) and not self._holder_gone()
+        return self._trusted(st) and self._fresh(st) and not self._holder_gone()
+
+    def _trusted(self, st: os.stat_result) -> bool:
+        return stat.S_ISREG(st.st_mode) and st.st_uid in self.owners
 
     def _fresh(self, st: os.stat_result) -> bool:
         """Within its lease; a time ahead of the clock (beyond 5 min of skew
@@ -427,10 +438,13 @@ class LeaseLock:
             return True
         except OSError:
             return False
-        if self._fresh(st) and not self._holder_gone():
+        if self._trusted(st) and self._fresh(st) and not self._holder_gone():
             return False
         try:
-            os.unlink(self.path)  # unlink never follows a link
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(self.path)  # an empty directory planted at the name
+            else:
+                os.unlink(self.path)  # unlink never follows a link
         except FileNotFoundError:
             pass
         except OSError:
@@ -474,6 +488,7 @@ class single_flight:
         self.key = cache_key
         self.wait = wait
         self.check = check or (lambda: load(directory, cache_key, trusted_uids))
+        self.trusted_uids = trusted_uids
         self.shared = shared
         self.lock: LeaseLock | None = None
         self.leader = True
@@ -487,10 +502,12 @@ class single_flight:
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
             except OSError:
                 return self
-        lock = LeaseLock(self.directory, self.key + ".lock", lease=self.wait)
+        lock = LeaseLock(self.directory, self.key + ".lock", self.wait, readers(self.trusted_uids))
         if lock.acquire():
             self.lock = lock
             return self
+        if not lock.held_elsewhere():
+            return self  # a name another user planted, that we may not remove: lead without it
         self.leader = False
         deadline = time.monotonic() + self.wait
         delay = 0.01

@@ -91,6 +91,8 @@ def _parse(document: bytes, media_type: str) -> tuple | None:
         data = json.loads(document)
     except ValueError as exc:
         raise RegistryError(f"registry sent invalid JSON: {exc}") from None
+    except RecursionError:
+        raise RegistryError("registry sent JSON nested too deeply to read") from None
     declared = data.get("mediaType") if isinstance(data, dict) else None
     if media_type not in INDEX_MEDIA_TYPES and declared not in INDEX_MEDIA_TYPES:
         return None
@@ -98,6 +100,8 @@ def _parse(document: bytes, media_type: str) -> tuple | None:
         return tuple(parse_index(data))
     except InvalidIndexError as exc:
         raise RegistryError(str(exc)) from None
+    except RecursionError:
+        raise RegistryError("the index is nested too deeply to read") from None
 
 
 def fetch(

@@ -72,31 +72,45 @@ def _hex(digest: str) -> str | None:
     return None
 
 
-def read_blob(directory: str, digest: str, limit: int = MAX_DOCUMENT) -> bytes | None:
-    """The bytes of blob `digest`, or None when absent or not those bytes."""
+def read_blob(
+    directory: str, digest: str, limit: int = MAX_DOCUMENT, trusted_uids: tuple[int, ...] = ()
+) -> bytes | None:
+    """The bytes of blob `digest`, or None when no copy holds those bytes: the
+    shared ``<hex>.blob``, then the per-writer ``<hex>.<uid>.blob`` of this
+    user, root and the trusted uids (written where the shared name is another
+    user's and cannot be replaced)."""
     hexdigest = _hex(digest)
     if hexdigest is None:
         return None
-    data = decisions.read_file(os.path.join(directory, hexdigest + ".blob"), limit)
-    if data is None or hashlib.sha256(data).hexdigest() != hexdigest:
-        return None
-    return data
+    names = [
+        f"{hexdigest}.blob",
+        *(f"{hexdigest}.{uid}.blob" for uid in decisions.readers(trusted_uids)),
+    ]
+    for name in names:
+        data = decisions.read_file(os.path.join(directory, name), limit)
+        if data is not None and hashlib.sha256(data).hexdigest() == hexdigest:
+            return data
+    return None
 
 
 def write_blob(
     directory: str, data: bytes, shared: bool, trusted_uids: tuple[int, ...] = ()
 ) -> str | None:
     """Keep `data` as a blob; its digest, or None when it could not be kept.
-    A copy already there is kept only when it verifies and is owned by this
-    user, root or a trusted uid and not writable by others (a copy planted
-    by another user could be damaged later, leaving the store unusable)."""
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    name = os.path.join(directory, digest[7:] + ".blob")
+    A copy already at the shared name is kept only when it verifies and is
+    owned by this user, root or a trusted uid and not writable by others (a
+    copy another user planted could be damaged later); otherwise this user's
+    copy replaces it, or, where it cannot (another user's file in a sticky
+    directory), goes to this user's own name ``<hex>.<uid>.blob``."""
+    hexdigest = hashlib.sha256(data).hexdigest()
     owners = decisions.readers(trusted_uids)
-    there = decisions.read_file(name, max(len(data), 1), owners)
-    if there is not None and hashlib.sha256(there).hexdigest() == digest[7:]:
-        return digest
-    return digest if decisions.write_file(directory, digest[7:] + ".blob", data, shared) else None
+    for name in (f"{hexdigest}.blob", f"{hexdigest}.{os.geteuid()}.blob"):
+        there = decisions.read_file(os.path.join(directory, name), max(len(data), 1), owners)
+        if there is not None and hashlib.sha256(there).hexdigest() == hexdigest:
+            return "sha256:" + hexdigest
+        if decisions.write_file(directory, name, data, shared):
+            return "sha256:" + hexdigest
+    return None
 
 
 def load_record(
@@ -192,7 +206,7 @@ def save(directory: str, data, shared: bool, trusted_uids: tuple[int, ...] = ())
     return record
 
 
-def index_data(directory: str, record: Record, ref):
+def index_data(directory: str, record: Record, ref, trusted_uids: tuple[int, ...] = ()):
     """The IndexData (:mod:`shim.resolve`) that `record` describes, rebuilt
     from verified blobs; None when a blob is missing or fails verification.
 
@@ -201,12 +215,12 @@ def index_data(directory: str, record: Record, ref):
     """
     from shim.resolve import IndexData, parse_document, parse_specs
 
-    document = read_blob(directory, record.index_digest)
+    document = read_blob(directory, record.index_digest, MAX_DOCUMENT, trusted_uids)
     if document is None:
         return None
     specs: dict = {}
     if record.artifacts:
-        body = read_blob(directory, record.artifacts, 16 << 20)
+        body = read_blob(directory, record.artifacts, 16 << 20, trusted_uids)
         if body is None:
             return None
         try:
@@ -214,7 +228,7 @@ def index_data(directory: str, record: Record, ref):
             specs = {s: [(d, doc) for d, doc in items] for s, items in raw.items()}
         except (ValueError, TypeError, AttributeError, RecursionError):
             return None
-    candidates = parse_document(document, record.media_type)
+    candidates = parse_document(document, record.media_type)  # RegistryError as from the registry
     return IndexData(
         ref,
         record.index_digest,

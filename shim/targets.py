@@ -16,9 +16,6 @@ rank; the facts of named classes are read only on a decision-cache miss).
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 from hostfacts import fingerprint
 from shim.errors import ConfigError
 
@@ -50,6 +47,21 @@ class Target:
         return f"Target(classes={self.classes!r}, common={self.common!r}, why={self.why!r})"
 
 
+def read_class_facts(path: str) -> bytes:
+    """The bytes of a node class's facts file, read once (bounded, never
+    blocking: :func:`hostfacts.fingerprint.read_regular`).
+
+    Raises:
+        ConfigError: the file cannot be read, is not a regular file, or is too large.
+    """
+    try:
+        return fingerprint.read_regular(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read node class facts {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"node class facts {path}: {exc}") from None
+
+
 def file_fingerprint(path: str) -> str:
     """The fingerprint of a facts file's bytes (as :func:`fingerprint.live_fingerprint`
     gives for ``$IMAGEFIT_FACTS``).
@@ -57,20 +69,7 @@ def file_fingerprint(path: str) -> str:
     Raises:
         ConfigError: the file cannot be read.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ConfigError(f"cannot read node class facts {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if st.st_mode & 0o170000 != 0o100000 or st.st_size > 8 << 20:
-            raise ConfigError(f"node class facts {path} is not a regular file of at most 8 MiB")
-        data = b""
-        while chunk := os.read(fd, 1 << 20):
-            data += chunk
-    finally:
-        os.close(fd)
-    return "file-" + hashlib.sha256(data).hexdigest()[:32]
+    return fingerprint.file_fingerprint(read_class_facts(path))
 
 
 def live_fingerprint(environ, hostname: str, cpu_target: str | None) -> str | None:

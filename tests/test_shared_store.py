@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -309,3 +310,143 @@ def test_root_with_a_users_home_keeps_no_cache_there(tmp_path):
     cache = tmp_path / "root" / ".cache" / "imagefit"
     os.rename(cache / "class-fp1", cache / "class-fp2")
     assert fingerprint.cached_identity(own, "fp2") is None
+
+
+def test_a_second_user_keeps_records_when_the_first_users_blob_holds_the_shared_name(shared):
+    """Bob cannot replace alice's blob in a sticky directory: his copy goes to
+    his own name, and his record is kept (the store stays his offline fallback)."""
+    BOB = 1235
+    code = f"""
+import os, sys, time; sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+os.setgid({BOB}); os.setuid({BOB})
+from shim import store
+data = {INDEX!r}
+assert store.write_blob({str(shared)!r}, data, True) == {INDEX_DIGEST!r}
+rec = store.Record({REF!r}, {INDEX_DIGEST!r}, "application/vnd.oci.image.index.v1+json", None, time.time())
+assert store.save_record({str(shared)!r}, rec, True)
+assert store.read_blob({str(shared)!r}, {INDEX_DIGEST!r}) == data
+print("ok")
+"""
+    blob = shared / (INDEX_DIGEST[7:] + ".blob")
+    blob.write_bytes(INDEX)
+    blob.chmod(0o666)
+    _as(ALICE, blob)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert done.stdout.strip() == "ok", done.stderr
+    assert (shared / f"{INDEX_DIGEST[7:]}.{BOB}.blob").stat().st_uid == BOB
+
+
+def test_a_planted_directory_or_foreign_file_at_a_lock_name_is_not_waited_for(shared):
+    """Another user squats root's lock names with a directory, or a file she keeps
+    touching: neither is a lock root waits for (her result would never be trusted)."""
+    (shared / "k1.lock").mkdir()
+    _as(ALICE, shared / "k1.lock")
+    (shared / "k2.lock").write_text("other 1 0\n")
+    _as(ALICE, shared / "k2.lock")
+    for key in ("k1", "k2"):
+        start = time.monotonic()
+        with decisions.single_flight(str(shared), key, 30, shared=True, check=lambda: None) as flight:
+            assert flight.leader
+        assert time.monotonic() - start < 2, key
+
+
+def test_a_trailing_slash_does_not_let_a_link_stand_for_the_shared_directory(tmp_path):
+    real = tmp_path / "rootonly"
+    real.mkdir(mode=0o755)
+    (tmp_path / "store").symlink_to(real)
+    directory, shared, warning = decisions.usable_dir(str(tmp_path / "store") + "/", {"HOME": str(tmp_path)})
+    assert not shared and "a symbolic link" in warning
+
+
+def test_root_with_a_users_home_reads_no_facts_or_config_cache_from_it(tmp_path):
+    """`sudo -E`: alice links root's predicted facts-cache name to a facts file of
+    another class and plants a FIFO at the config parse cache: root reads neither."""
+    from hostfacts import cache
+    from shim import config
+
+    home = tmp_path / "alice"
+    facts_dir = home / ".cache" / "imagefit"
+    (facts_dir / "config").mkdir(parents=True)
+    for p in (home, home / ".cache", facts_dir, facts_dir / "config"):
+        _as(ALICE, p)
+    planted = tmp_path / "zen4.json"
+    planted.write_text("{}")
+    (facts_dir / "facts-k.json").symlink_to(planted)
+    assert cache.load(facts_dir, "k") is None
+    site = tmp_path / "site.toml"
+    site.write_text('login = "never"\n')
+    site.chmod(0o644)
+    env = {"HOME": str(home), "IMAGEFIT_SITE_CONFIG": str(site)}
+    os.mkfifo(config._parse_cache_path(str(site), env))
+    code = f"""
+import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+from shim import config
+print(config.load({env!r}, euid=0).login)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert done.stdout.strip() == "never", done.stderr  # no hang on the FIFO
+    assert sorted(p.name for p in (facts_dir / "config").iterdir()) == [Path(config._parse_cache_path(str(site), env)).name]
+
+
+def test_an_index_nested_too_deep_fails_open_in_one_line(registry, app, shim_bin, zen4_facts, tmp_path):
+    text = oci.layout_index_bytes(app.layout_dir).decode().rstrip()
+    body = (text[:-1] + ',"x":' + "[" * 3000 + "]" * 3000 + "}").encode()  # 6 KB, 3000 deep
+    oci.push_manifest(registry.host, "store/app", body, "application/vnd.oci.image.index.v1+json", reference="deep")
+    env = {"PATH": f"{shim_bin}:/usr/sbin:/usr/bin:/sbin:/bin", "IMAGEFIT_DRY_RUN": "1", "HOME": str(tmp_path),
+           "IMAGEFIT_FACTS": zen4_facts, "IMAGEFIT_SITE_CONFIG": str(tmp_path / "none.toml")}  # fmt: skip
+    ref = f"{registry.host}/store/app:deep"
+    done = _shim(shim_bin, env, ref)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])[-2] == ref  # unchanged
+    assert done.stderr.splitlines() == [
+        f"imagefit: cannot resolve {ref} (registry sent JSON nested too deeply to read); running the command unchanged"
+    ]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "deep"])
+def test_a_hostile_class_facts_file_is_one_line(registry, app, shim_bin, zen4_facts, tmp_path, kind):
+    facts = tmp_path / "class.json"
+    if kind == "fifo":
+        os.mkfifo(facts)
+    elif kind == "device":
+        facts.symlink_to("/dev/zero")
+    else:
+        facts.write_text("[" * 5000 + "]" * 5000)
+    for ttl in (0, 600):  # with and without the cache (the fingerprint reads it first)
+        site = tmp_path / f"site{ttl}.toml"
+        site.write_text(f'decision_cache_ttl = {ttl}\n[node_classes.evil]\nfacts = "{facts}"\nhosts = ["nomatch"]\n')
+        site.chmod(0o644)
+        env = {"PATH": f"{shim_bin}:/usr/sbin:/usr/bin:/sbin:/bin", "IMAGEFIT_DRY_RUN": "1", "HOME": str(tmp_path),
+               "IMAGEFIT_SITE_CONFIG": str(site), "IMAGEFIT_NODE_CLASS": "evil"}  # fmt: skip
+        done = subprocess.run([str(shim_bin / "podman"), "pull", "--tls-verify=false", app.ref], env=env,
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1, (ttl, done.stderr)
+        assert str(facts) in done.stderr, done.stderr
+
+
+def test_reachability_is_any_pull_source_answering(registry, tmp_path):
+    """The offline check refuses only when every pull source refused a TCP
+    connection: a dead mirror ahead of a live registry is no reason to refuse."""
+    import socket
+
+    from shim import personality
+    from shim.choice import Context
+    from shim.config import Settings
+    from shim.reference import parse
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"  # closed once the block ends: refused
+    conf = tmp_path / "registries.conf"
+    p = personality.get("podman")
+
+    def reachable(name: str, mirrors: list[str]) -> bool:
+        conf.write_text(f'[[registry]]\nlocation = "{name.split("/")[0]}"\n'
+                        + "".join(f'[[registry.mirror]]\nlocation = "{m}"\n' for m in mirrors))  # fmt: skip
+        env = {"HOME": str(tmp_path), "CONTAINERS_REGISTRIES_CONF": str(conf)}
+        ctx = Context(p, p.parse(["pull", name]), Settings(), env, "vm", None, None, False)
+        return ctx._reachable(parse(name))
+
+    assert reachable(f"{registry.host}/a/b:1", [dead])
+    assert not reachable(f"{dead}/a/b:1", [dead.replace("127.0.0.1", "127.0.0.2")])
+    assert reachable(f"{dead}/a/b:1", [registry.host])
