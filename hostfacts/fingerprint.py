@@ -246,7 +246,7 @@ def cached_identity(environ, fingerprint: str) -> str | None:
     read with ``O_NOFOLLOW|O_NONBLOCK``, whose first field is `fingerprint`
     (a record renamed to another fingerprint's name is not that one's)."""
     directory = facts_cache_dir(environ)
-    data = read_private(os.path.join(directory, f"class-{fingerprint}"), 256)
+    data = read_private(_identity_path(environ, fingerprint), 256)
     if data is None:
         return None
     text = data.decode("ascii", "replace")
@@ -272,7 +272,7 @@ def record_identity(environ, fingerprint: str, identity: str) -> None:
             return
     if not owned_dir(directory):
         return
-    path = os.path.join(directory, f"class-{fingerprint}")
+    path = _identity_path(environ, fingerprint)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

@@ -337,7 +337,7 @@ def select_common(
         build and ``reason`` names the classes. PASSTHROUGH: the index carries
         no compatibility data (as :func:`select`). REFUSED: no build fits every
         class; ``reason`` says which builds fit each class (``no build runs on
-        every class of this job: neoverse_v2 fits neoverse_v2; zen4 fits zen4,
+        every one of these node classes: neoverse_v2 fits neoverse_v2; zen4 fits zen4,
         x86_64_v3``), ``closest`` is the build that fits the most classes (then
         the fewest failed checks, then index order), or None when none fits any.
 
@@ -391,7 +391,7 @@ def select_common(
         )
         return Decision(
             outcome=Outcome.REFUSED,
-            reason=f"no build runs on every class of this job: {per_class}",
+            reason=f"no build runs on every one of these node classes: {per_class}",
             verdicts=verdicts,
             host=host,
             closest=closest.candidate if closest else None,

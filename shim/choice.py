@@ -10,15 +10,9 @@ imports (oras, pydantic, archspec) happen only on a decision-cache miss.
 
 from __future__ import annotations
 
-import sys
-
 from shim.config import Settings
 from shim.errors import Refusal, RegistryError, ShimError
-
-
-def warn(message: str) -> None:
-    """One human-readable line on stderr."""
-    print(f"imagefit: {message}", file=sys.stderr)
+from shim.intercept import warn
 
 
 def policy_entry(settings: Settings, repository: str, classes: tuple[str, ...]) -> dict | None:
@@ -80,8 +74,9 @@ class Context:
         self.cpu_target = settings.cpu_target_for(hostname)
         self.facts: dict = {}
         self.data: dict = {}
-        #: references the registry was found unreachable for, and those it answered for
-        self.offline: dict[str, float] = {}
+        #: references the registry was found unreachable for (age of what was
+        #: used instead, the error), and those it answered for
+        self.offline: dict[str, tuple[float, str]] = {}
         self.reached: set[str] = set()
         #: how each reference's last decision was had (hit, miss, waited, ...)
         self.states: dict[str, str] = {}
@@ -188,8 +183,9 @@ class Context:
                 decisions.store(self.directory, key, entry, self.shared)
         if entry is None:
             if key is not None:
+                # the leader may probe facts and wait on the reference's own flight
                 with decisions.single_flight(
-                    self.directory, key, _flight_wait(settings), self.trusted, self.shared
+                    self.directory, key, 2 * _flight_wait(settings), self.trusted, self.shared
                 ) as flight:
                     entry = flight.entry
                     state = "waited" if entry is not None else "miss"
@@ -259,27 +255,34 @@ class Context:
             "tls_verify": self.personality.tls_verify(self.inv, self.environ),
         }
 
-    def index_data(self, ref, why_insecure):
+    def index_data(self, ref, why_insecure, *, quiet: bool = False):
         """What the registry says about `ref`: from the index store when its
-        record is fresh (no request), else fetched by one process on the
-        whole cluster (single flight on the reference) and stored; when the
-        registry cannot be reached, from the store whatever its age, with one
-        warning naming the age.
+        record is fresh (no request); else one process on the whole cluster
+        (single flight on the reference) asks the registry, one HEAD when the
+        store holds a stale record (the same index: the record is refreshed),
+        a fetch otherwise, and stores it, while every other process waits for
+        the fresh record. When the registry cannot be reached: the store,
+        whatever its age, with one warning naming the age (unless `quiet`:
+        the caller says it; ``offline`` records the age and the error).
 
         Raises:
             RegistryError: the registry failed and the store has nothing.
         """
-        import time
-
         from shim import decisions, store
-        from shim.resolve import fetch, head
+        from shim.resolve import fetch
 
         name = str(ref)
         if name in self.data:
             return self.data[name]
         ttl = self.settings.decision_cache_ttl
         directory, shared = self.directory, self.shared
-        use_store = ttl > 0 and directory is not None
+        if not (ttl > 0 and directory is not None):
+            data = fetch(
+                ref, nfd_artifacts=self.settings.nfd_artifacts, **self._client_args(why_insecure)
+            )
+            self.reached.add(name)
+            self.data[name] = data
+            return data
 
         def stored(max_age=None):
             record = store.load_record(directory, name, self.trusted)
@@ -291,87 +294,91 @@ class Context:
                 return None
             return (record, data) if data is not None else None
 
-        found = stored() if use_store else None
+        found = stored()
         if found is not None and found[0].age() <= ttl:
             self.data[name] = found[1]
             return found[1]
-        data = None
         try:
-            if found is not None:
-                # a stale record: one HEAD tells whether the tag still names that index
-                current = head(ref, **self._client_args(why_insecure))
-                self.reached.add(name)
-                if current == found[0].index_digest:
-                    record = found[0]
-                    store.save_record(
-                        directory,
-                        store.Record(record.reference, record.index_digest, record.media_type,
-                                     record.artifacts, time.time(), record.source),
-                        shared,
-                    )  # fmt: skip
-                    data = found[1]
-            if data is None and use_store:
-                lock = "ref-" + store.ref_key(name)
-                with decisions.single_flight(
-                    directory,
-                    lock,
-                    _flight_wait(self.settings),
-                    self.trusted,
-                    shared=shared,
-                    check=lambda: (lambda f: f[1] if f else None)(stored(ttl)),
-                ) as flight:
-                    data = flight.entry
-                    if data is None:
-                        data = fetch(
-                            ref, nfd_artifacts=self.settings.nfd_artifacts,
-                            **self._client_args(why_insecure),
-                        )  # fmt: skip
-                        self.reached.add(name)
-                        store.save(directory, data, shared, self.trusted)
-            elif data is None:
-                data = fetch(
-                    ref,
-                    nfd_artifacts=self.settings.nfd_artifacts,
-                    **self._client_args(why_insecure),
-                )
-                self.reached.add(name)
+            with decisions.single_flight(
+                directory,
+                "ref-" + store.ref_key(name),
+                _flight_wait(self.settings),
+                self.trusted,
+                shared=shared,
+                check=lambda: (lambda f: f[1] if f else None)(stored(ttl)),
+            ) as flight:
+                data = flight.entry
+                if data is None:
+                    data = self._ask_registry(ref, found, why_insecure)
         except RegistryError as exc:
             if found is None:
                 raise
-            age = _age_words(found[0].age())
-            warn(
-                f"cannot reach the registry for {ref} ({exc}); "
-                f"deciding from the index stored {age} ago"
-            )
-            self.offline[name] = found[0].age()
+            self.offline[name] = (found[0].age(), str(exc))
+            if not quiet:
+                warn(
+                    f"cannot reach the registry for {ref} ({exc}); "
+                    f"deciding from the index stored {_age_words(found[0].age())} ago"
+                )
             data = found[1]
         self.data[name] = data
         return data
 
-    def _revalidate(self, entry, ref, why_insecure):
-        """A stale decision: the store's fresh record, else one HEAD of the tag.
-        Same index digest: (entry, "revalidated"); another: (None, "miss");
-        registry unreachable: (entry, "stale") with a warning."""
+    def _ask_registry(self, ref, found, why_insecure):
+        """The single-flight leader's request: one HEAD when the store holds a
+        (stale) record of `ref` and the tag still names that index (the record
+        is refreshed for everyone); else the fetch, stored.
+
+        Raises:
+            RegistryError: the registry failed.
+        """
         import time
 
         from shim import store
-        from shim.resolve import head
+        from shim.resolve import fetch, head
 
-        record = store.load_record(self.directory, str(ref), self.trusted)
-        if record is not None and record.age() <= self.settings.decision_cache_ttl:
-            current = record.index_digest
-        else:
-            try:
-                current = head(ref, **self._client_args(why_insecure))
-                self.reached.add(str(ref))
-            except RegistryError as exc:
-                warn(
-                    f"cannot check {ref} ({exc}); using the decision made "
-                    f"{_age_words(entry.age())} ago"
-                )
-                self.offline[str(ref)] = entry.age()
-                return entry, "stale"
-        if current is None or current != entry.index_digest:
+        name = str(ref)
+        if found is not None:
+            current = head(ref, **self._client_args(why_insecure))
+            self.reached.add(name)
+            record = found[0]
+            if current == record.index_digest:
+                store.save_record(
+                    self.directory,
+                    store.Record(record.reference, record.index_digest, record.media_type,
+                                 record.artifacts, time.time(), record.source),
+                    self.shared,
+                )  # fmt: skip
+                return found[1]
+        data = fetch(
+            ref, nfd_artifacts=self.settings.nfd_artifacts, **self._client_args(why_insecure)
+        )
+        self.reached.add(name)
+        store.save(self.directory, data, self.shared, self.trusted)
+        return data
+
+    def _revalidate(self, entry, ref, why_insecure):
+        """A stale decision: is the index it was made from still the one the
+        tag names? Asked of the index store (:meth:`index_data`: a fresh
+        record, or one HEAD for the whole cluster). Same index digest:
+        (entry, "revalidated"); another: (None, "miss"); registry unreachable:
+        (entry, "stale") with a warning naming the decision's age."""
+        import time
+
+        name = str(ref)
+        try:
+            data = self.index_data(ref, why_insecure, quiet=True)
+            error = self.offline.get(name, (0, None))[1]
+        except RegistryError as exc:
+            data, error = None, str(exc)
+            self.offline[name] = (entry.age(), error)
+        if error is not None:
+            if data is not None and data.digest != entry.index_digest:
+                return None, "miss"  # the store knows a newer index: decide from it
+            warn(
+                f"cannot check {ref} ({error}); using the decision made {_age_words(entry.age())} ago"
+            )
+            return entry, "stale"
+        if data.digest != entry.index_digest:
             return None, "miss"
         entry.decided_at = time.time()
         return entry, "revalidated"
@@ -379,35 +386,39 @@ class Context:
     def check_local(self, ref, entry, target) -> None:
         """Before the runtime tries to pull a build the registry cannot
         serve: when this command decided without reaching the registry (the
-        registry failed, or the decision came from the store), the chosen
-        build must be in local storage or the registry reachable (a TCP
-        connection to a pull source, no request). A cached decision (a hit)
-        is not checked: the hot path execs the runtime at once.
+        registry failed, or the decision came from the store), a pull source
+        must accept a TCP connection (no request) or the chosen build be in
+        local storage (asked of the runtime only then). A cached decision (a
+        hit) is not checked: the hot path execs the runtime at once.
 
         Raises:
-            ShimError: one line naming the build this node needs and how to get it.
+            ShimError: one line naming the build this node needs and how to get
+                it: for a node class, the pull for that class (which also tags
+                REF); for a job's common build, the pull of that digest.
         """
         name = str(ref)
         state = self.states.get(name)
         if name not in self.offline and (state == "hit" or name in self.reached):
             return
+        if name not in self.offline and self._reachable(ref):
+            return
         pinned = self.personality.pin("", ref, entry.chosen)
         if self.personality.has_image(self.inv, pinned) is not False:
             return
-        if name not in self.offline and self._reachable(ref):
-            return
         classes = ",".join(target.classes)
-        who = f"node class {classes}" if classes else "this node"
-        runtime = self.personality.name
-        storage = " ".join(getattr(self.personality, "storage_args", lambda inv: [])(self.inv))
-        pull = f"{runtime} {storage + ' ' if storage else ''}pull {ref}"
-        how = (
-            f"IMAGEFIT_NODE_CLASS={classes} {pull}"
-            if classes
-            else f"{pull} on a node like this one"
-        )
+        who = f"{target.why} needs" if target.common else (
+            f"node class {classes} needs" if classes else "this node needs"
+        )  # fmt: skip
+        storage = " ".join(self.personality.storage_args(self.inv))
+        pull = f"{self.personality.name} {storage + ' ' if storage else ''}pull"
+        if target.common:
+            how = f"{pull} {pinned}"
+        elif classes:
+            how = f"IMAGEFIT_NODE_CLASS={classes} {pull} {ref}"
+        else:
+            how = f"{pull} {ref} on a node like this one"
         raise ShimError(
-            f"{ref}: {who} needs build {entry.build or entry.chosen} ({entry.chosen}), "
+            f"{ref}: {who} build {entry.build or entry.chosen} ({entry.chosen}), "
             f"which is not in local storage, and the registry cannot be reached; "
             f"on a node that reaches it run: {how}"
         )

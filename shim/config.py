@@ -151,8 +151,8 @@ class Settings:
         glob matches the repository and whose ``node_class`` glob (if any)
         matches `node_class` wins."""
         if not self.policies and self.pin is None:
-            return None  # and no fnmatch import (it imports re): the hot path
-        from fnmatch import fnmatchcase
+            return None
+        from shim.wildcard import match as fnmatchcase  # fnmatch's semantics, no re import
 
         def applies(p: dict) -> bool:
             scope = p["node_class"]
@@ -175,7 +175,7 @@ class Settings:
         match `hostname`'s short name, or None."""
         if not self.node_classes:
             return None
-        from fnmatch import fnmatchcase
+        from shim.wildcard import match as fnmatchcase  # fnmatch's semantics, no re import
 
         short = hostname.split(".", 1)[0]
         return next(
@@ -199,8 +199,8 @@ class Settings:
     def cpu_target_for(self, hostname: str) -> str | None:
         """The archspec target the site sets for `hostname`'s node class, or None."""
         if not self.cpu_targets:
-            return None  # and no fnmatch import (it imports re): the hot path
-        from fnmatch import fnmatchcase
+            return None
+        from shim.wildcard import match as fnmatchcase  # fnmatch's semantics, no re import
 
         return next(
             (target for glob, target in self.cpu_targets if fnmatchcase(hostname, glob)), None

@@ -173,7 +173,8 @@ def _resolve_operands(
         for number, target in enumerate(targets):
             entry = ctx.entry(ref, target, why_insecure)
             if entry is None:
-                continue
+                chosen = []  # failed open (it said so): this operand runs as given
+                break
             if entry.outcome == "refused":
                 raise Refusal(entry.refusal)
             if entry.outcome == "selected":

@@ -216,7 +216,8 @@ def _first_source(
     after pkg/sysregistriesv2/system_registries_v2.go
     ``PullSourcesFromReference``).
 
-    Each endpoint gets its own TLS setting (the registry: `insecure`; a
+    Each endpoint gets its own TLS setting (the registry: `insecure` or its
+    registries.conf entry's ``insecure``; a
     mirror: its registries.conf ``insecure``; `tls_verify`, when given, wins
     for all) and credentials looked up for the host and repository actually
     contacted (`credentials` only on the reference's own host, as
@@ -253,7 +254,9 @@ def _first_source(
         if tls_verify is not None:
             skip_verify = not tls_verify
         else:
-            skip_verify = source.insecure if source.mirror else insecure
+            # the registry: the caller's view or its own registries.conf entry (the
+            # same files pull_sources read, drop-ins included), as podman decides
+            skip_verify = source.insecure if source.mirror else (insecure or source.insecure)
         if credentials and source.domain == ref.domain:
             creds = credentials
         else:

@@ -80,7 +80,16 @@ def _manifest_requests(registry, since):
     return [r for r in registry.requests(since) if "/manifests/" in r[1]]
 
 
-def test_a_hit_makes_no_request_and_imports_nothing_heavy(registry, app, shim_bin, env):
+@pytest.mark.parametrize("site", ["plain", "cluster", "job"])
+def test_a_hit_makes_no_request_and_imports_nothing_heavy(registry, app, shim_bin, env, facts_file, site):
+    here = os.uname().nodename.split(".")[0]
+    if site != "plain":  # a cluster site: node classes (globs with brackets), a class policy, job mode
+        Path(env["IMAGEFIT_SITE_CONFIG"]).write_text(
+            f'decision_cache_ttl = 600\nconsistency = "{"job" if site == "job" else "node"}"\n'
+            f'[node_classes.zen4]\nfacts = "{facts_file}"\nhosts = ["nid00[0-3]*", "{here}"]\n'
+            '[[policy]]\nimage = "*/other/*"\nnode_class = "zen*"\npin = "x86_64"\n'
+        )
+        env = {**env, "SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": f"nid00[01-03],{here}"}
     first = shim(shim_bin, env, app.ref)
     assert _pinned(first) == app.digest_ref("zen4")
     assert _pinned(shim(shim_bin, env, app.ref)) == app.digest_ref("zen4")  # a hit gives the same

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,47 @@ def test_class_pulls_of_apptainer_singularity_and_sarus_make_one_image(
                                    "IMAGEFIT_FACTS": arm_facts["neoverse_v2"]})  # fmt: skip
         assert done.returncode == 0 and done.stderr == "", (runtime, done.stderr)
         assert standin.argvs() == [expected], runtime
+
+
+def test_a_class_pull_where_one_class_fails_open_leaves_the_pull_as_given(
+    registry, app, arm_facts, shim_bin, env, tmp_path  # noqa: F811
+):
+    _site(env, registry, arm_facts, f'[node_classes.broken]\nfacts = "{tmp_path / "gone.json"}"\nhosts = ["b*"]\n')
+    done = _shim(shim_bin, env, "pull", "--tls-verify=false", app.ref, IMAGEFIT_NODE_CLASS="zen4,broken")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [json.dumps([_real_podman(), "pull", "--tls-verify=false", app.ref])]
+    assert len(done.stderr.splitlines()) == 1 and "running the command unchanged" in done.stderr
+
+
+def _real_podman() -> str:
+    import shutil
+
+    return shutil.which("podman", path="/usr/bin:/bin")
+
+
+def test_offline_a_job_names_the_digest_it_needs(arm_facts, shim_bin, env, tmp_path):  # noqa: F811
+    """The job's common build is not what a pull for any one class gets: the
+    offline message names the digest to pull."""
+    from tests.support import oci
+    from tests.support.registry import LocalRegistry
+
+    own = LocalRegistry(tmp_path / "reg")
+    try:
+        app = oci.build_and_push(own.host, "job/app", "1", _builds(["x86_64", COMMON, "haswell", "zen4"]),
+                                 layout_dir=tmp_path / "layout")  # fmt: skip
+        shared = world_readable_tmp("imagefit-job-store-")
+        shared.chmod(0o1777)
+        _site(env, own, arm_facts, f'consistency = "job"\ndecision_cache_dir = "{shared}"\ndecision_cache_ttl = 0.5')
+        job = {**JOB, "IMAGEFIT_FACTS": arm_facts["zen4"]}
+        storage = ["--root", str(tmp_path / "st"), "--runroot", tempfile.mkdtemp(prefix="rr-", dir="/tmp")]
+        run = ["run", "--rm", *storage, "--tls-verify=false", app.ref, "true"]
+        assert _pinned(_shim(shim_bin, env, *run, **job)) == app.digest_ref(COMMON)
+    finally:
+        own.stop()
+    time.sleep(0.6)
+    done = _shim(shim_bin, env, *run, **job)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 125, done.stderr
+    assert "using the decision made" in lines[0], lines
+    assert lines[1].startswith(f"imagefit: {app.ref}: job 4242 (node classes cascadelake, zen4) needs build {COMMON} ")
+    assert lines[1].endswith(f"podman --root={storage[1]} --runroot={storage[3]} pull {app.digest_ref(COMMON)}"), lines[1]

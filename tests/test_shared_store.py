@@ -450,3 +450,48 @@ def test_reachability_is_any_pull_source_answering(registry, tmp_path):
     assert reachable(f"{registry.host}/a/b:1", [dead])
     assert not reachable(f"{dead}/a/b:1", [dead.replace("127.0.0.1", "127.0.0.2")])
     assert reachable(f"{dead}/a/b:1", [registry.host])
+
+
+def test_after_the_ttl_one_process_rechecks_the_tag_for_the_whole_cluster(
+    registry, app, shim_bin, cpuinfo_dir, imagefit_cmd, tmp_path
+):
+    """12 simulated nodes of 3 classes, each with its own cache, one shared
+    directory: cold, one index GET; after the TTL, one HEAD (the record is
+    refreshed for all), and every node keeps its class's build."""
+    shared = world_readable_tmp("imagefit-herd-")
+    shared.chmod(0o1777)
+    site = tmp_path / "site.toml"
+    site.write_text(f'decision_cache_dir = "{shared}"\ndecision_cache_ttl = 2\n')
+    site.chmod(0o644)
+    classes = {}
+    for name, dump in (("zen4", "linux-rocky8.5-zen4"), ("hsw", "linux-rhel7-haswell"), ("x", "linux-rhel7-x86_64_v3")):
+        done = subprocess.run([*imagefit_cmd, "facts", "--json", "--cpuinfo", str(cpuinfo_dir / dump)],
+                              check=True, capture_output=True, text=True)  # fmt: skip
+        (tmp_path / f"{name}.json").write_text(done.stdout)
+        classes[name] = str(tmp_path / f"{name}.json")
+
+    def herd() -> dict[str, set[str]]:
+        procs = []
+        for i in range(12):
+            cls = list(classes)[i % 3]
+            env = {"PATH": f"{shim_bin}:/usr/bin:/bin", "HOME": str(tmp_path / f"n{i}"), "IMAGEFIT_DRY_RUN": "1",
+                   "IMAGEFIT_FACTS": classes[cls], "IMAGEFIT_SITE_CONFIG": str(site)}  # fmt: skip
+            procs.append((cls, subprocess.Popen([str(shim_bin / "podman"), "run", "--tls-verify=false", app.ref, "id"],
+                                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))  # fmt: skip
+        chosen: dict[str, set[str]] = {}
+        for cls, proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0 and "imagefit:" not in err, err
+            chosen.setdefault(cls, set()).add(json.loads(out.splitlines()[-1])[-2])
+        return chosen
+
+    expected = {"zen4": {app.digest_ref("zen4")}, "hsw": {app.digest_ref("haswell")}, "x": {app.digest_ref("x86_64")}}
+    mark = registry.log_offset()
+    assert herd() == expected
+    manifests = [(m, p) for m, p, _ in registry.requests(mark) if "/manifests/1" in p]
+    assert manifests == [("GET", "/v2/store/app/manifests/1")], manifests
+    time.sleep(2.2)
+    mark = registry.log_offset()
+    assert herd() == expected
+    manifests = [(m, p) for m, p, _ in registry.requests(mark) if "/manifests/" in p]
+    assert manifests == [("HEAD", "/v2/store/app/manifests/1")], manifests

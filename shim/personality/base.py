@@ -152,8 +152,14 @@ class Personality:
     def has_image(self, inv: Invocation, image: str) -> bool | None:
         """Whether `image` (``name@digest``) is in the runtime's local
         storage that this command uses; None when the personality cannot tell.
-        Asked only when the registry cannot be reached."""
+        Asked only when the shim decided without the registry and no pull
+        source accepts a connection."""
         return None
+
+    def storage_args(self, inv: Invocation) -> list[str]:
+        """The options of this command line that select the runtime's local
+        storage, for another command on the same storage (none by default)."""
+        return []
 
     def pin(self, prefix: str, ref: reference.Reference, digest: str) -> str:
         """The operand rewritten to the chosen build: ``prefix`` + ``name@digest``."""

@@ -135,7 +135,7 @@ def test_zen4_and_neoverse_v2_are_refused_with_reasons():
     decision = select_common(FULL, {"zen4": facts("zen4"), "neoverse_v2": facts("neoverse_v2")})
     assert decision.outcome is Outcome.REFUSED and decision.chosen is None
     assert decision.reason == (
-        "no build runs on every class of this job: neoverse_v2 fits neoverse_v2; "
+        "no build runs on every one of these node classes: neoverse_v2 fits neoverse_v2; "
         "zen4 fits x86_64, x86_64_v3, x86_64_v4, zen3, zen4"
     )
     assert "\n" not in decision.reason
@@ -148,7 +148,7 @@ def test_zen4_and_neoverse_v2_are_refused_with_reasons():
     assert decision.closest is not None
     assert decision.closest.digest in {digest("grace"), digest("generic")}
     text = render.to_text(decision, "example.org/app:1", None)
-    assert "refused: no build runs on every class" in text and "closest:" in text
+    assert "refused: no build runs on every one of these node classes" in text and "closest:" in text
     assert "FAIL platform: neoverse_v2: " in text
 
 
