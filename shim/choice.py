@@ -255,7 +255,7 @@ class Context:
             "tls_verify": self.personality.tls_verify(self.inv, self.environ),
         }
 
-    def index_data(self, ref, why_insecure, *, quiet: bool = False):
+    def index_data(self, ref, why_insecure, *, quiet: bool = False, refresh: bool = False):
         """What the registry says about `ref`: from the index store when its
         record is fresh (no request); else one process on the whole cluster
         (single flight on the reference) asks the registry, one HEAD when the
@@ -264,6 +264,9 @@ class Context:
         the fresh record. When the registry cannot be reached: the store,
         whatever its age, with one warning naming the age (unless `quiet`:
         the caller says it; ``offline`` records the age and the error).
+        With `refresh` (``imagefit explain``: what the registry says now, NFD
+        artifacts attached since included), the registry is asked in any
+        case and the store refreshed; the store serves only when it fails.
 
         Raises:
             RegistryError: the registry failed and the store has nothing.
@@ -295,10 +298,14 @@ class Context:
             return (record, data) if data is not None else None
 
         found = stored()
-        if found is not None and found[0].age() <= ttl:
+        if found is not None and found[0].age() <= ttl and not refresh:
             self.data[name] = found[1]
             return found[1]
         try:
+            if refresh:
+                data = self._ask_registry(ref, None, why_insecure)
+                self.data[name] = data
+                return data
             with decisions.single_flight(
                 directory,
                 "ref-" + store.ref_key(name),

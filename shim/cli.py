@@ -137,11 +137,52 @@ def _show(decision, reference, index_digest, rewritten, args, node_class=None, p
     return EXIT_SHIM_ERROR if decision.outcome.value == "refused" else 0
 
 
+def _registry_context(
+    settings, ref, tls_verify: str | None, authfile: str | None, directory, shared
+):
+    """(Context, why_insecure) to read `ref` as the shim would (podman's
+    rules for TLS and credentials, the index store in `directory`): for
+    explain, check and warm.
+
+    Raises:
+        ShimError: options that do not parse.
+    """
+    from shim.choice import Context
+    from shim.errors import ArgvError
+    from shim.insecure import insecurity
+    from shim.personality import get as get_personality
+
+    personality = get_personality("podman")
+    pull = ["pull"]
+    if tls_verify is not None:
+        pull.append(f"--tls-verify={tls_verify}")
+    if authfile:
+        pull += ["--authfile", authfile]
+    try:
+        inv = personality.parse([*pull, str(ref)])
+    except ArgvError as exc:
+        raise ShimError(f"cannot read {ref}: {exc}") from None
+    ctx = Context(
+        personality, inv, settings, os.environ, os.uname().nodename, None, directory, shared
+    )
+    verify = personality.tls_verify(inv, os.environ)
+    why: list = []
+
+    def why_insecure() -> str | None:
+        if not why:
+            why.append(insecurity(ref, os.environ, settings.insecure_registries, verify))
+        return why[0]
+
+    return ctx, why_insecure
+
+
 def _fetch(args):
-    """(prefix, reference, IndexData, settings) for the REF of explain/check."""
-    from shim import config
+    """(prefix, reference, IndexData, settings) for the REF of explain/check:
+    from the registry (what it says now; the index store is refreshed), or,
+    when the registry cannot be reached, from the index store, with a warning
+    (an offline compute node explains what its shim decides)."""
+    from shim import config, decisions
     from shim.intercept import registry_operand
-    from shim.resolve import fetch, registry_is_insecure
 
     found = registry_operand(args.reference)
     if found is None:
@@ -150,17 +191,13 @@ def _fetch(args):
         )
     prefix, ref = found
     settings = config.load()
-    tls = None if args.tls_verify is None else args.tls_verify == "true"
-    data = fetch(
-        ref,
-        environ=os.environ,
-        insecure=registry_is_insecure(ref, os.environ, settings.insecure_registries, tls),
-        timeout=settings.registry_timeout,
-        authfile=args.authfile,
-        nfd_artifacts=settings.nfd_artifacts,
-        tls_verify=tls,
+    directory, shared, _ = decisions.usable_dir(
+        settings.decision_cache_dir, os.environ, settings.cache_trusted_uids
     )
-    return prefix, ref, data, settings
+    ctx, why_insecure = _registry_context(
+        settings, ref, args.tls_verify, args.authfile, directory, shared
+    )
+    return prefix, ref, ctx.index_data(ref, why_insecure, refresh=True), settings
 
 
 def cmd_explain(args) -> int:
@@ -287,8 +324,7 @@ def cmd_warm(args) -> int:
     root or as a uid in ``cache_trusted_uids``)."""
     from shim import config, decisions
     from shim.choice import Context, warn
-    from shim.errors import ArgvError, RegistryError
-    from shim.insecure import insecurity
+    from shim.errors import RegistryError
     from shim.intercept import registry_operand
     from shim.personality import get as get_personality
     from shim.targets import Target
@@ -336,11 +372,6 @@ def cmd_warm(args) -> int:
     else:
         targets = [("this node", Target((), (), False, "this node"))]
     personality = get_personality("podman")
-    pull = ["pull"]
-    if args.tls_verify is not None:
-        pull.append(f"--tls-verify={args.tls_verify}")
-    if args.authfile:
-        pull += ["--authfile", args.authfile]
     warm_settings = _warm_settings(settings)
     failed = False
     usable = []
@@ -354,22 +385,10 @@ def cmd_warm(args) -> int:
             continue
         usable.append((who, target))
     for ref in refs:
-        try:
-            inv = personality.parse([*pull, str(ref)])
-        except ArgvError as exc:
-            raise ShimError(f"cannot warm {ref}: {exc}") from None
-        ctx = Context(
-            personality, inv, warm_settings, os.environ, hostname, None, directory, shared
+        ctx, why_insecure = _registry_context(
+            warm_settings, ref, args.tls_verify, args.authfile, directory, shared
         )
         ctx.facts = probe.facts  # loaded once for every image
-        tls_verify = personality.tls_verify(inv, os.environ)
-        why: list = []
-
-        def why_insecure(ref=ref, tls_verify=tls_verify, why=why):
-            if not why:
-                why.append(insecurity(ref, os.environ, settings.insecure_registries, tls_verify))
-            return why[0]
-
         try:
             ctx.index_data(ref, why_insecure)
         except (RegistryError, ShimError, ValueError) as exc:

@@ -495,3 +495,25 @@ def test_after_the_ttl_one_process_rechecks_the_tag_for_the_whole_cluster(
     assert herd() == expected
     manifests = [(m, p) for m, p, _ in registry.requests(mark) if "/manifests/" in p]
     assert manifests == [("HEAD", "/v2/store/app/manifests/1")], manifests
+
+
+def test_explain_on_an_offline_node_explains_from_the_store(imagefit_cmd, zen4_facts, tmp_path):
+    from tests.support.registry import LocalRegistry
+
+    own = LocalRegistry(tmp_path / "reg")
+    try:
+        builds = [{"name": n, "platform": {"architecture": "amd64", "os": "linux"}, "annotations": {TARGET: n}}
+                  for n in ("x86_64", "zen4")]  # fmt: skip
+        pushed = oci.build_and_push(own.host, "off/app", "1", builds, layout_dir=tmp_path / "layout")
+        env = {**os.environ, "HOME": str(tmp_path), "IMAGEFIT_SITE_CONFIG": str(tmp_path / "none.toml"),
+               "IMAGEFIT_REGISTRY_TIMEOUT": "2"}  # fmt: skip
+        argv = [*imagefit_cmd, "explain", pushed.ref, "--facts", zen4_facts, "--tls-verify", "false", "--json"]
+        online = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert online.returncode == 0 and online.stderr == "", online.stderr
+    finally:
+        own.stop()
+    offline = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert offline.returncode == 0, offline.stderr
+    assert json.loads(offline.stdout)["chosen"] == json.loads(online.stdout)["chosen"]
+    (line,) = offline.stderr.splitlines()
+    assert line.startswith(f"imagefit: cannot reach the registry for {pushed.ref} (") and " s ago" in line
