@@ -10,7 +10,6 @@ fingerprint is the sha256 of that file's bytes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 #: Bumped whenever a probe changes what it reports for the same host.
@@ -54,6 +53,8 @@ def material(boot_id: str, root: str, hostname: str, environ, uid: int) -> dict:
 
 def digest(data: dict) -> str:
     """32 hex characters of the sha256 of :func:`canonical` `data`."""
+    import hashlib  # not at the top: ~4 ms that a pass-through (config's cache checks) need not pay
+
     return hashlib.sha256(canonical(data).encode()).hexdigest()[:32]
 
 
@@ -197,6 +198,8 @@ def read_regular(path: str, limit: int = MAX_FACTS_FILE) -> bytes:
 
 def file_fingerprint(data: bytes) -> str:
     """The fingerprint of a facts file's bytes (``file-`` and 32 hex characters)."""
+    import hashlib
+
     return "file-" + hashlib.sha256(data).hexdigest()[:32]
 
 

@@ -86,3 +86,24 @@ def test_the_entrypoint_json_is_json_dumps():
         assert login._json_string(text) == json.dumps(text)
 
     agrees()
+
+
+def test_a_pass_through_with_a_site_config_imports_no_hashing(tmp_path):
+    """Reading a config (and checking its parse cache's directory) loads
+    hostfacts.fingerprint's path checks, never hashlib (~4 ms) or a heavy module."""
+    site = tmp_path / "site.toml"
+    site.write_text('[node_classes.a]\nfacts = "/x.json"\nhosts = ["a[0-9]*"]\n')
+    site.chmod(0o644)
+    probe = (
+        "import sys; from shim import config, main; "
+        "settings = config.load(); main._final_args('podman', ['ps', '-a'], settings); "
+        "print(' '.join(sorted(sys.modules)))"  # not json: it imports re
+    )
+    env = {**os.environ, "IMAGEFIT_SITE_CONFIG": str(site), "HOME": str(tmp_path)}
+    env.pop("XDG_CACHE_HOME", None)
+    for _ in range(2):  # the first fills the parse cache (tomllib), the second is the hot path
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    modules = done.stdout.split()
+    assert "hashlib" not in modules and "re" not in modules and "tomllib" not in modules
+    assert [m for m in _heavy(modules) if m not in ("hostfacts", "hostfacts.fingerprint")] == []
+    assert (tmp_path / ".cache" / "imagefit" / "config").is_dir()  # the parse cache was used
