@@ -169,6 +169,19 @@ def may_create(path: str) -> bool:
 MAX_FACTS_FILE = 8 << 20
 
 
+def read_fd(fd: int, limit: int) -> bytes | None:
+    """The rest of open file `fd`, or None when it holds more than `limit`
+    bytes (read in 64 KiB chunks, never more than `limit` + 64 KiB)."""
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks) if size <= limit else None
+
+
 def read_regular(path: str, limit: int = MAX_FACTS_FILE) -> bytes:
     """The bytes of the regular file `path` (links followed: a site's facts
     file may be one), read once, bounded, without blocking on a FIFO.
@@ -182,16 +195,10 @@ def read_regular(path: str, limit: int = MAX_FACTS_FILE) -> bytes:
         st = os.fstat(fd)
         if st.st_mode & 0o170000 != 0o100000:
             raise ValueError("not a regular file")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
+        data = read_fd(fd, limit)
+        if data is None:
             raise ValueError(f"larger than {limit >> 20} MiB")
-        return b"".join(chunks)
+        return data
     finally:
         os.close(fd)
 
@@ -223,14 +230,7 @@ def read_private(path: str, limit: int) -> bytes | None:
             or st.st_size > limit
         ):
             return None
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks) if size <= limit else None
+        return read_fd(fd, limit)
     except OSError:
         return None
     finally:

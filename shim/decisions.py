@@ -274,14 +274,9 @@ def read_file(
             st.st_uid not in owners or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
         ):
             return None
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks) if size <= limit else None
+        from hostfacts.fingerprint import read_fd
+
+        return read_fd(fd, limit)
     except OSError:
         return None
     finally:
