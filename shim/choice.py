@@ -16,16 +16,21 @@ from shim.intercept import warn
 
 
 def policy_entry(settings: Settings, repository: str, classes: tuple[str, ...]) -> dict | None:
-    """The config's policy entry for `repository` on nodes of `classes` (a
-    node in no class: ``()``; several classes: see :func:`class_policies`)."""
-    if not classes:
-        return settings.policy_for(repository)
-    return settings.policy_for(repository, classes[0]) if len(classes) == 1 else None
+    """The config's policy entry for `repository` on a node in no class
+    (``()``) or of one class; for several classes see :func:`class_policies`."""
+    return settings.policy_for(repository, classes[0] if classes else None)
 
 
 def class_policies(settings: Settings, repository: str, classes) -> dict:
     """``{class: policy entry or None}`` for each of `classes` (a job's)."""
     return {name: settings.policy_for(repository, name) for name in sorted(classes)}
+
+
+def _entries(settings: Settings, repository: str, classes: tuple[str, ...]):
+    """The entry (no class, one class) or ``{class: entry}`` (several)."""
+    if len(classes) > 1:
+        return class_policies(settings, repository, classes)
+    return policy_entry(settings, repository, classes)
 
 
 def _policy(entry: dict | None):
@@ -38,12 +43,17 @@ def _policy(entry: dict | None):
     )
 
 
+def _as_policy(entries, classes: tuple[str, ...]):
+    """The scoring Policy of :func:`_entries`' result (``{class: Policy}`` for several)."""
+    if len(classes) > 1:
+        return {n: _policy(e) for n, e in entries.items()}
+    return _policy(entries)
+
+
 def policy_of(settings: Settings, repository: str, classes: tuple[str, ...] = ()):
     """The scoring Policy the config gives `repository` on `classes`: one
     Policy or None, or for several classes ``{class: Policy or None}``."""
-    if len(classes) > 1:
-        return {n: _policy(e) for n, e in class_policies(settings, repository, classes).items()}
-    return _policy(policy_entry(settings, repository, classes))
+    return _as_policy(_entries(settings, repository, classes), classes)
 
 
 def _refusal(ref, decision, target=None) -> Refusal:
@@ -72,7 +82,8 @@ class Context:
         self.shared = shared
         self.trusted = settings.cache_trusted_uids
         self.cpu_target = settings.cpu_target_for(hostname)
-        self.facts: dict = {}
+        self.facts: dict = {}  # "live" or a facts file's path -> HostFacts
+        self.identities: dict[str, str] = {}  # the same keys -> class identity
         self.data: dict = {}
         #: references the registry was found unreachable for (age of what was
         #: used instead, the error), and those it answered for
@@ -91,9 +102,10 @@ class Context:
 
             facts = host_facts(self.environ, cpu_target=self.cpu_target)
             self.facts["live"] = facts
+            self.identities["live"] = class_identity(facts.model_dump(mode="json"))
             fp = live_fingerprint(self.environ, self.hostname, self.cpu_target)
             if fp is not None:
-                record_identity(self.environ, fp, class_identity(facts.model_dump(mode="json")))
+                record_identity(self.environ, fp, self.identities["live"])
         return self.facts["live"]
 
     def _file_facts(self, path: str):
@@ -105,17 +117,16 @@ class Context:
             raw = read_class_facts(path)  # read once: the facts and their fingerprint agree
             facts = parse_facts(raw, path)
             self.facts[path] = facts
-            record_identity(
-                self.environ, file_fingerprint(raw), class_identity(facts.model_dump(mode="json"))
-            )
+            self.identities[path] = class_identity(facts.model_dump(mode="json"))
+            record_identity(self.environ, file_fingerprint(raw), self.identities[path])
         return self.facts[path]
 
     def identity(self, target) -> str | None:
         """The class identity of `target` (for several classes, of all of
         them), read from the per-node record when known, else from the facts
-        (probed or loaded now). None: facts that cannot be tied to anything
-        (no boot id), so no cache."""
-        from hostfacts.fingerprint import cached_identity, class_identity
+        (probed or loaded now, and recorded). None: facts that cannot be tied
+        to anything (no boot id), so no cache."""
+        from hostfacts.fingerprint import cached_identity
         from shim.targets import file_fingerprint, live_fingerprint
 
         if target.live:
@@ -124,13 +135,15 @@ class Context:
                 return None
             found = cached_identity(self.environ, fp)
             if found is None:
-                found = class_identity(self._live_facts().model_dump(mode="json"))
+                self._live_facts()
+                found = self.identities["live"]
             return found
         parts = []
         for path in target.files:
             found = cached_identity(self.environ, file_fingerprint(path))
             if found is None:
-                found = class_identity(self._file_facts(path).model_dump(mode="json"))
+                self._file_facts(path)
+                found = self.identities[path]
             parts.append(found)
         return parts[0] if len(parts) == 1 else "common-" + ",".join(sorted(parts))
 
@@ -155,10 +168,8 @@ class Context:
 
         settings = self.settings
         start = time.monotonic()
-        if len(target.classes) > 1:
-            policy = class_policies(settings, ref.name, target.classes)
-        else:
-            policy = policy_entry(settings, ref.name, target.classes)
+        policy = _entries(settings, ref.name, target.classes)
+        if len(target.classes) <= 1:
             _pin_ignored(settings, ref, policy)
         material = {
             "policy": policy,
@@ -170,7 +181,7 @@ class Context:
         if settings.decision_cache_ttl > 0 and self.directory is not None:
             try:
                 identity = self.identity(target)
-            except Exception as exc:  # HostFactsError, ConfigError: as on a miss
+            except (ShimError, ValueError, OSError) as exc:  # ConfigError, HostFactsError
                 return self._failed(ref, exc, start)
             key = decisions.key(str(ref), identity, material) if identity else None
         entry = decisions.load(self.directory, key, self.trusted) if key else None
@@ -190,11 +201,11 @@ class Context:
                     entry = flight.entry
                     state = "waited" if entry is not None else "miss"
                     if entry is None:
-                        entry = self._decide(ref, target, why_insecure, start)
+                        entry = self._decide(ref, target, why_insecure, start, policy)
                         if entry is not None:
                             decisions.store(self.directory, key, entry, self.shared)
             else:
-                entry = self._decide(ref, target, why_insecure, start)
+                entry = self._decide(ref, target, why_insecure, start, policy)
         if entry is None:
             return None
         reason = entry.refusal.splitlines()[0] if entry.refusal else ""
@@ -212,9 +223,10 @@ class Context:
         )  # fmt: skip
         return None
 
-    def _decide(self, ref, target, why_insecure, start):
-        """Resolve `ref` now (the cold path): a decisions.Entry, or None after a
-        fail-open warning. Raises ShimError when on_error = "refuse"."""
+    def _decide(self, ref, target, why_insecure, start, entries):
+        """Resolve `ref` now (the cold path) under the policy `entries`
+        (:func:`_entries`): a decisions.Entry, or None after a fail-open
+        warning. Raises ShimError when on_error = "refuse"."""
         from hostfacts import HostFactsError
         from scoring import Outcome
         from shim import decisions
@@ -225,9 +237,7 @@ class Context:
             data = self.index_data(ref, why_insecure)
         except (RegistryError, HostFactsError, ShimError) as exc:
             return self._failed(ref, exc, start)
-        decision = decide(
-            data, facts, policy_of(self.settings, ref.name, target.classes), self.requested
-        )
+        decision = decide(data, facts, _as_policy(entries, target.classes), self.requested)
         if decision.outcome == Outcome.REFUSED:
             return decisions.Entry(
                 str(ref), data.digest, "refused", refusal=str(_refusal(ref, decision, target))

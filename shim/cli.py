@@ -388,7 +388,7 @@ def cmd_warm(args) -> int:
         ctx, why_insecure = _registry_context(
             warm_settings, ref, args.tls_verify, args.authfile, directory, shared
         )
-        ctx.facts = probe.facts  # loaded once for every image
+        ctx.facts, ctx.identities = probe.facts, probe.identities  # loaded once for every image
         try:
             ctx.index_data(ref, why_insecure)
         except (RegistryError, ShimError, ValueError) as exc:
