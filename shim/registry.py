@@ -1,14 +1,25 @@
-"""Registry I/O through oras-py: fetch manifests and indexes, verified.
+"""Registry I/O: fetch manifests and indexes, verified, within one deadline.
 
-oras-py (oras-project/oras-py) gives the auth backends (bearer-token
-negotiation, basic auth: ``oras.auth``) on a requests session. Its
-``Registry.do_request`` retries for about two minutes and its requests carry
-no timeout, neither acceptable in front of ``podman run``; and importing
-``oras.provider`` (which pulls in jsonschema) costs ~30 ms more than
-``oras.auth``. So this adapter makes each request itself on the session, with
-a deadline, chooses oras's token or basic backend from the registry's
-``WWW-Authenticate`` challenge, and retries once after authenticating
-(distribution-spec "Pulling manifests"; the token authentication spec).
+Each request is made on a requests session of this module's own (oras-py's
+``Registry.do_request`` retries for about two minutes, its requests carry no
+timeout, and its token backend logs to stderr and reads unbounded answers:
+none acceptable in front of ``podman run``). The client answers the
+registry's ``WWW-Authenticate`` challenge itself (Basic, or a bearer token
+from the realm: the distribution token authentication spec) and retries
+once (distribution-spec "Pulling manifests").
+
+One deadline (``timeout`` seconds, or a ``deadline`` instant shared by the
+mirrors and the registry of one resolution) covers everything: name lookup,
+connect, TLS handshake, status line, headers, body, every redirect hop (at
+most :data:`MAX_REDIRECTS`, followed here: :meth:`RegistryClient._send`) and
+token requests; :mod:`shim.deadline` explains how (a watchdog that shuts the
+client's sockets at the deadline) and why. Missing it raises
+:class:`RegistryTimeout`.
+
+Bodies: ``Accept-Encoding: gzip`` is sent and a gzip body decoded, as
+containers/image does through Go's transport; decoded size capped. Every JSON
+document from a registry is parsed by :func:`shim.untrusted.loads_json`
+(bounded depth and number length).
 
 Every body is capped (4 MiB, the limit Distribution applies to manifests;
 1 MiB by default for blobs) and its digest checked against the digest asked
@@ -38,21 +49,21 @@ Threads: one client may be used from several threads (the NFD artifact
 fetch does). Each thread gets a requests session of its own (requests
 documents no thread-safety contract for ``Session``: psf/requests#2766);
 authentication state, the request counter and the referrers memo are shared
-under a lock, and oras's auth backends get a session used only under that
-lock.
+under a lock; all sessions share the client's watchdog.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit
 
+from shim.deadline import Watchdog
 from shim.errors import DigestMismatch, RegistryError
+from shim.untrusted import loads_json, terminal_safe
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 #: Default cap for :meth:`RegistryClient.get_blob` (NFD specs are a few KiB).
@@ -61,6 +72,10 @@ MAX_BLOB_BYTES = 1024 * 1024
 MAX_REFERRER_PAGES = 8
 #: Descriptors kept from one referrers listing at most (after filtering).
 MAX_REFERRERS = 1024
+#: Redirects followed per request at most (requests' default is 30).
+MAX_REDIRECTS = 5
+#: Largest token-endpoint answer read (a token is a few KiB).
+MAX_TOKEN_BYTES = 1024 * 1024
 
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -78,6 +93,10 @@ ACCEPT = (
 
 #: Registry host names whose API lives elsewhere (docker.io's does).
 API_HOSTS = {"docker.io": "registry-1.docker.io"}
+
+
+class RegistryTimeout(RegistryError):
+    """The registry did not finish answering within the client's deadline."""
 
 
 @dataclass(frozen=True)
@@ -132,32 +151,41 @@ class RegistryClient:
         self.deadline = time.monotonic() + timeout if deadline is None else deadline
         self.timeout = timeout
         self.requests_made = 0
+        self.watchdog = Watchdog(self.deadline)
         self._scheme: str | None = None
         self._local = threading.local()  # .session: this thread's requests session
-        self._lock = threading.RLock()  # counter, auth state, auth session
-        self._auth_session = None
-        self._token_auth = None
+        self._lock = threading.RLock()  # counter, auth state
         self._auth_header: dict[str, str] = {}
         #: None: not known yet; False: the registry lacks the referrers API.
         self.referrers_api: bool | None = None
         self._referrers_probe = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------
+    def _timed_out(self) -> RegistryTimeout:
+        return RegistryTimeout(f"registry {self.domain} timed out after {self.timeout:g} s")
+
     def _remaining(self) -> float:
         left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise RegistryError(f"registry {self.domain} timed out after {self.timeout:g} s")
+        if left <= 0 or self.watchdog.expired:
+            raise self._timed_out()
         return left
 
     def _new_session(self):
-        """A requests session: cookies ignored (as oras does), every request
-        bounded by the client's deadline."""
+        """A requests session: cookies ignored (as oras does), no credentials
+        from ``~/.netrc`` (podman reads none; requests would add them to a
+        redirect's new host: ``Session.rebuild_auth``), ``Accept-Encoding:
+        gzip`` only (as Go's transport asks, which containers/image uses:
+        ``pkg/tlsclientconfig`` ``NewTransport`` leaves ``DisableCompression``
+        unset; :meth:`_chunks` decodes it), every socket under the client's
+        watchdog (:mod:`shim.deadline`)."""
         from http.cookiejar import DefaultCookiePolicy
 
         import requests
 
         session = requests.Session()
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        session.auth = _no_auth  # an auth set: requests looks up no netrc entry
+        session.headers["Accept-Encoding"] = "gzip"
         adapter = _deadline_adapter(self)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -170,45 +198,80 @@ class RegistryClient:
             session = self._local.session = self._new_session()
         return session
 
-    def _backend(self, name: str):
-        """oras's auth backend `name`, on a session only used under ``_lock``."""
-        import oras.auth
-
-        if self._auth_session is None:
-            self._auth_session = self._new_session()
-        return oras.auth.get_auth_backend(name, self._auth_session, tls_verify=not self.insecure)
-
     def _send(self, url: str, headers: dict[str, str], method: str = "GET", data=None):
+        """One request and its redirects (at most :data:`MAX_REDIRECTS`), all
+        within the client's deadline.
+
+        Redirects are followed here, not by requests (whose
+        ``resolve_redirects`` reads each redirect's whole body and follows 30
+        hops): a redirect's body is never read; ``Authorization`` is dropped
+        when requests' ``Session.should_strip_auth`` says so (another host;
+        another port or scheme except http->https on the default ports) and
+        stays dropped for later hops; 303 (and 301/302 after a POST) turn
+        the request into a GET without a body, as requests and Go do; 307/308
+        keep the method and send the (rewound) body again.
+
+        Raises:
+            RegistryTimeout: the deadline passed (the watchdog shut the
+                connection, or no time was left).
+            RegistryError: unreachable, TLS failure, too many redirects.
+        """
         import requests
+        from requests.utils import requote_uri
 
         session = self._http()
-        left = self._remaining()
-        with self._lock:
-            self.requests_made += 1
-        try:
-            return session.request(
-                method,
-                url,
-                headers=headers,
-                data=data,
-                stream=True,
-                verify=not self.insecure,
-                timeout=(min(left, 3.0), left),
-                allow_redirects=True,
-            )
-        except requests.exceptions.SSLError as exc:
-            raise RegistryError(f"TLS error talking to {self.domain}: {_cause(exc)}") from None
-        except requests.exceptions.Timeout:
-            raise RegistryError(
-                f"registry {self.domain} timed out after {self.timeout:g} s"
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            raise RegistryError(f"cannot reach registry {self.domain}: {_cause(exc)}") from None
-        except requests.exceptions.RequestException as exc:
-            raise RegistryError(f"request to {self.domain} failed: {_short(exc)}") from None
+        headers = dict(headers)
+        for hop in range(MAX_REDIRECTS + 1):
+            self._remaining()
+            with self._lock:
+                self.requests_made += 1
+            try:
+                response = session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    stream=True,
+                    verify=not self.insecure,
+                    allow_redirects=False,
+                )
+            except requests.exceptions.RequestException as exc:
+                raise self._transport_error(exc) from None
+            location = session.get_redirect_target(response)
+            if location is None:
+                return response
+            response.close()  # the body of a redirect is never read
+            if hop == MAX_REDIRECTS:
+                raise RegistryError(
+                    f"registry {self.domain} redirected more than {MAX_REDIRECTS} times"
+                )
+            target = urljoin(url, requote_uri(location))
+            if session.should_strip_auth(url, target):
+                headers.pop("Authorization", None)
+            status = response.status_code
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+                method, data = "GET", None
+                headers.pop("Content-Type", None)
+            else:
+                _rewind(data)
+            url = target
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transport_error(self, exc: BaseException) -> RegistryError:
+        """One line for a requests exception; a timeout whenever the deadline
+        passed (the watchdog's shutdown surfaces as a connection error)."""
+        import requests
+
+        if self.watchdog.passed() or isinstance(exc, requests.exceptions.Timeout):
+            return self._timed_out()
+        if isinstance(exc, requests.exceptions.SSLError):
+            return RegistryError(f"TLS error talking to {self.domain}: {_cause(exc)}")
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return RegistryError(f"cannot reach registry {self.domain}: {_cause(exc)}")
+        return RegistryError(f"request to {self.domain} failed: {_short(exc)}")
 
     def _authenticate(self, response) -> bool:
-        """Answer a 401 challenge with oras's token or basic backend."""
+        """Answer a 401 challenge (basic, or a bearer token)."""
         with self._lock:
             return self._authenticate_locked(response)
 
@@ -218,26 +281,56 @@ class RegistryClient:
         if scheme == "basic":
             if not self.credentials:
                 return False
-            backend = self._backend("basic")
-            backend.set_basic_auth(*self.credentials)
-            self._auth_header = backend.get_auth_header()
+            self._auth_header = {"Authorization": _basic(self.credentials)}
             return True
         if scheme == "bearer":
-            if self._token_auth is None:
-                self._token_auth = self._backend("token")
-            auth = self._token_auth
-            if self.credentials:
-                auth.set_basic_auth(*self.credentials)
-            try:
-                headers, changed = auth.authenticate_request(response, {})
-            except Exception as exc:  # oras raises bare exceptions from token requests
-                raise RegistryError(
-                    f"token request to {self.domain} failed: {_short(exc)}"
-                ) from None
-            if changed and isinstance(headers.get("Authorization"), str):
-                self._auth_header = {"Authorization": headers["Authorization"]}
-                return True
+            token = self._token(_challenge_params(challenge))
+            self._auth_header = {"Authorization": f"Bearer {token}"}
+            return True
         return False
+
+    def _token(self, params: dict[str, str]) -> str:
+        """A bearer token from the challenge's realm (distribution "Token
+        Authentication Specification": ``GET realm?service=&scope=``, Basic
+        credentials when the client has some; the answer's ``token`` or
+        ``access_token``), through this client's session and deadline, the
+        answer at most :data:`MAX_TOKEN_BYTES` and bounded JSON. Written here
+        rather than through oras's ``TokenAuth`` (``oras/auth/token.py``),
+        which logs to stderr, reads the whole answer (``response.json()``)
+        and raises bare exceptions.
+
+        Raises:
+            RegistryError: no http(s) realm, the endpoint unreachable, timed
+                out, answered an error status, or no usable token.
+        """
+        realm = params.get("realm", "")
+        if not realm.startswith(("https://", "http://")):
+            raise RegistryError(f"registry {self.domain} named no http(s) token realm")
+        host = terminal_safe(urlsplit(realm).netloc, 80)
+        where = f"token request to {host} for {self.domain}"
+        query = urlencode({k: params[k] for k in ("service", "scope") if params.get(k)})
+        url = realm + (("&" if "?" in realm else "?") + query if query else "")
+        headers = {"Accept": "application/json"}
+        if self.credentials:
+            headers["Authorization"] = _basic(self.credentials)
+        try:
+            response = self._send(url, headers)
+        except RegistryTimeout:
+            raise
+        except RegistryError as exc:
+            raise RegistryError(f"{where} failed: {exc}") from None
+        with response:
+            if response.status_code != 200:
+                raise RegistryError(f"{where} failed: HTTP {response.status_code}")
+            body = self._read_body(response, where, MAX_TOKEN_BYTES, "token answer")
+        try:
+            data = loads_json(body, "token answer")
+        except ValueError:
+            raise RegistryError(f"{where}: the answer is not JSON") from None
+        token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token or not _TOKEN_RE.match(token):
+            raise RegistryError(f"{where}: the answer holds no usable token")
+        return token
 
     def _get(self, path: str, accept: str, method: str = "GET"):
         headers = {"Accept": accept}
@@ -557,18 +650,10 @@ class RegistryClient:
         with response:
             if response.status_code != 200:
                 raise RegistryError(_status_message(response.status_code, where))
-            try:
-                while chunk := response.raw.read1(1024 * 1024):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise RegistryError(f"{where}: blob larger than {max_bytes} bytes")
-                    hasher.update(chunk)
-                    fileobj.write(chunk)
-                    self._remaining()
-            except RegistryError:
-                raise
-            except Exception as exc:  # requests/urllib3 errors while streaming
-                raise RegistryError(f"{where}: reading the blob failed: {_short(exc)}") from None
+            for chunk in self._chunks(response, where, max_bytes, "blob"):
+                size += len(chunk)
+                hasher.update(chunk)
+                fileobj.write(chunk)
         actual = f"{digest.split(':', 1)[0]}:{hasher.hexdigest()}"
         if actual != digest:
             raise DigestMismatch(f"{where}: content hashes to {actual}, not the digest asked for")
@@ -685,29 +770,77 @@ class RegistryClient:
     def _read_body(
         self, response, where: str, limit: int, what: str, *, lenient: bool = False
     ) -> bytes:
-        """The response body, at most `limit` bytes, within the deadline.
+        """The response body (decoded when gzip-encoded), at most `limit`
+        bytes, within the deadline.
 
         With `lenient`, a body over the limit or a read error yields what was
-        read so far (for error bodies, read only to classify the error)."""
+        read so far (for error bodies, read only to classify the error); a
+        timeout is raised in any case."""
         body = bytearray()
         try:
-            # read1: whatever one recv brings (at most 64 KiB), so a registry
-            # that drips a byte at a time still meets the total deadline
-            # (iter_content would block until a whole chunk arrived).
-            while chunk := response.raw.read1(65536):
+            for chunk in self._chunks(response, where, limit, what):
                 body += chunk
-                if len(body) > limit:
-                    if lenient:
-                        return bytes(body[:limit])
-                    raise RegistryError(f"{where}: {what} larger than {limit} bytes")
+        except RegistryTimeout:
+            raise
+        except RegistryError:
+            if lenient:
+                return bytes(body[:limit])
+            raise
+        return bytes(body)
+
+    def _chunks(self, response, where: str, limit: int, what: str):
+        """Yield the body in pieces as they arrive, decoded, `limit` bytes
+        in all at most, checking the deadline after every read.
+
+        ``read1``: whatever one recv brings (at most 64 KiB), so a registry
+        that drips a byte at a time still meets the deadline (iter_content
+        would block until a whole chunk arrived); the watchdog shuts the
+        socket at the deadline in any case. ``Content-Encoding: gzip`` (the
+        only encoding asked for) is decoded with ``zlib`` as Go's transport
+        does for containers/image, the output capped at `limit` + 1 bytes
+        before it is produced (``decompressobj().decompress(max_length)``), so
+        a decompression bomb stops at the cap; the digest is then computed
+        over the decoded bytes, which is what a manifest digest covers.
+
+        Raises:
+            RegistryTimeout: the deadline passed.
+            RegistryError: over `limit`, an unsupported encoding, a truncated
+                or corrupt gzip stream, a read error.
+        """
+        import zlib
+
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        if encoding in ("gzip", "x-gzip"):
+            decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding in ("", "identity"):
+            decoder = None
+        else:
+            raise RegistryError(
+                f"{where}: unsupported Content-Encoding {terminal_safe(encoding, 40)!r}"
+            )
+        size = 0
+        try:
+            while chunk := response.raw.read1(65536):
                 self._remaining()
+                if decoder is not None:
+                    if decoder.eof:
+                        break  # trailing bytes after the gzip member: ignored, as Go does
+                    # at most limit + 1 - size bytes out (>= 1: size <= limit here)
+                    chunk = decoder.decompress(chunk, limit + 1 - size)
+                size += len(chunk)
+                if size > limit:
+                    raise RegistryError(f"{where}: {what} larger than {limit} bytes")
+                yield chunk
         except RegistryError:
             raise
-        except Exception as exc:  # requests/urllib3 errors while streaming
-            if lenient:
-                return bytes(body)
+        except Exception as exc:  # requests/urllib3/zlib errors while streaming
+            if self.watchdog.passed():
+                raise self._timed_out() from None
             raise RegistryError(f"{where}: reading the {what} failed: {_short(exc)}") from None
-        return bytes(body)
+        if self.watchdog.expired:
+            raise self._timed_out()  # the watchdog ended the body: not the registry's end
+        if decoder is not None and not decoder.eof:
+            raise RegistryError(f"{where}: reading the {what} failed: the gzip stream is truncated")
 
 
 def referrers_tag(digest: str) -> str:
@@ -731,7 +864,7 @@ def _digest_of(data: bytes, like: str) -> str:
 def _error_codes(body: bytes) -> set[str]:
     """The ``errors[].code`` values of a distribution-spec error body."""
     try:
-        data = json.loads(body)
+        data = loads_json(body, "error body")
     except ValueError:
         return set()
     errors = data.get("errors") if isinstance(data, dict) else None
@@ -743,7 +876,7 @@ def _error_codes(body: bytes) -> set[str]:
 def _index_manifests(body: bytes) -> list | None:
     """The ``manifests`` of an image index, or None when `body` is not one."""
     try:
-        data = json.loads(body)
+        data = loads_json(body, "image index")
     except ValueError:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("manifests"), list):
@@ -801,18 +934,64 @@ def _dedupe(descriptors: list[dict]) -> list[dict]:
 
 
 def _deadline_adapter(client: RegistryClient):
-    """An HTTPAdapter that gives every request (oras's token requests too)
-    the client's remaining time as its timeout."""
+    """An HTTPAdapter whose connections open their sockets under the client's
+    watchdog (:func:`shim.deadline.pool_classes`, in the pool manager and in
+    any HTTP(S) proxy manager), and that gives every request (token requests
+    too) the client's remaining time as its socket timeout."""
     from requests.adapters import HTTPAdapter
+    from urllib3.poolmanager import ProxyManager
+
+    from shim.deadline import pool_classes
+
+    classes = pool_classes(client.watchdog)
 
     class DeadlineAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):  # noqa: D102
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = classes
+
+        def proxy_manager_for(self, proxy, **kwargs):  # noqa: D102
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            if type(manager) is ProxyManager:  # a SOCKS manager keeps its own pools
+                manager.pool_classes_by_scheme = classes
+            return manager
+
         def send(self, request, timeout=None, **kwargs):  # noqa: D102
-            if timeout is None:
-                left = client._remaining()
-                timeout = (min(left, 3.0), left)
-            return super().send(request, timeout=timeout, **kwargs)
+            left = client._remaining()
+            return super().send(request, timeout=(min(left, 3.0), left), **kwargs)
 
     return DeadlineAdapter(max_retries=0)
+
+
+def _no_auth(request):
+    """requests auth that adds nothing (see :meth:`RegistryClient._new_session`)."""
+    return request
+
+
+def _basic(credentials: tuple[str, str]) -> str:
+    """An ``Authorization`` value for HTTP Basic (RFC 7617, UTF-8)."""
+    import base64
+
+    user, password = credentials
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+#: A bearer token as an Authorization value may carry it (RFC 6750 b64token,
+#: JWT dots included), at most 64 KiB.
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9\-._~+/=]{1,65536}$")
+_PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))')
+
+
+def _challenge_params(challenge: str) -> dict[str, str]:
+    """The auth-params of a ``WWW-Authenticate`` challenge (RFC 7235: quoted
+    or token values), names lower-cased, the first of each kept."""
+    params: dict[str, str] = {}
+    _scheme, _, rest = challenge[:8192].partition(" ")
+    for match in _PARAM_RE.finditer(rest):
+        name = match.group(1).lower()
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        params.setdefault(name, re.sub(r"\\(.)", r"\1", value))
+    return params
 
 
 def _rewind(data) -> None:
@@ -828,7 +1007,7 @@ def _push_message(response, where: str) -> str:
     except Exception:  # noqa: BLE001 (only to describe the error)
         body = b""
     try:
-        errors = json.loads(body).get("errors") or []
+        errors = loads_json(body, "error body").get("errors") or []
         first = errors[0] if isinstance(errors[0], dict) else {}
     except (ValueError, AttributeError, IndexError, TypeError):
         first = {}

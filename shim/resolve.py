@@ -8,7 +8,6 @@ pydantic, archspec. The shim's hot path never imports it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,7 +26,8 @@ from shim import auth
 from shim.errors import RegistryError
 from shim.insecure import insecurity, registry_is_insecure  # noqa: F401  (re-exported)
 from shim.reference import Reference
-from shim.registry import RegistryClient
+from shim.registry import RegistryClient, RegistryTimeout
+from shim.untrusted import loads_json
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,9 @@ def parse_document(document: bytes, media_type: str) -> tuple | None:
 
 def _parse(document: bytes, media_type: str) -> tuple | None:
     try:
-        data = json.loads(document)
+        data = loads_json(document, "the index")
     except ValueError as exc:
         raise RegistryError(f"registry sent invalid JSON: {exc}") from None
-    except RecursionError:
-        raise RegistryError("registry sent JSON nested too deeply to read") from None
     declared = data.get("mediaType") if isinstance(data, dict) else None
     if media_type not in INDEX_MEDIA_TYPES and declared not in INDEX_MEDIA_TYPES:
         return None
@@ -225,6 +223,13 @@ def _first_source(
     endpoint's content is verified by :class:`RegistryClient` as the
     registry's is. All sources share one deadline, `timeout` seconds from now.
 
+    A source that timed out on this node in the last
+    :data:`shim.backoff.BACKOFF_SECONDS` is not asked (a mirror is skipped,
+    the registry fails at once, with the line :func:`shim.backoff.recent`
+    gives); a source is remembered as timed out when it had at least half the
+    budget left when it was asked (so a registry squeezed by slow mirrors
+    before it is not blamed).
+
     Returns:
         (the action's result, the client, the Source, requests made at the
         sources that failed).
@@ -236,6 +241,7 @@ def _first_source(
     """
     import time
 
+    from shim import backoff
     from shim.registries_conf import RegistriesConfError, pull_sources
 
     deadline = time.monotonic() + timeout
@@ -250,6 +256,10 @@ def _first_source(
             failures.append(
                 (source, RegistryError(f"registry {source.blocked} is blocked in registries.conf"))
             )
+            continue
+        recent = backoff.recent(source.domain, environ)
+        if recent is not None:
+            failures.append((source, RegistryTimeout(recent)))
             continue
         if tls_verify is not None:
             skip_verify = not tls_verify
@@ -268,11 +278,15 @@ def _first_source(
             timeout=timeout,
             deadline=deadline,
         )
+        fair = deadline - time.monotonic() >= timeout / 2
         try:
             return action(client, source), client, source, requests
         except RegistryError as exc:
             requests += client.requests_made
             failures.append((source, exc))
+            client.watchdog.cancel()
+            if isinstance(exc, RegistryTimeout) and fair and client.requests_made:
+                backoff.remember(source.domain, environ)
     _source, error = failures[-1]
     if len(failures) == 1:
         raise error
