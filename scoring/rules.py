@@ -245,9 +245,17 @@ _COMPARE_OPS = {"Gt": 1, "Ge": 1, "Lt": 1, "Le": 1, "GtLt": 2, "GeLe": 2}
 _ELEMENTS = {1: "exactly one element", 2: "exactly two elements"}
 
 
+#: Longest version component read (digits): 18 digits always fit an int64.
+#: A longer one makes the string no version; Python's int() would also refuse
+#: beyond 4,300 digits (CPython gh-95778) with a bare ValueError.
+MAX_VERSION_DIGITS = 18
+
+
 def _atoi(text: str) -> int | None:
-    """Go's ``strconv.Atoi`` on a 64-bit host; None where it fails."""
-    if not _NUMBER.fullmatch(text):
+    """Go's ``strconv.Atoi`` on a 64-bit host; None where it fails (not a
+    decimal integer, or out of int64 range, as any text over 20 characters
+    is: it is never converted)."""
+    if len(text) > 20 or not _NUMBER.fullmatch(text):
         return None
     number = int(text)
     return number if _INT64[0] <= number <= _INT64[1] else None
@@ -258,9 +266,10 @@ def _version(text: str) -> tuple[int, int, int] | None:
     (api/nfd/v1alpha1/utils.go): the longest of ``%d.%d.%d``, ``%d.%d``,
     ``%d`` at the start; missing parts are 0; the rest is ignored. Also
     accepts a leading ``v``. None when the string does not start with a
-    number (``str``, ``-11``, ``flavor-1.2.3``)."""
+    number (``str``, ``-11``, ``flavor-1.2.3``) or a component it reads has
+    more than :data:`MAX_VERSION_DIGITS` digits (Go's ``%d`` overflows int64)."""
     match = _VERSION.match(text)
-    if match is None:
+    if match is None or any(len(p or "") > MAX_VERSION_DIGITS for p in match.groups()):
         return None
     return tuple(int(part or 0) for part in match.groups())  # type: ignore[return-value]
 

@@ -19,7 +19,14 @@ from __future__ import annotations
 
 import re
 
-from scoring.rules import CompatibilitySet, FeatureMatcher, MatchAnyElement, MatchExpression, Rule
+from scoring.rules import (
+    MAX_VERSION_DIGITS,
+    CompatibilitySet,
+    FeatureMatcher,
+    MatchAnyElement,
+    MatchExpression,
+    Rule,
+)
 
 P = "org.supercontainers."
 #: archspec target name the build was compiled for (``zen4``, ``x86_64_v3``, ``neoverse_v2``).
@@ -84,6 +91,10 @@ def _version_terms(feature: str, element: str, value: str, key: str) -> tuple[Fe
                 f"{key}: {part.strip()!r} is not a version comparison (e.g. '>=5.14')"
             )
         op, version = match[1] or ">=", match[2]
+        if any(len(n) > MAX_VERSION_DIGITS for n in re.findall(r"[0-9]+", version)):
+            raise InvalidAnnotation(
+                f"{key}: {_shown(version)} has a number of more than {MAX_VERSION_DIGITS} digits"
+            )
         ops = ("Ge", "Le") if op in ("==", "=") else (_OPS[op],)  # NFD's GeLe refuses equal bounds
         for nfd_op in ops:
             expr = MatchExpression(op=nfd_op, value=(version,), type="version")
@@ -214,15 +225,25 @@ def weight(annotations: dict[str, str]) -> int:
     """The build's integer weight annotation (0 when absent).
 
     Raises:
-        InvalidAnnotation: not an integer.
+        InvalidAnnotation: not a decimal integer (ASCII digits, optional
+            sign), or one of more than :data:`MAX_VERSION_DIGITS` digits.
     """
     value = annotations.get(WEIGHT, "").strip()
     if not value:
         return 0
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidAnnotation(f"{WEIGHT}: {value!r} is not an integer") from None
+    if not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise InvalidAnnotation(f"{WEIGHT}: {_shown(value)} is not an integer")
+    if len(value.lstrip("+-")) > MAX_VERSION_DIGITS:
+        raise InvalidAnnotation(
+            f"{WEIGHT}: {_shown(value)} has more than {MAX_VERSION_DIGITS} digits"
+        )
+    return int(value)
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """`value` quoted for a message, cut to `limit` characters (the full value
+    stays in the annotations; messages are shown to people)."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 def compile_annotations(annotations: dict[str, str]) -> CompatibilitySet | None:

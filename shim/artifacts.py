@@ -24,7 +24,6 @@ that subject; the caller decides whether to fail open.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from shim.errors import RegistryError
 from shim.registry import MEDIA_TYPE_MANIFEST, RegistryClient
+from shim.untrusted import MAX_JSON_DEPTH, loads_json
 
 NFD_ARTIFACT_TYPE = "application/vnd.nfd.image-compatibility.v1alpha1"
 NFD_SPEC_YAML = "application/vnd.nfd.image-compatibility.spec.v1alpha1+yaml"
@@ -53,6 +53,10 @@ MAX_SPEC_NODES = 200_000
 #: a thread. Every level needs one of ``[ { - ? :``; a layer with more of them
 #: than this is read with the pure-Python loader, which raises RecursionError.
 MAX_C_YAML_INDICATORS = 1000
+#: Subjects (the index and its builds) whose NFD artifacts are looked up at
+#: most: a registry without the referrers API costs one request per subject,
+#: and a real index has tens of builds, not thousands.
+MAX_SUBJECTS = 1000
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,17 @@ def fetch_nfd_specs(
     Raises:
         RegistryError: one line naming the first subject (in the order given)
             whose artifact could not be listed, fetched, verified or decoded
-            (DigestMismatch for content that does not hash to its digest).
+            (DigestMismatch for content that does not hash to its digest);
+            or more than :data:`MAX_SUBJECTS` subjects (nothing is asked:
+            looking up part of them would ignore the others' artifacts).
     """
     ordered = list(dict.fromkeys(subjects))
+    if len(ordered) > MAX_SUBJECTS:
+        raise RegistryError(
+            f"{client.domain}/{repository}: NFD artifacts of {len(ordered):,} images: "
+            f"looked up for at most {MAX_SUBJECTS:,} (nfd_artifacts = false decides from "
+            "the index alone)"
+        )
     result: dict[str, list[NfdSpec]] = {s: [] for s in ordered}
     if not ordered:
         return result
@@ -206,17 +218,22 @@ def parse_rfc3339(value) -> int | None:
 def decode_spec(data: bytes, media_type: str) -> dict:
     """Decode a spec layer: JSON for ``...+json``, YAML otherwise.
 
-    YAML is read with PyYAML's safe loader (no Python objects), except that
-    timestamps stay strings (as they do for NFD's Go decoder into untyped
-    values, and so the document stays JSON-shaped). The document must be a
-    mapping of at most :data:`MAX_SPEC_NODES` nodes, aliases expanded.
+    JSON is read within bounds (:func:`shim.untrusted.loads_json`: depth,
+    number length). YAML is read with PyYAML's safe loader (no Python
+    objects), except that timestamps stay strings (as they do for NFD's Go
+    decoder into untyped values, and so the document stays JSON-shaped); a
+    layer that could nest deeply is read by the pure-Python loader (see
+    :data:`MAX_C_YAML_INDICATORS`). The document must be a mapping of at
+    most :data:`MAX_SPEC_NODES` nodes, aliases expanded, nested at most
+    :data:`shim.untrusted.MAX_JSON_DEPTH` deep.
 
     Raises:
-        RegistryError: not valid UTF-8, JSON or YAML; not a mapping; too big.
+        RegistryError: not valid UTF-8, JSON or YAML; not a mapping; too big
+            or too deep.
     """
     if media_type.endswith("+json"):
         try:
-            document = json.loads(data.decode("utf-8"))
+            document = loads_json(data, "spec layer")
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise RegistryError(f"spec layer is not valid JSON: {_one_line(exc)}") from None
     else:
@@ -258,7 +275,7 @@ def _fetch(
     manifest = client.get_manifest(repository, chosen["digest"])
     where = f"artifact {chosen['digest']}"
     try:
-        doc = json.loads(manifest.body)
+        doc = loads_json(manifest.body, "manifest")
     except ValueError as exc:
         raise RegistryError(f"{where}: manifest is not valid JSON: {_one_line(exc)}") from None
     if not isinstance(doc, dict):
@@ -330,18 +347,23 @@ def _loader(c: bool = True):
 
 
 def _check_size(document) -> None:
+    """Walk `document` without recursion: at most :data:`MAX_SPEC_NODES`
+    nodes, nested at most ``MAX_JSON_DEPTH`` deep (the store's ``json.dumps``
+    and the scoring model recurse once per level)."""
     budget = MAX_SPEC_NODES
-    stack = [document]
+    stack = [(document, 1)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         budget -= 1
         if budget < 0:
             raise RegistryError(f"spec has more than {MAX_SPEC_NODES} nodes (aliases expanded)")
+        if depth > MAX_JSON_DEPTH:
+            raise RegistryError(f"spec nested deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
+            stack.extend((k, depth + 1) for k in node.keys())
+            stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list | tuple | set):
-            stack.extend(node)
+            stack.extend((v, depth + 1) for v in node)
 
 
 def _yaml_problem(exc) -> str:

@@ -56,14 +56,43 @@ def policy_of(settings: Settings, repository: str, classes: tuple[str, ...] = ()
     return _as_policy(_entries(settings, repository, classes), classes)
 
 
+#: Builds a refusal lists one per line at most (the closest ones); the rest
+#: are counted in one line that points to ``imagefit explain``.
+REFUSAL_BUILDS = 10
+
+
 def _refusal(ref, decision, target=None) -> Refusal:
+    """The refusal of `decision` (no build of `ref` runs here) as shown to a
+    person: the reason, one line per build (at most :data:`REFUSAL_BUILDS`,
+    the closest first by failed checks, shown in index order; then a count),
+    then the closest build and what it lacks. Every string the registry chose
+    (build labels from annotations, check details quoting annotation values,
+    media types, platforms) is made terminal-safe and cut
+    (:func:`shim.untrusted.terminal_safe`), so the message has at most
+    ``REFUSAL_BUILDS + 3`` lines of bounded length whatever the index holds."""
+    from shim.untrusted import terminal_safe as safe
+
     scope = f" [{target.why}]" if target is not None and not target.live else ""
-    lines = [f"{ref}: {decision.reason}{scope}"]
-    lines += [f"  {v.build}: {v.why_not}" for v in decision.verdicts]
-    closest = next((v for v in decision.verdicts if v.candidate == decision.closest), None)
+    lines = [f"{ref}: {safe(decision.reason, 400)}{scope}"]
+    verdicts = list(decision.verdicts)
+    if len(verdicts) > REFUSAL_BUILDS:
+        ranked = sorted(
+            verdicts,
+            key=lambda v: (v.candidate != decision.closest, v.failed, v.candidate.position),
+        )
+        shown = sorted(ranked[:REFUSAL_BUILDS], key=lambda v: v.candidate.position)
+    else:
+        shown = verdicts
+    lines += [f"  {safe(v.build, 80)}: {safe(v.why_not)}" for v in shown]
+    if len(verdicts) > len(shown):
+        lines.append(
+            f"  ... and {len(verdicts) - len(shown):,} more builds; "
+            f"`imagefit explain {ref}` lists them"
+        )
+    closest = next((v for v in verdicts if v.candidate == decision.closest), None)
     if closest is not None:
-        lacks = "; ".join(c.detail for c in closest.checks if not c.passed)
-        lines.append(f"closest: {closest.build}, which lacks: {lacks}")
+        lacks = "; ".join(safe(c.detail) for c in closest.checks if not c.passed)
+        lines.append(f"closest: {safe(closest.build, 80)}, which lacks: {safe(lacks, 600)}")
     return Refusal("\n".join(lines))
 
 

@@ -121,6 +121,23 @@ def _facts_text(facts, verbose: bool) -> str:
     return "\n".join(lines)
 
 
+def _human(text: str) -> str:
+    """Text for a person's terminal: the renderings escape and cut each
+    registry string (shim.render); this escapes whatever got past them, line
+    by line (:func:`shim.untrusted.terminal_lines`, no cut). JSON and CSV
+    outputs are exact and do not pass here."""
+    from shim.untrusted import terminal_lines
+
+    return terminal_lines(text, 0)
+
+
+def _err(text: str) -> None:
+    """One message on stderr, terminal-safe, at most 40 lines of 2,000 characters."""
+    from shim.untrusted import terminal_lines
+
+    print(terminal_lines(text, 2000, 40), file=sys.stderr)
+
+
 def _show(decision, reference, index_digest, rewritten, args, node_class=None, policy=None) -> int:
     from shim import render
 
@@ -128,12 +145,12 @@ def _show(decision, reference, index_digest, rewritten, args, node_class=None, p
         doc = render.to_json(decision, reference, index_digest, rewritten, node_class, policy)
         print(json.dumps(doc, indent=2))
     else:
-        print(
+        print(_human(
             render.to_text(
                 decision, reference, rewritten, verbose=args.verbose, node_class=node_class,
                 policy=policy,
             )
-        )  # fmt: skip
+        ))  # fmt: skip
     return EXIT_SHIM_ERROR if decision.outcome.value == "refused" else 0
 
 
@@ -251,7 +268,7 @@ def cmd_check(args) -> int:
         except ValueError as exc:  # HostFactsError: this row, not the whole matrix
             if not node_class:
                 raise
-            print(f"imagefit: node class {node_class}: {exc}", file=sys.stderr)
+            _err(f"imagefit: node class {node_class}: {exc}")
             unreadable = True
             continue
         scope = (node_class,) if node_class else ()
@@ -293,7 +310,7 @@ def cmd_check(args) -> int:
         }
         print(json.dumps(out, indent=2))
     else:
-        print(render.matrix(rows, str(ref)))
+        print(_human(render.matrix(rows, str(ref))))
     refused = any(d.outcome.value == "refused" for _, d in rows)
     return EXIT_SHIM_ERROR if refused or unreadable else 0
 
@@ -380,7 +397,7 @@ def cmd_warm(args) -> int:
         try:
             probe.facts_of(target)
         except (ValueError, OSError, ShimError) as exc:  # HostFactsError is a ValueError
-            print(f"{who}: cannot read its facts: {exc}", file=sys.stderr)
+            _err(f"{who}: cannot read its facts: {exc}")
             failed = True
             continue
         usable.append((who, target))
@@ -392,20 +409,20 @@ def cmd_warm(args) -> int:
         try:
             ctx.index_data(ref, why_insecure)
         except (RegistryError, ShimError, ValueError) as exc:
-            print(f"{ref}: cannot resolve: {exc}", file=sys.stderr)
+            _err(f"{ref}: cannot resolve: {exc}")
             failed = True
             continue
         for who, target in usable:
             try:
                 entry = ctx.entry(ref, target, why_insecure)
             except (ShimError, ValueError, OSError) as exc:
-                print(f"{ref}: {who}: {exc}", file=sys.stderr)
+                _err(f"{ref}: {who}: {exc}")
                 failed = True
                 continue
             if entry is None:  # not with on_error = "refuse"; kept for safety
                 failed = True
                 continue
-            print(_warm_line(ref, who, entry))
+            print(_human(_warm_line(ref, who, entry)))
     return EXIT_SHIM_ERROR if failed else 0
 
 
@@ -628,7 +645,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``imagefit``. Returns the exit status."""
+    """Entry point of ``imagefit``. Returns the exit status: 125 with one
+    terminal-safe line for the shim's errors, bad input and anything
+    unexpected (never a traceback: :func:`shim.intercept.unexpected` names
+    the exception and where it was raised); 130 on Ctrl-C."""
     args = _parser().parse_args(argv)
     if getattr(args, "machine", None) and not getattr(args, "cpuinfo", None):
         print("imagefit: --machine needs --cpuinfo", file=sys.stderr)
@@ -644,8 +664,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ShimError as exc:
-        print(f"imagefit: {exc}", file=sys.stderr)
+        _err(f"imagefit: {exc}")
         return exc.exit_code
     except ValueError as exc:  # HostFactsError, InvalidIndexError: bad input, one line
-        print(f"imagefit: {exc}", file=sys.stderr)
+        _err(f"imagefit: {exc}")
+        return EXIT_SHIM_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug or an input no check foresaw: one line, no traceback
+        from shim.intercept import unexpected
+
+        _err(f"imagefit: {unexpected(exc)}")
         return EXIT_SHIM_ERROR

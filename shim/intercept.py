@@ -14,7 +14,7 @@ if False:  # for type checkers only: importing collections costs every shimmed c
 
 from shim.argv import Invocation
 from shim.config import Settings
-from shim.errors import Refusal
+from shim.errors import Refusal, ShimError
 from shim.personality import Personality, Plan, Resolved
 
 #: scoring.vocabulary.CONTAINER_KIND, spelled out: importing scoring would load
@@ -22,9 +22,36 @@ from shim.personality import Personality, Plan, Resolved
 CONTAINER_KIND = "org.supercontainers.container.kind"
 
 
+#: Characters of one warning shown at most (a message may quote a registry's words).
+WARN_LIMIT = 2000
+
+
 def warn(message: str) -> None:
-    """One human-readable line on stderr."""
-    print(f"imagefit: {message}", file=sys.stderr)
+    """One human-readable line on stderr: `message` with control characters
+    shown escaped and cut to :data:`WARN_LIMIT` characters
+    (:func:`shim.untrusted.terminal_safe`), whatever a registry put in it."""
+    from shim.untrusted import terminal_safe
+
+    print(f"imagefit: {terminal_safe(message, WARN_LIMIT)}", file=sys.stderr)
+
+
+def unexpected(exc: BaseException) -> str:
+    """One line naming an exception the shim did not expect (a bug, or data
+    beyond what a parser handles): its type, its message and where it was
+    raised (the innermost frame of the traceback, file and line), so that
+    the report is useful without a traceback. Terminal-safe, cut."""
+    from shim.untrusted import terminal_safe
+
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        path = tb.tb_frame.f_code.co_filename
+        parts = path.replace("\\", "/").split("/")
+        where = f" at {'/'.join(parts[-2:])}:{tb.tb_lineno}"
+    text = " ".join(str(exc).split()) or "(no message)"
+    return terminal_safe(f"unexpected {type(exc).__name__}{where}: {text}", 400)
 
 
 def registry_operand(operand: str):
@@ -55,6 +82,13 @@ def plan(
     build is annotated an application container), always (``"always"``) or
     never.
 
+    The boundary: an exception other than a ShimError raised while resolving
+    (any type, from any module: a parser meeting data beyond its bounds, a
+    bug) is one failed resolution like a registry error: one warning line
+    (:func:`unexpected`) and the command unchanged, or with ``on_error =
+    "refuse"`` a ShimError. BaseExceptions that are not Exceptions
+    (KeyboardInterrupt, SystemExit) pass through.
+
     Raises:
         Refusal: compatibility data says no build runs here (exit 125).
         ShimError: a resolution failure with ``on_error = "refuse"``.
@@ -76,9 +110,19 @@ def plan(
     resolved: list[Resolved] = []
     insecure_by_config = False
     if operands:  # the cold path: heavy imports only from here on
-        resolved, insecure_by_config = _resolve_operands(
-            personality, args, operands, inv, settings, environ
-        )
+        original = list(args)
+        try:
+            resolved, insecure_by_config = _resolve_operands(
+                personality, args, operands, inv, settings, environ
+            )
+        except ShimError:
+            raise
+        except Exception as exc:  # the boundary: see the docstring
+            images = " ".join(str(ref) for _p, (_prefix, ref) in operands)
+            if settings.on_error == "refuse":
+                raise ShimError(f"cannot resolve {images}: {unexpected(exc)}") from None
+            warn(f"cannot resolve {images} ({unexpected(exc)}); running the command unchanged")
+            args, resolved, insecure_by_config = original, [], False
     apply_login = False
     if inv.verb in personality.login_verbs and not standing_aside:
         apply_login = settings.login == "always"

@@ -25,8 +25,37 @@ from shim.locate import find_runtime
 ACTIVE_ENV = "IMAGEFIT_ACTIVE"
 
 
+#: Lines and characters per line of one message at most (a refusal has one
+#: line per build, at most ``shim.choice.REFUSAL_BUILDS`` of them).
+SAY_LINES = 40
+SAY_LINE_LIMIT = 2000
+
+
 def _say(message: str) -> None:
-    print(f"imagefit: {message}", file=sys.stderr)
+    """`message` on stderr after ``imagefit:``, made safe line by line
+    (:func:`shim.untrusted.terminal_lines`: control characters escaped, lines
+    cut, at most :data:`SAY_LINES` lines): the last defence should a
+    registry's words reach a message unescaped."""
+    from shim.untrusted import terminal_lines
+
+    print(f"imagefit: {terminal_lines(message, SAY_LINE_LIMIT, SAY_LINES)}", file=sys.stderr)
+
+
+def _interrupted() -> int:
+    """Ctrl-C while the shim resolved: the user wants to stop, not to have
+    the command run unchanged (fail-open would start the container they
+    interrupted). Die of SIGINT as the runtime would have (the shell sees a
+    death by signal and stops a script's loop), without a traceback; 130 where
+    the signal cannot be re-raised."""
+    import signal
+
+    sys.stderr.flush()
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except (OSError, ValueError):  # pragma: no cover  (not the main thread)
+        pass
+    return 130
 
 
 def _plan(runtime: str, args: list[str], settings: config.Settings, real: str | None = None):
@@ -81,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the shim. Returns an exit status only when it does not exec.
 
     Exit 125 (one line on stderr) for the shim's own errors and refusals.
+    Never a traceback: an unexpected exception while reading the config or
+    finding the runtime is exit 125 with one line naming it (no runtime to
+    run: nothing to fail open to); one while planning (``shim.intercept.plan``
+    handles those of resolution itself) is the documented fail-open (one
+    warning, the command unchanged) or exit 125 with ``on_error = "refuse"``.
+    Ctrl-C before the exec: :func:`_interrupted`.
     """
     argv = list(sys.argv if argv is None else argv)
     runtime = os.path.basename(argv[0])
@@ -105,10 +140,31 @@ def main(argv: list[str] | None = None) -> int:
             for line in settings.warnings:
                 _say(line)
         real = find_runtime(runtime, os.environ, argv[0], settings.runtimes.get(runtime))
+    except ShimError as exc:
+        _say(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return _interrupted()
+    except Exception as exc:  # a bug or an input no check foresaw: one line, no traceback
+        from shim.intercept import unexpected
+
+        _say(f"cannot start {runtime}: {unexpected(exc)}")
+        return EXIT_SHIM_ERROR
+    try:
         plan = _plan(runtime, argv[1:], settings, real)
     except ShimError as exc:
         _say(str(exc))
         return exc.exit_code
+    except KeyboardInterrupt:
+        return _interrupted()
+    except Exception as exc:  # the last resort: shim.intercept.plan has its own boundary
+        from shim.intercept import unexpected
+
+        if settings.on_error == "refuse":
+            _say(f"cannot plan this {runtime} command: {unexpected(exc)}")
+            return EXIT_SHIM_ERROR
+        _say(f"cannot plan this {runtime} command ({unexpected(exc)}); running it unchanged")
+        plan = None
     final = argv[1:] if plan is None else plan.args
     before = [] if plan is None else plan.before
     after = [] if plan is None else plan.after

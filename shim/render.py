@@ -24,11 +24,20 @@ in docs/reference.md)::
                                   "expression": str, "host_value": str | null,
                                   "matcher_type": str, "is_match": bool,
                                   "error": str}]}]}]}]}
+
+The human renderings (:func:`to_text`, :func:`matrix`) show every string a
+registry chose (build labels, platforms, GPU/MPI summaries from annotations,
+check details quoting annotation values, NFD tags, rule names and
+expressions) through :func:`shim.untrusted.terminal_safe`: control
+characters escaped, each field cut (a table column to 60 characters, a detail
+to 200), so no registry can write to a terminal or flood it. The JSON
+(:func:`to_json`) keeps every string exact.
 """
 
 from __future__ import annotations
 
 from scoring import Decision, Verdict
+from shim.untrusted import terminal_safe as _safe
 
 EXPLAIN_SCHEMA_VERSION = 2
 
@@ -142,10 +151,15 @@ def _score(v: Verdict) -> str:
     return " ".join(parts)
 
 
+#: Characters of one table cell (build, platform, gpu, mpi) shown at most.
+CELL = 60
+
+
 def _row(v: Verdict, chosen: bool) -> list[str]:
     plat = str(v.candidate.platform) if v.candidate.platform else "-"
-    return ["->" if chosen else "", str(v.candidate.position), v.build, plat, v.gpu, v.mpi,
-            "fits" if v.fits else "no", _score(v), v.candidate.digest[:19]]  # fmt: skip
+    return ["->" if chosen else "", str(v.candidate.position), _safe(v.build, CELL),
+            _safe(plat, CELL), _safe(v.gpu, CELL), _safe(v.mpi, CELL),
+            "fits" if v.fits else "no", _score(v), _safe(v.candidate.digest[:19])]  # fmt: skip
 
 
 def to_text(
@@ -167,8 +181,9 @@ def to_text(
         context.append(f"policy: {policy_text(policy)}")
     if not decision.verdicts:  # a single manifest, nothing was chosen
         return "\n".join(
-            [f"image:  {reference}", *context, "", f"{decision.outcome.value}: {decision.reason}"]
-        )
+            [f"image:  {reference}", *context, "",
+             f"{decision.outcome.value}: {_safe(decision.reason, 400)}"]
+        )  # fmt: skip
     header = ["", "#", "build", "platform", "gpu", "mpi", "verdict", "score", "digest"]
     rows = [_row(v, v.candidate == decision.chosen) for v in decision.verdicts]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -180,16 +195,19 @@ def to_text(
         lines.append(fmt.format(*row).rstrip())
         for c in v.checks:
             if verbose or not c.passed:
-                lines.append(f"{indent}{'pass' if c.passed else 'FAIL'} {c.name}: {c.detail}")
+                lines.append(
+                    f"{indent}{'pass' if c.passed else 'FAIL'} {c.name}: {_safe(c.detail)}"
+                )
         if verbose:
             for s in v.sets:
-                label = f"set {s.tag or '(untagged)'} from {s.source or '?'}" + (
-                    f", weight {s.weight}" if s.weight else ""
+                label = (
+                    f"set {_safe(s.tag or '(untagged)', CELL)} from {_safe(s.source or '?', CELL)}"
+                    + (f", weight {s.weight}" if s.weight else "")
                 )
                 lines.append(f"{indent}{'match' if s.is_match else 'no match'}: {label}")
                 for r in s.rules:
                     lines.append(
-                        f"{indent}  rule {r.name or '-'}: {'match' if r.is_match else 'no match'}"
+                        f"{indent}  rule {_safe(r.name or '-', CELL)}: {'match' if r.is_match else 'no match'}"
                     )
                     for e in r.expressions:
                         have = "absent" if e.host_value is None else repr(e.host_value)
@@ -198,16 +216,20 @@ def to_text(
                             if e.matcher_type == "matchExpression"
                             else f"{e.feature} (names)"
                         )
-                        err = f" [{e.error}]" if e.error else ""
+                        err = f" [{_safe(e.error)}]" if e.error else ""
                         lines.append(
-                            f"{indent}    {'ok' if e.is_match else 'x '} {target} {e.expression}; host: {have}{err}"
+                            f"{indent}    {'ok' if e.is_match else 'x '} {_safe(target, CELL)} "
+                            f"{_safe(e.expression)}; host: {_safe(have)}{err}"
                         )
     lines.append("")
-    lines.append(f"{decision.outcome.value}: {decision.reason}")
+    lines.append(f"{decision.outcome.value}: {_safe(decision.reason, 400)}")
     if decision.closest is not None:
         v = _verdict_of(decision, decision.closest)
-        lacks = "; ".join(c.detail for c in v.checks if not c.passed)
-        lines.append(f"closest: {v.build} ({v.candidate.digest[:19]}), lacks: {lacks}")
+        lacks = "; ".join(_safe(c.detail) for c in v.checks if not c.passed)
+        lines.append(
+            f"closest: {_safe(v.build, CELL)} ({_safe(v.candidate.digest[:19])}), "
+            f"lacks: {_safe(lacks, 600)}"
+        )
     if rewritten:
         lines.append(f"runs:   {rewritten}")
     return "\n".join(lines)
@@ -218,17 +240,22 @@ def matrix(rows: list[tuple[str, Decision]], reference: str) -> str:
     header = ["node class", "host", "outcome", "build", "digest / reason"]
     table = []
     for name, d in rows:
+        host = _safe(d.host.split(")")[0] + ")", CELL)
         if d.chosen is not None:
             v = _verdict_of(d, d.chosen)
             table.append(
-                [name, d.host.split(")")[0] + ")", "selected", v.build, d.chosen.digest[:19]]
+                [name, host, "selected", _safe(v.build, CELL), _safe(d.chosen.digest[:19])]
             )
         elif d.outcome.value == "refused":
             v = _verdict_of(d, d.closest) if d.closest else None
-            why = f"closest {v.build}: {v.why_not}" if v else "no build for this platform"
-            table.append([name, d.host.split(")")[0] + ")", "refused", "-", why])
+            why = (
+                f"closest {_safe(v.build, CELL)}: {_safe(v.why_not)}"
+                if v
+                else "no build for this platform"
+            )
+            table.append([name, host, "refused", "-", why])
         else:
-            table.append([name, d.host.split(")")[0] + ")", d.outcome.value, "-", d.reason])
+            table.append([name, host, d.outcome.value, "-", _safe(d.reason, 400)])
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(

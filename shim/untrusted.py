@@ -18,13 +18,12 @@ result is cut to a length. Every human output of a string a registry chose
 JSON output keeps the exact strings (``json.dumps`` escapes control
 characters itself).
 
-Standard library only; :mod:`re` is imported when JSON is parsed (the cold
-path), never by :func:`terminal_safe`.
+Standard library only; :mod:`json` and :mod:`re` are imported when JSON is
+parsed (the cold path), never by :func:`terminal_safe`, so the shim's hot-path
+messages (:func:`shim.main._say`) can use it at no import cost.
 """
 
 from __future__ import annotations
-
-import json
 
 #: Deepest nesting of arrays/objects accepted (an OCI index is 4 deep, an NFD
 #: spec about 8).
@@ -75,7 +74,7 @@ def json_depth_bound(data: bytes) -> int:
     return steps + len(brackets)
 
 
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 
 
 def _number(text: str):
@@ -104,6 +103,8 @@ def loads_json(data: bytes | str, what: str = "JSON"):
         ValueError: not valid JSON or not UTF-8 (``json.JSONDecodeError``,
             ``UnicodeDecodeError``), one line.
     """
+    import json
+
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     depth = json_depth_bound(raw)
     if depth > MAX_JSON_DEPTH:
@@ -122,22 +123,24 @@ def terminal_safe(text: object, limit: int = MAX_SHOWN) -> str:
     """`text` as one line a terminal shows literally: every character that is
     not printable (``str.isprintable``: C0/C1 controls, DEL, Unicode
     format and separator characters, unassigned code points) written as its
-    Python escape, then cut to `limit` characters with a note of how many
-    more there were.
+    Python escape, then cut to `limit` characters with a note of how long the
+    whole text was. Only the first `limit` characters are ever escaped, so a
+    string of megabytes costs no more than a short one.
 
     Args:
         text: any object (``str()`` of it is shown).
         limit: characters kept at most (>= 1); 0 keeps everything.
 
     Returns:
-        A printable str of at most about `limit` + 30 characters.
+        A printable str of at most `limit` + 40 characters (when `limit`).
     """
     text = text if isinstance(text, str) else str(text)
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    if limit and len(text) > limit:
-        text = f"{text[:limit]}...({len(text) - limit} more characters)"
-    return text
+    shown = text[:limit] if limit else text
+    if not shown.isprintable():
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+    if limit and (len(text) > limit or len(shown) > limit):
+        shown = f"{shown[:limit]}...({len(text)} characters in all)"
+    return shown
 
 
 def terminal_lines(text: str, limit: int = 1000, max_lines: int = 0) -> str:

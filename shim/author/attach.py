@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from scoring import INDEX_MEDIA_TYPES
 from scoring.index import MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST
 from shim.author.common import AuthorError, short_digest
+from shim.untrusted import loads_json
 
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY = b"{}"
@@ -71,7 +72,7 @@ def subject_of(client, repository: str, reference: str, build: str | None) -> tu
 
     manifest = client.get_manifest(repository, reference)
     try:
-        doc = json.loads(manifest.body)
+        doc = loads_json(manifest.body)
     except ValueError:
         raise AuthorError(f"{repository}:{reference} is not JSON") from None
     media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or manifest.media_type
@@ -125,7 +126,7 @@ def add_referrer(client, repository: str, subject: str, descriptor: dict) -> str
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
     else:
         try:
-            index = json.loads(found.body)
+            index = loads_json(found.body)
         except ValueError:
             index = None
         if (

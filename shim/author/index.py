@@ -45,6 +45,7 @@ from scoring.index import MANIFEST_MEDIA_TYPES, OCI_INDEX
 from shim.author import keys, satisfy
 from shim.author.common import AuthorError, Registries, parse_reference, short_digest
 from shim.reference import Reference
+from shim.untrusted import loads_json
 
 #: A config blob larger than this is refused (configs are a few KiB).
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
@@ -260,7 +261,7 @@ def _pick_from_index(body: bytes, where: str, target: str) -> dict:
     from archspec.cpu import TARGETS
 
     family = TARGETS[target].family.name
-    doc = json.loads(body)
+    doc = loads_json(body)
     matching = [
         d
         for d in doc.get("manifests") or []
@@ -287,22 +288,22 @@ def resolve_build(registries: Registries, name: Reference, spec: BuildSpec) -> B
     manifest = client.get_manifest(ref.path, ref.reference)
     body, media_type, digest = manifest.body, manifest.media_type, manifest.digest
     try:
-        declared = json.loads(body).get("mediaType")
+        declared = loads_json(body).get("mediaType")
     except (ValueError, AttributeError):
         raise AuthorError(f"{where}: the manifest is not a JSON object") from None
     if media_type in INDEX_MEDIA_TYPES or declared in INDEX_MEDIA_TYPES:
         chosen = _pick_from_index(body, where, target)
         manifest = client.get_manifest(ref.path, chosen["digest"])
         body, media_type, digest = manifest.body, manifest.media_type, manifest.digest
-        declared = json.loads(body).get("mediaType")
+        declared = loads_json(body).get("mediaType")
     media_type = declared or media_type
     if media_type not in MANIFEST_MEDIA_TYPES:
         raise AuthorError(f"{where}: {media_type} is not an image manifest")
-    doc = json.loads(body)
+    doc = loads_json(body)
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     if not isinstance(config.get("digest"), str):
         raise AuthorError(f"{where}: the manifest has no config")
-    image = json.loads(client.get_blob(ref.path, config["digest"], max_bytes=MAX_CONFIG_BYTES))
+    image = loads_json(client.get_blob(ref.path, config["digest"], max_bytes=MAX_CONFIG_BYTES))
     platform = _platform(image, target, where)
     descriptor = {
         "mediaType": media_type,
@@ -381,7 +382,7 @@ def transfer(registries: Registries, build: Build, name: Reference) -> str:
     src = registries.client(build.ref)
     dst = registries.client(name)
     same_registry = build.ref.domain == name.domain
-    doc = json.loads(build.body)
+    doc = loads_json(build.body)
     blobs = [doc["config"], *(doc.get("layers") or [])]
     counts = {"mounted": 0, "copied": 0, "present": 0}
     for blob in blobs:

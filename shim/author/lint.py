@@ -39,6 +39,7 @@ from scoring.index import MANIFEST_MEDIA_TYPES, Candidate
 from scoring.platform import normalize_architecture, normalize_variant, variant_target
 from shim.author import satisfy
 from shim.author.keys import key_findings
+from shim.untrusted import loads_json
 
 ERROR, WARNING = satisfy.ERROR, satisfy.WARNING
 
@@ -413,7 +414,7 @@ def run(args) -> int:
     client = registries.client(ref)
     manifest = client.get_manifest(ref.path, ref.reference)
     try:
-        document = json.loads(manifest.body)
+        document = loads_json(manifest.body)
     except ValueError as exc:
         from shim.errors import RegistryError
 
