@@ -112,13 +112,15 @@ def facts_cache_dir(environ) -> str:
     return os.path.join(base, "imagefit")
 
 
-def _safe_chain(path: str, own_last: bool) -> bool:
+def _safe_chain(path: str, own_last: bool, also: tuple[int, ...] = ()) -> bool:
     """Every directory from ``/`` down to `path` is one no other user can
-    change: owned by us or root, not writable by group or others unless
-    sticky (``/tmp``); a symbolic link on the way must be ours or root's (so
-    nobody else can point it elsewhere). With `own_last`, `path` itself must
-    be a real directory (no link) of ours, writable by us alone."""
+    change: owned by us or root (or a uid of `also`, the site's trusted
+    uids), not writable by group or others unless sticky (``/tmp``); a
+    symbolic link on the way must be owned the same way (so nobody else can
+    point it elsewhere). With `own_last`, `path` itself must be a real
+    directory (no link) of ours, writable by us alone."""
     uid = os.geteuid()
+    owners = (uid, 0, *also)
     parts = [p for p in os.path.normpath(path).split("/") if p]
     here = "/"
     for i in range(len(parts) + 1):
@@ -130,9 +132,9 @@ def _safe_chain(path: str, own_last: bool) -> bool:
             st = lst if lst.st_mode & 0o170000 != 0o120000 else os.stat(here)
         except OSError:
             return False
-        if lst.st_mode & 0o170000 == 0o120000 and (lst.st_uid not in (uid, 0) or (last and own_last)):
+        if lst.st_mode & 0o170000 == 0o120000 and (lst.st_uid not in owners or (last and own_last)):
             return False
-        if st.st_mode & 0o170000 != 0o040000 or st.st_uid not in (uid, 0):
+        if st.st_mode & 0o170000 != 0o040000 or st.st_uid not in owners:
             return False
         if last and own_last:
             if st.st_uid != uid or st.st_mode & 0o022:
@@ -183,18 +185,31 @@ def read_fd(fd: int, limit: int) -> bytes | None:
 
 
 def read_regular(path: str, limit: int = MAX_FACTS_FILE) -> bytes:
-    """The bytes of the regular file `path` (links followed: a site's facts
-    file may be one), read once, bounded, without blocking on a FIFO.
+    """The bytes of the facts file `path`, read once, bounded, without
+    blocking on a FIFO (``O_NONBLOCK``), checked with fstat on the open
+    descriptor (so what is checked is what is read): a regular file owned by
+    root, or by the caller when the caller is not root, and not writable by
+    group or others. Links are followed (a site's facts file may be one):
+    the file they end at is the one checked. Root never takes a facts file
+    another user wrote (``IMAGEFIT_FACTS`` under ``sudo -E``, a class facts
+    file in a user's directory).
 
     Raises:
         OSError: cannot be opened or read.
-        ValueError: not a regular file, or larger than `limit` bytes.
+        ValueError: not a regular file, not owned by root (or the caller),
+            writable by group or others, or larger than `limit` bytes (one line).
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
         if st.st_mode & 0o170000 != 0o100000:
             raise ValueError("not a regular file")
+        euid = os.geteuid()
+        if st.st_uid not in ((0,) if euid == 0 else (0, euid)):
+            owner = "root" if euid == 0 else f"root or uid {euid}"
+            raise ValueError(f"owned by uid {st.st_uid}, not {owner}: not used")
+        if st.st_mode & 0o022:
+            raise ValueError("writable by group or others: not used")
         data = read_fd(fd, limit)
         if data is None:
             raise ValueError(f"larger than {limit >> 20} MiB")
@@ -278,9 +293,13 @@ def record_identity(environ, fingerprint: str, identity: str) -> None:
     path = _identity_path(environ, fingerprint)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
         try:
-            os.write(fd, f"{fingerprint} {identity}\n".encode())
+            data = f"{fingerprint} {identity}\n".encode()
+            if os.write(fd, data) != len(data):  # a full disk: no partial record
+                raise OSError("short write")
         finally:
             os.close(fd)
         os.replace(tmp, path)

@@ -243,13 +243,18 @@ class Context:
         return entry
 
     def _failed(self, ref, exc, start):
-        if self.settings.on_error == "refuse":
+        """A resolution that failed with `exc`: audited with its cause, then
+        the one-line refusal (``on_error = "refuse"``: ShimError, exit 125)
+        or the fail-open warning (None: the command runs unchanged)."""
+        refuse = self.settings.on_error == "refuse"
+        _audit(
+            self.settings, self.personality, ref, None, "refused" if refuse else "error",
+            f"resolution failed ({exc}); " + ("refused (on_error = refuse)" if refuse else "ran unchanged"),
+            "miss", start,
+        )  # fmt: skip
+        if refuse:
             raise ShimError(f"cannot resolve {ref}: {exc}") from None
         warn(f"cannot resolve {ref} ({exc}); running the command unchanged")
-        _audit(
-            self.settings, self.personality, ref, None, "error",
-            "resolution failed; ran unchanged", "miss", start,
-        )  # fmt: skip
         return None
 
     def _decide(self, ref, target, why_insecure, start, entries):
@@ -552,6 +557,7 @@ def _audit(settings, personality, ref, entry, outcome, reason, state, start) -> 
     audit.record(
         settings.audit_log,
         light=state in ("hit", "waited"),
+        facility=getattr(settings, "audit_facility", "authpriv"),
         runtime=personality.name,
         reference=str(ref),
         index_digest=entry.index_digest if entry else None,

@@ -22,7 +22,8 @@ Keys::
     decision_cache_ttl = 600   # seconds a decision is used without asking the registry
     decision_cache_dir = "/lustre/imagefit/decisions"  # shared by all nodes (default: per user)
     cache_trusted_uids = []    # other owners whose shared cache entries are trusted
-    audit_log = "/var/log/imagefit/audit.jsonl"        # or "syslog"; default: none
+    audit_log = "syslog"       # or "syslog:/run/alt/log" or a root-only file; default: none
+    audit_facility = "authpriv"  # syslog facility: auth, authpriv, user, daemon, local0..local7
     consistency = "node"       # or "job": one build for every node class of a Slurm job
     [node_classes.zen4]        # a named node class (site config; order matters)
     facts = "/site/imagefit/classes/zen4.json"  # `imagefit facts --json --output` on one node
@@ -67,6 +68,12 @@ LOGIN = ("auto", "always", "never")
 RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus")
 CONSISTENCY = ("node", "job")
 #: characters of a node class name (IMAGEFIT_NODE_CLASS separates names with commas)
+#: syslog facilities audit_facility may name, with their codes (RFC 5424 section 6.2.1,
+#: glibc <syslog.h>: LOG_AUTHPRIV is 10 << 3)
+FACILITIES = {
+    "auth": 4, "authpriv": 10, "user": 1, "daemon": 3,
+    **{f"local{n}": 16 + n for n in range(8)},
+}  # fmt: skip
 CLASS_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -88,6 +95,7 @@ class Settings:
         "decision_cache_dir",
         "cache_trusted_uids",
         "audit_log",
+        "audit_facility",
         "consistency",
         "node_classes",
         "pin",
@@ -110,6 +118,7 @@ class Settings:
         decision_cache_dir: str | None = None,
         cache_trusted_uids: tuple[int, ...] = (),
         audit_log: str | None = None,
+        audit_facility: str = "authpriv",
         consistency: str = "node",
         node_classes: tuple[tuple[str, str, tuple[str, ...]], ...] = (),
         pin: str | None = None,
@@ -129,6 +138,7 @@ class Settings:
         self.decision_cache_dir = decision_cache_dir
         self.cache_trusted_uids = cache_trusted_uids
         self.audit_log = audit_log
+        self.audit_facility = audit_facility
         self.consistency = consistency
         self.node_classes = node_classes
         self.pin = pin
@@ -218,6 +228,34 @@ def config_paths(environ: Mapping[str, str], euid: int) -> list[str]:
     return paths
 
 
+def check_path(where: str, key: str, value: object, alternatives: str = "") -> str:
+    """`value` when it is an absolute path the kernel can take: a string
+    starting with ``/``, with no NUL byte (a C string ends there: path
+    resolution, path_resolution(7), never sees what follows) and encodable
+    to the file system encoding (:func:`os.fsencode`), at most PATH_MAX
+    (4096) bytes.
+
+    Raises:
+        ConfigError: one line naming `where` (a file or variable) and `key`;
+            the value is shown with its control characters escaped.
+    """
+    why = None
+    if not isinstance(value, str) or not value.startswith("/"):
+        why = "must be an absolute path" + alternatives
+    elif "\x00" in value:
+        why = "must not contain a NUL byte"
+    else:
+        try:
+            if len(os.fsencode(value)) >= 4096:
+                why = "is longer than PATH_MAX (4096 bytes)"
+        except UnicodeError:
+            why = "holds characters no file name can hold"
+    if why is None:
+        return value  # type: ignore[return-value]
+    shown = ascii(value)[:120] if isinstance(value, str) else type(value).__name__
+    raise ConfigError(f"{where}: {key} {why} (got {shown})")
+
+
 def _check(path: str, key: str, value: object) -> object:
     if key in ("on_error", "login"):
         allowed = ON_ERROR if key == "on_error" else LOGIN
@@ -241,13 +279,19 @@ def _check(path: str, key: str, value: object) -> object:
                 f"{path}: decision_cache_ttl must be a number of seconds (0 disables the cache)"
             )
         value = float(value)
-    elif key in ("decision_cache_dir", "audit_log"):
-        if not isinstance(value, str) or not (
-            os.path.isabs(value) or value == "syslog" and key == "audit_log"
-        ):
+    elif key == "decision_cache_dir":
+        value = check_path(path, key, value)
+    elif key == "audit_log":
+        if isinstance(value, str) and value.startswith("syslog:"):
+            check_path(path, key, value[len("syslog:") :])
+        elif value != "syslog":
+            value = check_path(
+                path, key, value, ' or "syslog" or "syslog:" followed by a socket\'s absolute path'
+            )
+    elif key == "audit_facility":
+        if value not in FACILITIES:
             raise ConfigError(
-                f"{path}: {key} must be an absolute path"
-                + (' or "syslog"' if key == "audit_log" else "")
+                f"{path}: audit_facility must be one of {', '.join(FACILITIES)}, not {value!r}"
             )
     elif key == "cache_trusted_uids":
         if not isinstance(value, list) or not all(
@@ -309,6 +353,8 @@ def _check(path: str, key: str, value: object) -> object:
             k in RUNTIMES and isinstance(v, str) and os.path.isabs(v) for k, v in value.items()
         ):
             raise ConfigError(f"{path}: [runtimes] maps {', '.join(RUNTIMES)} to absolute paths")
+        for name, runtime in value.items():
+            check_path(path, f"[runtimes] {name}", runtime)
     else:
         raise ConfigError(f"{path}: unknown key {key!r}")
     return value
@@ -329,6 +375,7 @@ def _node_classes(path: str, value: object) -> tuple[tuple[str, str, tuple[str, 
         facts, hosts = table.get("facts"), table.get("hosts", [])
         if not isinstance(facts, str) or not os.path.isabs(facts):
             raise ConfigError(f"{path}: [node_classes.{name}] facts must be an absolute path")
+        check_path(path, f"[node_classes.{name}] facts", facts)
         if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
             raise ConfigError(f"{path}: [node_classes.{name}] hosts must be a list of globs")
         classes.append((name, facts, tuple(hosts)))
@@ -384,19 +431,30 @@ def _read_toml(path: str, environ: Mapping[str, str]) -> dict:
     # (root running with a user's HOME keeps none there)
     if not (owned_dir(directory) or (not os.path.lexists(directory) and may_create(directory))):
         return data
+    tmp = None
     try:
         import secrets
 
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        name = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        tmp = name  # ours from here: removed if anything below fails
         try:
-            os.write(fd, marshal.dumps((signature, data)))
+            view = memoryview(marshal.dumps((signature, data)))
+            while view:  # a short write (a full disk) raises on the next one: ENOSPC
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         os.replace(tmp, cache)
     except (OSError, ValueError):
-        pass  # a cache that cannot be written is only slower
+        if tmp is not None:  # a full disk leaves no temporary file behind
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        # a cache that cannot be written is only slower
     return data
 
 
@@ -488,7 +546,7 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
         if path:
             if not os.path.isabs(path):
                 raise ConfigError(f"IMAGEFIT_{name.upper()} must be an absolute path")
-            runtimes[name] = path
+            runtimes[name] = check_path(f"IMAGEFIT_{name.upper()}", "the runtime", path)
     return Settings(
         **values,  # type: ignore[arg-type]
         runtimes=runtimes,

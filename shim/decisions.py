@@ -201,7 +201,8 @@ def usable_dir(
     """(directory, shared, warning): the site's shared directory when it is
     one the site made (the shim never creates it): a real directory, not a
     symbolic link, owned by root, by us or by a uid of `trusted_uids`, and
-    not writable by group or others unless sticky (``1777``). Otherwise the
+    not writable by group or others unless sticky (``1777``), under
+    directories no other user can change (:func:`_site_parents`). Otherwise the
     user's private directory, with a warning naming why; None (no cache)
     when that is in a directory another user controls."""
     if not configured:
@@ -220,6 +221,11 @@ def usable_dir(
             reason = f"owned by uid {st.st_uid}, not root"
         elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
             reason = "writable by others without the sticky bit (chmod 1777)"
+        elif not _site_parents(configured, trusted_uids):
+            reason = (
+                "a directory above it is another user's or writable by others "
+                "without the sticky bit (it could be renamed or replaced)"
+            )
         else:
             return configured, True, None
     return (
@@ -227,6 +233,16 @@ def usable_dir(
         False,
         f"shared cache directory {configured}: {reason}; using the per-user cache",
     )
+
+
+def _site_parents(directory: str, trusted_uids: tuple[int, ...]) -> bool:
+    """True when no other user can rename or replace `directory`: every
+    directory above it is owned by root, us or a trusted uid, and not
+    writable by group or others unless sticky
+    (:func:`hostfacts.fingerprint._safe_chain`)."""
+    from hostfacts.fingerprint import _safe_chain
+
+    return _safe_chain(os.path.dirname(directory) or "/", False, tuple(trusted_uids))
 
 
 def _private(environ) -> str | None:
@@ -382,13 +398,14 @@ class LeaseLock:
             except OSError:
                 return False
             try:
-                os.write(fd, f"{os.uname().nodename} {os.getpid()} {time.time():.3f}\n".encode())
                 st = os.fstat(fd)
                 self.ino = (st.st_dev, st.st_ino)
-            except OSError:
-                pass
-            finally:
+                os.write(fd, f"{os.uname().nodename} {os.getpid()} {time.time():.3f}\n".encode())
+            except OSError:  # a full disk: no lock left behind, none held
                 os.close(fd)
+                self.release()
+                return False
+            os.close(fd)
             return True
         return False
 
@@ -401,7 +418,9 @@ class LeaseLock:
         return self._trusted(st) and self._fresh(st) and not self._holder_gone()
 
     def _trusted(self, st: os.stat_result) -> bool:
-        return stat.S_ISREG(st.st_mode) and st.st_uid in self.owners
+        """A lock worth waiting for: a regular file with one name (not a hard
+        link planted to a file of root's), owned by one of the owners."""
+        return stat.S_ISREG(st.st_mode) and st.st_uid in self.owners and st.st_nlink == 1
 
     def _fresh(self, st: os.stat_result) -> bool:
         """Within its lease; a time ahead of the clock (beyond 5 min of skew

@@ -307,14 +307,81 @@ def _caches(settings, environ, report: _Report) -> tuple[list[dict], dict]:
                 "does that work again (slower, same result)"
             )
     audit = {"destination": settings.audit_log, "writable": None}
-    if settings.audit_log and settings.audit_log != "syslog":
-        audit["writable"] = _writable(settings.audit_log)[1]
-        if not audit["writable"]:
-            report.warnings.append(
-                f"audit log {settings.audit_log} is not writable by uid {os.geteuid()}: "
-                "this user's decisions are not logged"
-            )
+    if settings.audit_log:
+        audit["writable"] = _audit_ok(settings.audit_log, report)
     return rows, audit
+
+
+def _audit_ok(destination: str, report: _Report) -> bool:
+    """Whether this user's decisions reach `destination` as the shim logs
+    them (:mod:`shim.audit`): a syslog socket that accepts a connection, or,
+    for root, a root-only regular file (or its absent name in a root-only
+    directory). A non-root user of a root-only file logs to syslog: that
+    socket is checked then."""
+    import socket as sockets
+
+    from shim import audit
+
+    sock = audit.destination_socket(destination)
+    if sock is None and os.geteuid() == 0:
+        if not os.path.lexists(destination):  # root creates it (never doctor)
+            if _writable(destination)[1]:
+                return True
+            why = "it cannot be created"
+        else:
+            try:
+                os.close(audit.open_log(destination))
+                return True
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+        report.warnings.append(
+            f"audit log {destination} cannot be appended to safely ({why}): "
+            "the shim logs to syslog instead"
+        )
+        sock = audit.DEV_LOG
+    elif sock is None:
+        sock = audit.DEV_LOG  # every user but root logs to syslog: by design
+    s = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    try:
+        s.settimeout(1.0)
+        s.connect(sock)
+        return True
+    except OSError as exc:
+        report.warnings.append(
+            f"syslog socket {sock} does not take messages ({exc.strerror or exc}): "
+            f"uid {os.geteuid()}'s decisions are not logged"
+        )
+        return False
+    finally:
+        s.close()
+
+
+def _path_warnings(environ, report: _Report) -> list[str]:
+    """PATH directories another user could plant a ``podman`` in, ahead of
+    the shim or of the real runtime: a relative entry (the current
+    directory), or a directory that is, or lies under, one not owned by root
+    or this user, or writable by group or others (a sticky directory above
+    it excepted: :func:`hostfacts.fingerprint._safe_chain`). Each is one
+    warning; most important when root runs it (``sudo``'s ``secure_path``
+    should list only root's directories)."""
+    from hostfacts.fingerprint import _safe_chain
+
+    found = []
+    for directory in environ.get("PATH", "").split(os.pathsep):
+        if not directory or not os.path.isabs(directory):
+            why = "a relative entry (the current directory)"
+        elif not os.path.isdir(directory):
+            continue
+        elif not _safe_chain(directory, False) or os.stat(directory).st_mode & 0o022:
+            why = "writable by another user, or under a directory that is"
+        else:
+            continue
+        found.append(directory)
+        report.warnings.append(
+            f"PATH entry {directory!r} is {why}: whoever can write it can plant a runtime "
+            f"that uid {os.geteuid()} runs instead of the shim (see docs/admin.md, Threat model)"
+        )
+    return found
 
 
 # -- registries --------------------------------------------------------------
@@ -672,6 +739,7 @@ def diagnose(
         report.problems.append(str(exc))
     settings, config_section = _config(environ, report)
     runtimes = _runtimes(shim, settings, environ, report)
+    _path_warnings(environ, report)
     caches, audit = _caches(settings, environ, report)
     hosts = list(registries)
     for image in images:

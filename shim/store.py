@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 
 from shim import decisions
+from shim.untrusted import loads_json
 
 #: the largest index document the store keeps (the registry client's own bound)
 MAX_DOCUMENT = 4 << 20
@@ -130,7 +131,7 @@ def load_record(
 
 def _parse_record(data: bytes, reference: str) -> Record | None:
     try:
-        doc = json.loads(data)
+        doc = loads_json(data, "index store record")  # bounded: depth, number length
     except (ValueError, RecursionError):
         return None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -224,7 +225,7 @@ def index_data(directory: str, record: Record, ref, trusted_uids: tuple[int, ...
         if body is None:
             return None
         try:
-            raw = json.loads(body)
+            raw = loads_json(body, "stored NFD artifacts")
             specs = {s: [(d, doc) for d, doc in items] for s, items in raw.items()}
         except (ValueError, TypeError, AttributeError, RecursionError):
             return None

@@ -57,7 +57,10 @@ def test_records_and_decisions_of_another_user_are_ignored(shared):
     _as(ALICE, alice)
     mine.unlink()
     assert store.load_record(str(shared), REF) is None  # root does not take alice's word
-    assert store.load_record(str(shared), REF, trusted_uids=(ALICE,)).index_digest == "sha256:" + "b" * 64
+    assert (
+        store.load_record(str(shared), REF, trusted_uids=(ALICE,)).index_digest
+        == "sha256:" + "b" * 64
+    )
     key = "k" * 64
     entry = decisions.Entry(REF, INDEX_DIGEST, "selected", "sha256:" + "c" * 64, key=key)
     path = shared / f"{key}.{ALICE}.entry"
@@ -105,7 +108,10 @@ print("ok")
     # writing over the planted names replaces them; nothing is written through them
     entry = decisions.Entry(REF, INDEX_DIGEST, "selected", "sha256:" + "d" * 64)
     assert decisions.store(str(shared), key, entry, shared=True)
-    assert stat.S_ISREG(os.lstat(fifo).st_mode) and decisions.load(str(shared), key).chosen == entry.chosen
+    assert (
+        stat.S_ISREG(os.lstat(fifo).st_mode)
+        and decisions.load(str(shared), key).chosen == entry.chosen
+    )
     assert store.write_blob(str(shared), INDEX, shared=True) == INDEX_DIGEST
     assert not os.path.islink(link) and link.read_bytes() == INDEX
     assert secret.read_text() == "root's\n" and oct(secret.stat().st_mode & 0o777) == "0o600"
@@ -129,7 +135,9 @@ def test_files_root_writes_in_a_shared_directory_get_their_mode_on_the_descripto
 
 
 def test_records_dated_ahead_or_of_another_reference_are_not_records(shared):
-    assert store.save_record(str(shared), _record(fetched_at=time.time() + 10 * 365 * 86400), shared=True)
+    assert store.save_record(
+        str(shared), _record(fetched_at=time.time() + 10 * 365 * 86400), shared=True
+    )
     assert store.load_record(str(shared), REF) is None
     (path,) = shared.glob("*.0.ref")
     doc = json.loads(path.read_text())
@@ -182,7 +190,9 @@ def _shim(shim_bin, env, ref, user=None):
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_root_ignores_what_a_user_wrote_and_the_user_cannot_steer_root(registry, app, shim_bin, zen4_facts, shared):
+def test_root_ignores_what_a_user_wrote_and_the_user_cannot_steer_root(
+    registry, app, shim_bin, zen4_facts, shared
+):
     site = world_readable_tmp("imagefit-site-") / "config.toml"
     site.write_text(f'decision_cache_dir = "{shared}"\n')
     site.chmod(0o644)
@@ -242,7 +252,9 @@ def test_a_hard_link_or_a_rename_to_another_key_is_not_that_keys_entry(shared):
 
 def test_a_blob_another_user_planted_is_replaced_and_a_record_needs_its_blobs(shared):
     blob = shared / (INDEX_DIGEST[7:] + ".blob")
-    blob.write_bytes(INDEX)  # the right bytes, but hers, and writable by all: she could damage it later
+    blob.write_bytes(
+        INDEX
+    )  # the right bytes, but hers, and writable by all: she could damage it later
     blob.chmod(0o666)
     _as(ALICE, blob)
     assert store.write_blob(str(shared), INDEX, shared=True) == INDEX_DIGEST
@@ -254,7 +266,9 @@ def test_records_with_absurd_times_are_not_records(shared):
     (path,) = shared.glob("*.0.ref")
     for bad in ("-1" + "0" * 400, "1e400", "-5", "true", '"1"'):
         doc = json.loads(path.read_text())
-        path.write_text(json.dumps(doc).replace(f'"fetched_at": {doc["fetched_at"]}', f'"fetched_at": {bad}'))
+        path.write_text(
+            json.dumps(doc).replace(f'"fetched_at": {doc["fetched_at"]}', f'"fetched_at": {bad}')
+        )
         assert store.load_record(str(shared), REF) is None, bad
         assert store.save_record(str(shared), _record(), shared=True)
 
@@ -345,7 +359,9 @@ def test_a_planted_directory_or_foreign_file_at_a_lock_name_is_not_waited_for(sh
     _as(ALICE, shared / "k2.lock")
     for key in ("k1", "k2"):
         start = time.monotonic()
-        with decisions.single_flight(str(shared), key, 30, shared=True, check=lambda: None) as flight:
+        with decisions.single_flight(
+            str(shared), key, 30, shared=True, check=lambda: None
+        ) as flight:
             assert flight.leader
         assert time.monotonic() - start < 2, key
 
@@ -354,7 +370,9 @@ def test_a_trailing_slash_does_not_let_a_link_stand_for_the_shared_directory(tmp
     real = tmp_path / "rootonly"
     real.mkdir(mode=0o755)
     (tmp_path / "store").symlink_to(real)
-    directory, shared, warning = decisions.usable_dir(str(tmp_path / "store") + "/", {"HOME": str(tmp_path)})
+    directory, shared, warning = decisions.usable_dir(
+        str(tmp_path / "store") + "/", {"HOME": str(tmp_path)}
+    )
     assert not shared and "a symbolic link" in warning
 
 
@@ -385,26 +403,38 @@ print(config.load({env!r}, euid=0).login)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert done.stdout.strip() == "never", done.stderr  # no hang on the FIFO
-    assert sorted(p.name for p in (facts_dir / "config").iterdir()) == [Path(config._parse_cache_path(str(site), env)).name]
+    assert sorted(p.name for p in (facts_dir / "config").iterdir()) == [
+        Path(config._parse_cache_path(str(site), env)).name
+    ]
 
 
-def test_an_index_nested_too_deep_fails_open_in_one_line(registry, app, shim_bin, zen4_facts, tmp_path):
+def test_an_index_nested_too_deep_fails_open_in_one_line(
+    registry, app, shim_bin, zen4_facts, tmp_path
+):
     text = oci.layout_index_bytes(app.layout_dir).decode().rstrip()
     body = (text[:-1] + ',"x":' + "[" * 3000 + "]" * 3000 + "}").encode()  # 6 KB, 3000 deep
-    oci.push_manifest(registry.host, "store/app", body, "application/vnd.oci.image.index.v1+json", reference="deep")
+    oci.push_manifest(
+        registry.host,
+        "store/app",
+        body,
+        "application/vnd.oci.image.index.v1+json",
+        reference="deep",
+    )
     env = {"PATH": f"{shim_bin}:/usr/sbin:/usr/bin:/sbin:/bin", "IMAGEFIT_DRY_RUN": "1", "HOME": str(tmp_path),
            "IMAGEFIT_FACTS": zen4_facts, "IMAGEFIT_SITE_CONFIG": str(tmp_path / "none.toml")}  # fmt: skip
     ref = f"{registry.host}/store/app:deep"
     done = _shim(shim_bin, env, ref)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])[-2] == ref  # unchanged
-    assert done.stderr.splitlines() == [
-        f"imagefit: cannot resolve {ref} (registry sent JSON nested too deeply to read); running the command unchanged"
-    ]
+    (line,) = done.stderr.splitlines()  # the wording of the cause is the registry client's
+    assert line.startswith(f"imagefit: cannot resolve {ref} (") and "nested" in line
+    assert line.endswith("; running the command unchanged")
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "deep"])
-def test_a_hostile_class_facts_file_is_one_line(registry, app, shim_bin, zen4_facts, tmp_path, kind):
+def test_a_hostile_class_facts_file_is_one_line(
+    registry, app, shim_bin, zen4_facts, tmp_path, kind
+):
     facts = tmp_path / "class.json"
     if kind == "fifo":
         os.mkfifo(facts)
@@ -414,13 +444,18 @@ def test_a_hostile_class_facts_file_is_one_line(registry, app, shim_bin, zen4_fa
         facts.write_text("[" * 5000 + "]" * 5000)
     for ttl in (0, 600):  # with and without the cache (the fingerprint reads it first)
         site = tmp_path / f"site{ttl}.toml"
-        site.write_text(f'decision_cache_ttl = {ttl}\n[node_classes.evil]\nfacts = "{facts}"\nhosts = ["nomatch"]\n')
+        site.write_text(
+            f'decision_cache_ttl = {ttl}\n[node_classes.evil]\nfacts = "{facts}"\nhosts = ["nomatch"]\n'
+        )
         site.chmod(0o644)
         env = {"PATH": f"{shim_bin}:/usr/sbin:/usr/bin:/sbin:/bin", "IMAGEFIT_DRY_RUN": "1", "HOME": str(tmp_path),
                "IMAGEFIT_SITE_CONFIG": str(site), "IMAGEFIT_NODE_CLASS": "evil"}  # fmt: skip
         done = subprocess.run([str(shim_bin / "podman"), "pull", "--tls-verify=false", app.ref], env=env,
                               capture_output=True, text=True, timeout=30)  # fmt: skip
-        assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1, (ttl, done.stderr)
+        assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1, (
+            ttl,
+            done.stderr,
+        )
         assert str(facts) in done.stderr, done.stderr
 
 
@@ -464,7 +499,11 @@ def test_after_the_ttl_one_process_rechecks_the_tag_for_the_whole_cluster(
     site.write_text(f'decision_cache_dir = "{shared}"\ndecision_cache_ttl = 2\n')
     site.chmod(0o644)
     classes = {}
-    for name, dump in (("zen4", "linux-rocky8.5-zen4"), ("hsw", "linux-rhel7-haswell"), ("x", "linux-rhel7-x86_64_v3")):
+    for name, dump in (
+        ("zen4", "linux-rocky8.5-zen4"),
+        ("hsw", "linux-rhel7-haswell"),
+        ("x", "linux-rhel7-x86_64_v3"),
+    ):
         done = subprocess.run([*imagefit_cmd, "facts", "--json", "--cpuinfo", str(cpuinfo_dir / dump)],
                               check=True, capture_output=True, text=True)  # fmt: skip
         (tmp_path / f"{name}.json").write_text(done.stdout)
@@ -485,7 +524,11 @@ def test_after_the_ttl_one_process_rechecks_the_tag_for_the_whole_cluster(
             chosen.setdefault(cls, set()).add(json.loads(out.splitlines()[-1])[-2])
         return chosen
 
-    expected = {"zen4": {app.digest_ref("zen4")}, "hsw": {app.digest_ref("haswell")}, "x": {app.digest_ref("x86_64")}}
+    expected = {
+        "zen4": {app.digest_ref("zen4")},
+        "hsw": {app.digest_ref("haswell")},
+        "x": {app.digest_ref("x86_64")},
+    }
     mark = registry.log_offset()
     assert herd() == expected
     manifests = [(m, p) for m, p, _ in registry.requests(mark) if "/manifests/1" in p]
@@ -504,10 +547,21 @@ def test_explain_on_an_offline_node_explains_from_the_store(imagefit_cmd, zen4_f
     try:
         builds = [{"name": n, "platform": {"architecture": "amd64", "os": "linux"}, "annotations": {TARGET: n}}
                   for n in ("x86_64", "zen4")]  # fmt: skip
-        pushed = oci.build_and_push(own.host, "off/app", "1", builds, layout_dir=tmp_path / "layout")
+        pushed = oci.build_and_push(
+            own.host, "off/app", "1", builds, layout_dir=tmp_path / "layout"
+        )
         env = {**os.environ, "HOME": str(tmp_path), "IMAGEFIT_SITE_CONFIG": str(tmp_path / "none.toml"),
                "IMAGEFIT_REGISTRY_TIMEOUT": "2"}  # fmt: skip
-        argv = [*imagefit_cmd, "explain", pushed.ref, "--facts", zen4_facts, "--tls-verify", "false", "--json"]
+        argv = [
+            *imagefit_cmd,
+            "explain",
+            pushed.ref,
+            "--facts",
+            zen4_facts,
+            "--tls-verify",
+            "false",
+            "--json",
+        ]
         online = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
         assert online.returncode == 0 and online.stderr == "", online.stderr
     finally:
@@ -516,4 +570,7 @@ def test_explain_on_an_offline_node_explains_from_the_store(imagefit_cmd, zen4_f
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout)["chosen"] == json.loads(online.stdout)["chosen"]
     (line,) = offline.stderr.splitlines()
-    assert line.startswith(f"imagefit: cannot reach the registry for {pushed.ref} (") and " s ago" in line
+    assert (
+        line.startswith(f"imagefit: cannot reach the registry for {pushed.ref} (")
+        and " s ago" in line
+    )
