@@ -160,8 +160,14 @@ SITE_CONFIG_SKELETON = """\
 # Other uids whose entries in a shared decision cache are trusted (default: none).
 #cache_trusted_uids = []
 
-# Audit log: one JSON line per decision, a file or "syslog" (default: none).
-#audit_log = "/var/log/imagefit/audit.jsonl"
+# Audit log (default: none). The recommended site setting is "syslog": one JSON
+# message per decision, refusal and failure to the local socket /dev/log
+# (rsyslog, or systemd-journald, which records the sender's uid), so that no
+# user can forge or erase it. "syslog:/path" names another socket. A file path
+# is root's alone (created 0600; users' runs then log to syslog).
+#audit_log = "syslog"
+# The syslog facility: auth, authpriv, user, daemon, local0..local7.
+#audit_facility = "authpriv"
 
 # "job": one build for every node class of a Slurm job (default "node": each node its own).
 #consistency = "node"

@@ -213,3 +213,54 @@ def test_reentry_is_silent_about_config_problems(tmp_path, shim_bin):
         )
         assert again.returncode == 0 and again.stderr == "", again.stderr
         assert json.loads(again.stdout)[1:] == ["ps"]
+
+
+NUL_PATHS = [
+    ('decision_cache_dir = "/tmp/a\\u0000b"\n', "decision_cache_dir must not contain a NUL byte"),
+    ('audit_log = "/var/log/a\\u0000b"\n', "audit_log must not contain a NUL byte"),
+    ('audit_log = "syslog:/dev/l\\u0000og"\n', "audit_log must not contain a NUL byte"),
+    (
+        '[runtimes]\npodman = "/usr/bin/pod\\u0000man"\n',
+        "[runtimes] podman must not contain a NUL byte",
+    ),
+    (
+        '[node_classes.a]\nfacts = "/x\\u0000.json"\nhosts = ["n*"]\n',
+        "[node_classes.a] facts must not contain",
+    ),
+    ('audit_log = "syslog:dev/log"\n', "audit_log must be an absolute path"),
+    ('audit_facility = "kern"\n', "audit_facility must be one of"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), NUL_PATHS)
+def test_a_path_the_kernel_cannot_take_is_one_line(tmp_path, text, message):
+    (tmp_path / "site.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        config.load(_env(tmp_path), euid=0)
+    assert (
+        message in str(info.value) and "\n" not in str(info.value) and "\0" not in str(info.value)
+    )
+
+
+@pytest.mark.parametrize("text", [t for t, _ in NUL_PATHS[:5]])
+def test_a_nul_in_a_config_path_stops_every_command_in_one_line_exit_125(tmp_path, shim_bin, text):
+    """As any invalid site config (docs/reference.md): `podman ps` included,
+    one line, exit 125, never a traceback (before: ValueError on every command)."""
+    site = tmp_path / "site.toml"
+    site.write_text(text)
+    env = {"PATH": f"{shim_bin}:/usr/bin:/bin", "IMAGEFIT_SITE_CONFIG": str(site), "HOME": str(tmp_path),
+           "IMAGEFIT_DRY_RUN": "1"}  # fmt: skip
+    done = subprocess.run(
+        [str(shim_bin / "podman"), "ps"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 125 and done.stdout == "", done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"imagefit: {site}: ") and "NUL byte" in line and "\0" not in line
+
+
+def test_a_runtime_variable_is_a_path_too(tmp_path):
+    with pytest.raises(ConfigError, match="IMAGEFIT_PODMAN: the runtime is longer than PATH_MAX"):
+        config.load(_env(tmp_path, IMAGEFIT_PODMAN="/" + "x" * 5000), euid=0)
+    assert config.load(_env(tmp_path, IMAGEFIT_PODMAN="/usr/bin/podman"), euid=0).runtimes == {
+        "podman": "/usr/bin/podman"
+    }

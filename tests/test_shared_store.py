@@ -574,3 +574,16 @@ def test_explain_on_an_offline_node_explains_from_the_store(imagefit_cmd, zen4_f
         line.startswith(f"imagefit: cannot reach the registry for {pushed.ref} (")
         and " s ago" in line
     )
+
+
+def test_a_hard_link_to_a_file_of_roots_at_a_lock_name_is_not_waited_for(shared):
+    """With fs.protected_hardlinks=0 another user may link any file of root's
+    (fresh, regular, root-owned) at a lock name: a lock has one name only."""
+    mine = shared / "root-file"
+    mine.write_text("x\n")
+    os.link(mine, shared / "k3.lock")
+    start = time.monotonic()
+    with decisions.single_flight(str(shared), "k3", 30, shared=True, check=lambda: None) as flight:
+        assert flight.leader
+    assert time.monotonic() - start < 2
+    assert mine.read_text() == "x\n"
