@@ -80,7 +80,12 @@ _NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 def _number(text: str):
     if len(text) > MAX_NUMBER_CHARS:
         raise UntrustedDataError(f"a number of {len(text)} characters (at most {MAX_NUMBER_CHARS})")
-    return float(text) if any(c in text for c in ".eE") else int(text)
+    if not any(c in text for c in ".eE"):
+        return int(text)
+    value = float(text)
+    if value - value != 0:  # 1e999 overflows to inf: no JSON number is infinite
+        raise UntrustedDataError(f"the number {text} is out of range")
+    return value
 
 
 def _constant(name: str):
@@ -99,7 +104,8 @@ def loads_json(data: bytes | str, what: str = "JSON"):
 
     Raises:
         UntrustedDataError: nested deeper than :data:`MAX_JSON_DEPTH`, a number
-            longer than :data:`MAX_NUMBER_CHARS`, ``NaN``/``Infinity``.
+            longer than :data:`MAX_NUMBER_CHARS` or beyond a float's range
+            (``1e999``), ``NaN``/``Infinity``.
         ValueError: not valid JSON or not UTF-8 (``json.JSONDecodeError``,
             ``UnicodeDecodeError``), one line.
     """

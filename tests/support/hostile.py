@@ -238,3 +238,51 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# -- NFD artifacts by the referrers tag schema (appended for tests/test_hostile_content.py)
+
+NFD_ARTIFACT_TYPE = "application/vnd.nfd.image-compatibility.v1alpha1"
+NFD_SPEC_YAML = "application/vnd.nfd.image-compatibility.spec.v1alpha1+yaml"
+NFD_SPEC_JSON = "application/vnd.nfd.image-compatibility.spec.v1alpha1+json"
+CREATED = "org.opencontainers.image.created"
+
+
+def referrers_tag_of(body: bytes) -> str:
+    """The referrers tag (``sha256-<hex>``) of the document `body`."""
+    return "sha256-" + digest(body).split(":", 1)[1]
+
+
+def nfd_attachment(
+    subject: bytes,
+    spec: bytes,
+    *,
+    media_type: str = NFD_SPEC_YAML,
+    manifest: bytes | None = None,
+    listing: bytes | None = None,
+) -> dict[str, tuple[bytes, str]]:
+    """Documents (for :func:`serve_documents`) attaching an NFD artifact whose
+    spec layer is `spec` to the index `subject`, found by the referrers tag
+    fallback (``serve_documents`` answers the referrers API with 404, as
+    Distribution 2.8): the tag's referrers index (`listing`, or one that
+    names the artifact), the artifact manifest (`manifest`, or a valid one)
+    and the spec layer. A hostile `manifest` or `listing` is served as given
+    (its digest is the one listed)."""
+    if manifest is None:
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": MANIFEST, "artifactType": NFD_ARTIFACT_TYPE,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(b"{}"), "size": 2},
+            "layers": [{"mediaType": media_type, "digest": digest(spec), "size": len(spec)}],
+            "subject": {"mediaType": INDEX, "digest": digest(subject), "size": len(subject)},
+            "annotations": {CREATED: "2026-01-01T00:00:00Z"},
+        }).encode()  # fmt: skip
+    if listing is None:
+        listing = index([{"mediaType": MANIFEST, "artifactType": NFD_ARTIFACT_TYPE,
+                          "digest": digest(manifest), "size": len(manifest),
+                          "annotations": {CREATED: "2026-01-01T00:00:00Z"}}])  # fmt: skip
+    return {
+        referrers_tag_of(subject): (listing, INDEX),
+        digest(manifest): (manifest, MANIFEST),
+        digest(spec): (spec, "application/octet-stream"),
+        digest(b"{}"): (b"{}", "application/vnd.oci.empty.v1+json"),
+    }
