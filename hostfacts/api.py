@@ -40,10 +40,12 @@ def probe(ctx: ProbeContext | None = None, machine: str | None = None) -> HostFa
 def load_facts(path: str | Path) -> HostFacts:
     """Read a facts file as written by ``imagefit facts --json`` (a regular
     file of at most 8 MiB, read once without blocking: a FIFO or a device is
-    refused).
+    refused; owned by root, or by the caller when not root, and not writable
+    by group or others: :func:`hostfacts.fingerprint.read_regular`).
 
     Raises:
-        HostFactsError: unreadable file, not a regular file, too large,
+        HostFactsError: unreadable file, not a regular file, another user's
+            or writable by others, too large,
             invalid JSON, a schema version this release does not know, or
             fields that do not validate.
     """
