@@ -450,6 +450,23 @@ def test_f_the_audit_message_is_json_as_the_json_module_writes_it():
     assert message.startswith(b"<86>") and message.endswith(b']: {"x": 1}')
 
 
+def test_f_a_stream_syslog_socket_gets_one_nul_terminated_record_and_a_dead_one_one_line(
+    tmp_path, capsys
+):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "stream.sock"))
+    server.listen(1)
+    audit.send_syslog(str(tmp_path / "stream.sock"), b"<86>x imagefit[1]: {}")
+    conn, _ = server.accept()
+    assert conn.recv(1024) == b"<86>x imagefit[1]: {}\0"
+    audit.record(f"syslog:{tmp_path / 'absent.sock'}", outcome="selected")  # never raises
+    (line,) = capsys.readouterr().err.splitlines()
+    assert (
+        line
+        == f"imagefit: cannot write the audit log {tmp_path / 'absent.sock'}: No such file or directory"
+    )
+
+
 # -- g: XDG directories of a root run with alice's environment --------------------------------
 
 
