@@ -120,6 +120,26 @@ def test_load_facts_reads_a_written_file(tmp_path, zen4):
     assert hostfacts.load_facts(str(path)) == zen4
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="files of another uid")
+def test_a_facts_file_of_another_user_or_writable_by_others_is_refused(tmp_path, zen4):
+    """Root never takes facts another user wrote (IMAGEFIT_FACTS under sudo -E):
+    owner and mode are checked on the descriptor it reads, links followed."""
+    path = tmp_path / "zen4.json"
+    path.write_text(zen4.model_dump_json())
+    os.chown(path, 1234, 1234)
+    link = tmp_path / "link.json"
+    link.symlink_to(path)
+    for name in (path, link):
+        with pytest.raises(HostFactsError, match="owned by uid 1234, not root: not used"):
+            hostfacts.load_facts(name)
+    os.chown(path, 0, 0)
+    path.chmod(0o664)
+    with pytest.raises(HostFactsError, match="writable by group or others: not used"):
+        hostfacts.host_facts({"IMAGEFIT_FACTS": str(path)})
+    path.chmod(0o644)
+    assert hostfacts.load_facts(link) == zen4
+
+
 def test_imagefit_facts_env_overrides_the_probe(tmp_path, zen4):
     path = tmp_path / "zen4.json"
     path.write_text(zen4.model_dump_json())
