@@ -11,7 +11,14 @@ Every reader of outside input is fed generated garbage and near-valid documents:
 4. config files (``shim.config.load``);
 5. runtime command lines (``shim.argv.<runtime>.parse``), planned by
    ``shim.intercept.plan`` with a fake resolver;
-6. decision cache entries (``shim.decisions.Entry.loads``).
+6. decision cache entries (``shim.decisions.Entry.loads``);
+7. whole registry responses: an index (valid-ish or hostile: nested deep,
+   numbers of thousands of digits, control characters, hundreds of builds,
+   wrong types, cut short, a lying digest) and NFD artifacts found by the
+   referrers tag (hostile spec layers, manifests and listings), served by
+   a malicious registry on loopback (``tests.support.hostile``) and resolved
+   by ``shim.intercept.plan`` as the shim does: a Plan or a one-line
+   ShimError (a Refusal: at most 13 lines), nothing with a control character.
 
 Modes (examples per test, from ``IMAGEFIT_FUZZ_EXAMPLES``):
 
@@ -28,6 +35,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 import tomllib
@@ -977,3 +985,160 @@ def test_decision_entries(text):
     assert entry.outcome in ("selected", "passthrough", "refused")
     again = decisions.Entry.loads(entry.dumps())  # what it writes back reads the same
     assert again is not None and again.dumps() == entry.dumps()
+
+
+# ========================================= 7. whole registry responses, resolved
+
+#: Control characters a terminal acts on (C0 but newline, DEL, C1, bidi overrides).
+TERMINAL_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _hostile_bytes(body: bytes, how: str, n: int) -> bytes:
+    """`body` (a JSON document) made hostile: nested `n` deep inside, a number
+    of `n` digits, or cut."""
+    if how == "deep" and body.startswith(b"{"):
+        return b'{"x":' + b"[" * n + b"]" * n + b"," + body[1:]
+    if how == "number":
+        return re.sub(rb"\d+", lambda m: m[0] + b"9" * n, body, count=1)
+    if how == "cut":
+        return body[: max(1, len(body) - n)]
+    return body
+
+
+def _many(document: object, copies: int) -> object:
+    """`document` with its first descriptor repeated `copies` more times."""
+    if isinstance(document, dict) and isinstance(document.get("manifests"), list):
+        if document["manifests"]:
+            document = {**document, "manifests": document["manifests"] * (copies + 1)}
+    return document
+
+
+#: Indexes a zen4 host often has a build in (so scoring, NFD sets and the
+#: rewrite are reached), with annotations realistic or arbitrary text.
+plausible_indexes = st.fixed_dictionaries(
+    {
+        "schemaVersion": st.just(2),
+        "mediaType": st.just(MEDIA_TYPES[2]),
+        "manifests": st.lists(
+            st.fixed_dictionaries({
+                "mediaType": st.just(MEDIA_TYPES[0]),
+                "digest": digests,
+                "size": st.integers(0, 10**6),
+                "platform": mostly(st.just({"architecture": "amd64", "os": "linux"}), platforms, odds=4),
+                "annotations": annotations,
+            }),
+            min_size=1, max_size=5,
+        ),
+    }
+)  # fmt: skip
+registry_indexes = st.builds(
+    lambda doc, copies, how, n: _hostile_bytes(json.dumps(_many(doc, copies)).encode(), how, n),
+    plausible_indexes | indexes,
+    mostly(st.just(0), st.integers(1, 300), odds=6),
+    mostly(st.just("none"), st.sampled_from(["deep", "number", "cut"]), odds=5),
+    st.integers(1, 5000),
+)
+nfd_layers = st.one_of(
+    st.tuples(mostly(specs, spec_garbage, odds=4).map(lambda d: json.dumps(d).encode()),
+              st.just(artifacts.NFD_SPEC_JSON)),
+    st.tuples(spec_bytes, st.sampled_from([artifacts.NFD_SPEC_YAML, artifacts.NFD_SPEC_JSON])),
+)  # fmt: skip
+#: None: no artifact; else (spec layer, its media type, a hostile manifest or
+#: None, a hostile referrers-tag listing or None)
+nfd_attachments = st.none() | st.none() | st.tuples(
+    nfd_layers,
+    mostly(st.none(), st.binary(max_size=50) | st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n), odds=6),
+    mostly(st.none(), st.binary(max_size=50) | st.integers(1, 3000).map(lambda n: b"{}" + b"[" * n), odds=6),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hostile_registry():
+    from tests.support.hostile import HostileRegistry
+
+    with HostileRegistry() as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def registry_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("registry-home")
+    (home / "registries.conf").write_text("")
+    return home
+
+
+@contextlib.contextmanager
+def zen4_user(home: Path):
+    """The zen4 host (no probing), an unprivileged user on amd64; the registry
+    and scoring are the real ones."""
+    import shim.personality.docker as docker_personality
+
+    real_uname = os.uname()
+    fake_uname = type(real_uname)((*real_uname[:4], "x86_64"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hostfacts, "host_facts", lambda environ=None, **kw: zen4())
+        mp.setattr(os, "geteuid", lambda: 1000)
+        mp.setattr(os, "getegid", lambda: 1000)
+        mp.setattr(os, "uname", lambda: fake_uname)
+        mp.setattr(docker_personality, "DAEMON_JSON", str(home / "daemon.json"), raising=False)
+        yield
+
+
+_REPOSITORIES = iter(range(10**9))
+
+
+@FUZZ
+@given(
+    body=registry_indexes,
+    media_type=mostly(st.just(MEDIA_TYPES[2]), st.sampled_from(MEDIA_TYPES), odds=8),
+    nfd=nfd_attachments,
+    lie=mostly(st.just(False), st.just(True), odds=20),
+    on_error=st.sampled_from(shim.config.ON_ERROR),
+)
+def test_registry_responses(hostile_registry, registry_home, body, media_type, nfd, lie, on_error):
+    """A whole registry answer (an index, possibly hostile; NFD artifacts found by
+    the referrers tag, possibly hostile) resolved for ``podman run`` as the shim
+    does (:func:`shim.intercept.plan`: fetch, parse, artifacts, scoring, the
+    boundary): a Plan, or a ShimError (a Refusal of at most 13 lines, else one
+    line); everything said on stderr is one line per warning, and nothing said
+    holds a control character."""
+    import io
+
+    from tests.support.hostile import nfd_attachment
+
+    documents = {"1": (body, media_type)}
+    if nfd is not None:
+        (layer, layer_type), manifest, listing = nfd
+        documents.update(nfd_attachment(body, layer, media_type=layer_type, manifest=manifest,
+                                        listing=listing))  # fmt: skip
+    repository = f"fuzz/r{next(_REPOSITORIES)}"
+    announce = "sha256:" + "0" * 64 if lie else None
+    ref = hostile_registry.documents(repository, documents, announce=announce) + ":1"
+    args = ["run", "--rm", "--tls-verify=false", ref, "id"]
+    personality = personalities.get("podman")
+    inv = personality.parse(args)
+    environ = {"HOME": str(registry_home), "XDG_CACHE_HOME": str(registry_home / "cache"),
+               "XDG_CONFIG_HOME": str(registry_home / "xdg"),
+               "CONTAINERS_REGISTRIES_CONF": str(registry_home / "registries.conf")}  # fmt: skip
+    config = Settings(decision_cache_ttl=0, registry_timeout=5, on_error=on_error)
+    said = io.StringIO()
+    try:
+        with zen4_user(registry_home), contextlib.redirect_stderr(said):
+            result = plan(personality, inv, config, environ)
+    except ShimError as exc:
+        text = str(exc)
+        assert not TERMINAL_CONTROL.search(text), text
+        if isinstance(exc, Refusal):
+            assert 2 <= len(text.splitlines()) <= 13, text
+            event("registry: refused")
+        else:
+            assert_one_line(exc)
+            event("registry: error (refuse)")
+    else:
+        assert isinstance(result.args, list) and result.args[-1] == "id"
+        event(f"registry: {'rewritten' if ref not in result.args else 'unchanged'}")
+    finally:
+        hostile_registry.behaviours.pop(repository, None)
+    stderr = said.getvalue()
+    assert not TERMINAL_CONTROL.search(stderr), stderr
+    assert all(line.startswith("imagefit: ") for line in stderr.splitlines()), stderr

@@ -89,10 +89,11 @@ class Case:
 
 def _big_annotation() -> dict:
     # DEL is a valid raw character in a JSON string: 3 MiB on the wire, 12 MiB once escaped
-    body = ('{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s",'
-            '"size":1,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"%s":"%s"}}]}'
-            % (INDEX, MANIFEST, digest(b"a"), CPU_TARGET, "\x7f" * (3 << 20))).encode()  # fmt: skip
-    return {"1": (body, INDEX)}
+    manifests = [_one({CPU_TARGET: "\x7f" * (3 << 20)})]
+    body = json.dumps(
+        {"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}, ensure_ascii=False
+    )
+    return {"1": (body.encode(), INDEX)}
 
 
 def _many_builds() -> dict:
