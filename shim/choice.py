@@ -75,11 +75,13 @@ def _refusal(ref, decision, target=None) -> Refusal:
     scope = f" [{target.why}]" if target is not None and not target.live else ""
     lines = [f"{ref}: {safe(decision.reason, 400)}{scope}"]
     verdicts = list(decision.verdicts)
-    if len(verdicts) > REFUSAL_BUILDS:
-        ranked = sorted(
-            verdicts,
-            key=lambda v: (v.candidate != decision.closest, v.failed, v.candidate.position),
+    closest = None
+    if decision.closest is not None:  # by identity first: == compares models field by field
+        closest = next((v for v in verdicts if v.candidate is decision.closest), None) or next(
+            (v for v in verdicts if v.candidate == decision.closest), None
         )
+    if len(verdicts) > REFUSAL_BUILDS:
+        ranked = sorted(verdicts, key=lambda v: (v is not closest, v.failed, v.candidate.position))
         shown = sorted(ranked[:REFUSAL_BUILDS], key=lambda v: v.candidate.position)
     else:
         shown = verdicts
@@ -89,7 +91,6 @@ def _refusal(ref, decision, target=None) -> Refusal:
             f"  ... and {len(verdicts) - len(shown):,} more builds; "
             f"`imagefit explain {ref}` lists them"
         )
-    closest = next((v for v in verdicts if v.candidate == decision.closest), None)
     if closest is not None:
         lacks = "; ".join(safe(c.detail) for c in closest.checks if not c.passed)
         lines.append(f"closest: {safe(closest.build, 80)}, which lacks: {safe(lacks, 600)}")

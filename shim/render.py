@@ -201,7 +201,7 @@ def to_text(
         if verbose:
             for s in v.sets:
                 label = (
-                    f"set {_safe(s.tag or '(untagged)', CELL)} from {_safe(s.source or '?', CELL)}"
+                    f"set {_safe(s.tag or '(untagged)', CELL)} from {_safe(s.source or '?', 100)}"
                     + (f", weight {s.weight}" if s.weight else "")
                 )
                 lines.append(f"{indent}{'match' if s.is_match else 'no match'}: {label}")
