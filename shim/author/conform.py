@@ -36,6 +36,7 @@ import sys
 from dataclasses import asdict, dataclass
 
 from shim.author.common import AuthorError
+from shim.untrusted import terminal_safe
 
 UID = 12345
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
@@ -235,8 +236,8 @@ def run(args) -> int:
         f"image:  {args.reference} ({image_id[:12]}, {info.get('Os', '?')}/{info.get('Architecture', '?')})"
     )
     width = max(len(r.name) for r in results)
-    for r in results:
-        print(f"{r.status.upper():<4}  {r.name:<{width}}  {r.detail}")
+    for r in results:  # details quote the image's own config and annotations
+        print(f"{r.status.upper():<4}  {r.name:<{width}}  {terminal_safe(r.detail, 2000)}")
     if entrypoint:
         print(
             f"note: ENTRYPOINT {json.dumps(entrypoint)} does not run in a login container; if the "

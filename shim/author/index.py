@@ -45,7 +45,7 @@ from scoring.index import MANIFEST_MEDIA_TYPES, OCI_INDEX
 from shim.author import keys, satisfy
 from shim.author.common import AuthorError, Registries, parse_reference, short_digest
 from shim.reference import Reference
-from shim.untrusted import loads_json
+from shim.untrusted import loads_json, terminal_safe
 
 #: A config blob larger than this is refused (configs are a few KiB).
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
@@ -446,7 +446,7 @@ def run(args) -> int:
     if errors:
         raise AuthorError(f"refusing to create {name}: " + "; ".join(f.line() for f in errors))
     for f in findings:
-        print(f"imagefit: {f.line()}", file=sys.stderr)
+        print(f"imagefit: {terminal_safe(f.line(), 2000)}", file=sys.stderr)
     if args.dry_run:
         sys.stdout.write(body.decode())
         return 0

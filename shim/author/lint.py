@@ -451,8 +451,10 @@ def _report(args, ref, digest: str, findings: list[Finding]) -> int:
         }
         print(json.dumps(out, indent=2))
     else:
-        for f in findings:
-            print(f.line())
+        from shim.untrusted import terminal_safe
+
+        for f in findings:  # a finding may quote an annotation the registry holds
+            print(terminal_safe(f.line(), 2000))
         errors = sum(f.severity == ERROR for f in findings)
         warnings = len(findings) - errors
         summary = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
