@@ -76,7 +76,9 @@ def store(directory: Path, key: str, facts: HostFacts) -> Path | None:
         return None
     tmp = os.path.join(path, f".facts-{secrets.token_hex(8)}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
     except OSError:
         return None
     try:

@@ -244,7 +244,9 @@ def decode_spec(data: bytes, media_type: str) -> dict:
             document = yaml.load(data, Loader=_loader(c=indicators <= MAX_C_YAML_INDICATORS))
         except yaml.YAMLError as exc:
             raise RegistryError(f"spec layer is not valid YAML: {_yaml_problem(exc)}") from None
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        except RecursionError:  # the pure-Python composer recurses once per level
+            raise RegistryError("spec layer is YAML nested too deeply to read") from None
+        except (UnicodeDecodeError, ValueError) as exc:
             raise RegistryError(f"spec layer is not valid YAML: {_one_line(exc)}") from None
     if not isinstance(document, dict):
         raise RegistryError(

@@ -5,7 +5,7 @@ flight across the cluster, offline fallbacks and the audit log.
 
 :class:`Context` holds what the operands of one command share. The policy
 helpers say which ``[[policy]]`` entry applies on which node classes. Heavy
-imports (oras, pydantic, archspec) happen only on a decision-cache miss.
+imports (requests, pydantic, archspec) happen only on a decision-cache miss.
 """
 
 from __future__ import annotations
@@ -469,11 +469,16 @@ class Context:
             how = f"IMAGEFIT_NODE_CLASS={classes} {pull} {ref}"
         else:
             how = f"{pull} {ref} on a node like this one"
-        raise ShimError(
+        error = ShimError(
             f"{ref}: {who} build {entry.build or entry.chosen} ({entry.chosen}), "
             f"which is not in local storage, and the registry cannot be reached; "
             f"on a node that reaches it run: {how}"
         )
+        import time
+
+        _audit(self.settings, self.personality, ref, entry, "refused", str(error),
+               state or "miss", time.monotonic())  # fmt: skip
+        raise error
 
     def _reachable(self, ref) -> bool:
         """False only when every place the runtime would pull `ref` from (its

@@ -915,5 +915,10 @@ def _cluster_text(c: dict) -> list[str]:
 def run(args) -> int:
     """``imagefit doctor [--json] [--registry HOST]... [--image REF]...``: 0 healthy, 1 not."""
     report = diagnose(os.environ, args.registry or (), getattr(args, "image", None) or ())
-    print(json.dumps(report, indent=2) if args.json else to_text(report))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:  # findings may quote a registry's words (an image's policy check)
+        from shim.untrusted import terminal_lines
+
+        print(terminal_lines(to_text(report), 2000))
     return 0 if report["healthy"] else 1

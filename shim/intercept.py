@@ -1,6 +1,6 @@
 """Plan an intercepted command: image operands to digests, plus the runtime's
 login-container recipe, the same way for every runtime personality
-(:mod:`shim.personality`). Heavy imports (oras, pydantic, archspec through
+(:mod:`shim.personality`). Heavy imports (requests, pydantic, archspec through
 :mod:`shim.resolve`) happen only once an operand must be resolved.
 """
 
@@ -119,6 +119,14 @@ def plan(
             raise
         except Exception as exc:  # the boundary: see the docstring
             images = " ".join(str(ref) for _p, (_prefix, ref) in operands)
+            if settings.audit_log:
+                from shim import audit
+
+                audit.record(
+                    settings.audit_log, facility=settings.audit_facility,
+                    runtime=personality.name, reference=images, index_digest=None, chosen=None,
+                    outcome="error", reason=unexpected(exc), cache="miss", duration_ms=None,
+                )  # fmt: skip
             if settings.on_error == "refuse":
                 raise ShimError(f"cannot resolve {images}: {unexpected(exc)}") from None
             warn(f"cannot resolve {images} ({unexpected(exc)}); running the command unchanged")

@@ -3,7 +3,7 @@ finds the image operand, resolves the best build, rewrites and execs the real
 runtime.
 
 Hot path (pass-through, or a command that is not intercepted): standard
-library and the shim's own small modules only; :mod:`shim.intercept` (oras,
+library and the shim's own small modules only; :mod:`shim.intercept` (requests,
 pydantic, archspec) is imported only when an image must be resolved.
 
 Environment: ``IMAGEFIT_DISABLE=1`` pure pass-through; ``IMAGEFIT_DRY_RUN=1``

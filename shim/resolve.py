@@ -2,7 +2,7 @@
 mirrors in order, then the registry), and the decision for host facts
 (:func:`decide`): registry -> facts -> scoring.
 
-This is the cold path: it imports oras (through :mod:`shim.registry`),
+This is the cold path: it imports requests (through :mod:`shim.registry`),
 pydantic, archspec. The shim's hot path never imports it.
 """
 

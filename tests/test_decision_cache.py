@@ -20,7 +20,7 @@ from tests.conftest import world_readable_tmp
 from tests.support import oci
 
 TARGET = "org.supercontainers.hardware.cpu.target.microarch"
-HEAVY = ("oras", "requests", "pydantic", "structlog", "archspec", "pynvml", "yaml", "scoring", "shim.resolve",
+HEAVY = ("requests", "urllib3", "pydantic", "structlog", "archspec", "pynvml", "yaml", "scoring", "shim.resolve",
          "shim.registry", "hostfacts.api", "hostfacts.model", "urllib3", "re", "fnmatch", "json", "socket",
          "tempfile", "collections", "tomllib")  # fmt: skip
 
@@ -81,9 +81,13 @@ def _manifest_requests(registry, since):
 
 
 @pytest.mark.parametrize("site", ["plain", "cluster", "job"])
-def test_a_hit_makes_no_request_and_imports_nothing_heavy(registry, app, shim_bin, env, facts_file, site):
+def test_a_hit_makes_no_request_and_imports_nothing_heavy(
+    registry, app, shim_bin, env, facts_file, site
+):
     here = os.uname().nodename.split(".")[0]
-    if site != "plain":  # a cluster site: node classes (globs with brackets), a class policy, job mode
+    if (
+        site != "plain"
+    ):  # a cluster site: node classes (globs with brackets), a class policy, job mode
         Path(env["IMAGEFIT_SITE_CONFIG"]).write_text(
             f'decision_cache_ttl = 600\nconsistency = "{"job" if site == "job" else "node"}"\n'
             f'[node_classes.zen4]\nfacts = "{facts_file}"\nhosts = ["nid00[0-3]*", "{here}"]\n'
@@ -138,7 +142,10 @@ def test_a_moved_tag_is_resolved_again(registry, shim_bin, env, tmp_path):
 
 
 def test_registry_down_uses_the_stale_decision_with_a_warning(app, shim_bin, env, tmp_path):
-    Path(env["IMAGEFIT_SITE_CONFIG"]).write_text("decision_cache_ttl = 0.5\n")
+    audit_log = tmp_path / "audit.jsonl"
+    Path(env["IMAGEFIT_SITE_CONFIG"]).write_text(
+        f'decision_cache_ttl = 0.5\naudit_log = "{audit_log}"\n'
+    )
     ref = app.ref
     assert _pinned(shim(shim_bin, env, ref)) == app.digest_ref("zen4")
     cache = Path(env["XDG_CACHE_HOME"]) / "imagefit" / "decisions"
@@ -155,9 +162,15 @@ def test_registry_down_uses_the_stale_decision_with_a_warning(app, shim_bin, env
     done = shim(shim_bin, env, "--root", str(storage), "--runroot", runroot, ref)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 125, done.stderr
-    assert lines[0].startswith(f"imagefit: cannot check {ref}") and "using the decision made" in lines[0]
+    assert (
+        lines[0].startswith(f"imagefit: cannot check {ref}")
+        and "using the decision made" in lines[0]
+    )
     assert len(lines) == 2 and "needs build zen4" in lines[1] and "not in local storage" in lines[1]
     assert lines[1].endswith(f" --runroot={runroot} pull {ref} on a node like this one"), lines[1]
+    # the refusal is audited with its cause
+    last = json.loads(audit_log.read_text().splitlines()[-1])
+    assert last["outcome"] == "refused" and "not in local storage" in last["reason"], last
     assert entry_file.exists()
     # with the build in local storage the stale decision runs, with the one warning
     subprocess.run(

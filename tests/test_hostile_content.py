@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -501,9 +502,9 @@ def _strings(node):
 # -- the boundary: an exception nobody foresaw is one line, never a traceback
 
 
-def _in_process(monkeypatch, tmp_path, facts_file, ref, refuse=False):
+def _in_process(monkeypatch, tmp_path, facts_file, ref, refuse=False, site=""):
     """Environment for :func:`shim.main.main` run in this process (dry run)."""
-    for key, value in _env(tmp_path, facts_file, refuse=refuse).items():
+    for key, value in _env(tmp_path, facts_file, site, refuse=refuse).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("IMAGEFIT_PODMAN", "/bin/true")
     monkeypatch.delenv("IMAGEFIT_ACTIVE", raising=False)
@@ -520,7 +521,12 @@ def test_an_unexpected_exception_while_resolving_is_one_line(
     from tests.support.hostile import plain_index
 
     ref = hostile.documents("boundary/app", {"1": (plain_index(), INDEX)}) + ":1"
-    argv = _in_process(monkeypatch, tmp_path, facts_file, ref, refuse)
+    log = tmp_path / "audit.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(log))
+    receiver.settimeout(5)
+    site = f'audit_log = "syslog:{log}"\n'
+    argv = _in_process(monkeypatch, tmp_path, facts_file, ref, refuse, site)
 
     def broken(*args, **kw):
         return {}["a bug in scoring"]  # KeyError, raised deep inside the resolution
@@ -538,6 +544,15 @@ def test_an_unexpected_exception_while_resolving_is_one_line(
         assert status == 0 and json.loads(out) == ["/bin/true", *argv[1:]]  # unchanged
         assert line.startswith(f"imagefit: cannot resolve {ref} (unexpected KeyError")
         assert line.endswith("); running the command unchanged"), line
+    # the failure is in the audit log with its cause
+    message = receiver.recv(65536).decode()
+    receiver.close()
+    record = json.loads(message.split("]: ", 1)[1])
+    assert record["outcome"] == "error" and record["reference"] == ref
+    assert (
+        record["reason"].startswith("unexpected KeyError at ")
+        and "a bug in scoring" in record["reason"]
+    )
 
 
 @pytest.mark.parametrize("refuse", [False, True], ids=["fail-open", "refuse"])

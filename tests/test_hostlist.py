@@ -9,7 +9,6 @@ generated hostlists compared with scontrol.
 from __future__ import annotations
 
 import ast
-
 import functools
 import os
 import shutil

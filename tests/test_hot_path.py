@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-HEAVY = ("oras", "requests", "pydantic", "structlog", "archspec", "pynvml", "hostfacts", "scoring",
+HEAVY = ("requests", "urllib3", "pydantic", "structlog", "archspec", "pynvml", "hostfacts", "scoring",
          "shim.intercept", "shim.resolve", "shim.registry", "urllib3", "yaml", "jsonschema")  # fmt: skip
 
 PROBE = """

@@ -12,7 +12,7 @@
 #
 # The dependencies mirror pyproject.toml's [project.dependencies]
 # (tests/test_packaging.py checks them against it). Spack packages that
-# Spack's builtin repository lacks (py-oras, py-structlog in some releases)
+# Spack's builtin repository lacks (py-structlog in some releases)
 # come from a site repository: `spack create --template python URL`.
 
 # ruff: noqa: F403, F405  (Spack's recipe API comes from a star import)
@@ -58,7 +58,8 @@ class PyImagefit(PythonPackage):
     depends_on("python@3.11:", type=("build", "run"))
     depends_on("py-setuptools@77:", type="build")
 
-    depends_on("py-oras@0.2.25:0.2", type=("build", "run"))
+    depends_on("py-requests@2.31:2", type=("build", "run"))
+    depends_on("py-urllib3@2:2", type=("build", "run"))
     depends_on("py-archspec@0.2.7:0.2", type=("build", "run"))
     depends_on("py-nvidia-ml-py@12:", type=("build", "run"))
     depends_on("py-pydantic@2.5:2", type=("build", "run"))

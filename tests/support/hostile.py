@@ -87,7 +87,9 @@ def descriptor(
 
 def index(manifests: list[dict], **extra) -> bytes:
     """An OCI image index document (bytes) of `manifests`."""
-    return json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests, **extra}).encode()
+    return json.dumps(
+        {"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests, **extra}
+    ).encode()
 
 
 def plain_index() -> bytes:
