@@ -8,7 +8,10 @@ domain when it contains ``.`` or ``:``, is ``localhost``, or has upper case;
 else the domain is ``docker.io``; ``index.docker.io`` is ``docker.io``; a
 one-component docker.io path gets ``library/``. A 64-hex name is an image ID,
 never a repository. When both a tag and a digest are given the digest wins
-(``ParseDockerRef``; podman's libimage does the same).
+(``ParseDockerRef``; podman's libimage does the same). A digest is one that
+opencontainers/go-digest validates with its default algorithms (sha256: 64,
+sha512: 128 lower-case hex digits); the 255-character limit is on the path,
+the domain excluded (reference.go ``RepositoryNameTotalLengthMax``).
 
 Standard library only, and cheap: the shim reads every image operand with
 it, so the grammar is checked by hand (no regular expressions) and the value
@@ -21,6 +24,9 @@ from shim.errors import InvalidReference
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
+#: reference.go ``RepositoryNameTotalLengthMax``: the path's length, the
+#: domain excluded (distribution/reference commit aaca75e, "Exclude domain
+#: from name length check", 2024-02).
 NAME_TOTAL_MAX = 255
 
 _HEX = frozenset("0123456789abcdef")
@@ -90,22 +96,39 @@ def _valid_tag(tag: str) -> bool:
     return 0 < len(tag) <= 128 and tag[0] in _WORD and set(tag) <= _WORD | {".", "-"}
 
 
-def _valid_digest(digest: str) -> bool:
-    """``algorithm:hex{32,}``; algorithm ``[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*``."""
+#: The algorithms opencontainers/go-digest registers by default (algorithm.go
+#: ``init``: ``RegisterAlgorithm(SHA256, ...)``, ``RegisterAlgorithm(SHA512,
+#: ...)``; SHA-384 and BLAKE3 are registered only on request), with the length
+#: of their encoded part: the hash size in bytes times two, lower-case hex
+#: only (``hexDigestRegex``: ``^[a-f0-9]{size*2}$``).
+DIGEST_ALGORITHMS = {"sha256": 64, "sha512": 128}
+
+
+def _digest_error(digest: str) -> str | None:
+    """Why `digest` is not a digest that go-digest's ``Digest.Validate``
+    (digest.go) accepts, as one phrase, or None.
+
+    Its errors, which distribution/reference reference.go ``Parse`` returns
+    for the ``@digest`` part: nothing after ``:`` is ``ErrDigestInvalidFormat``;
+    an algorithm that is not registered is ``ErrDigestUnsupported``; a
+    registered one takes exactly its own length (``ErrDigestInvalidLength``)
+    of lower-case hex (``ErrDigestInvalidFormat``)."""
     algorithm, colon, encoded = digest.partition(":")
-    if not colon or len(encoded) < 32 or not set(encoded) <= _ANY_HEX or not algorithm:
-        return False
-    part = ""
-    for c in algorithm + "+":
-        if c in "-_+.":
-            if not part or part[0] not in _ALNUM or part[0].isdigit():
-                return False
-            part = ""
-        elif c in _ALNUM:
-            part += c
-        else:
-            return False
-    return True
+    if not colon or not encoded:
+        return "invalid checksum digest format"
+    length = DIGEST_ALGORITHMS.get(algorithm)
+    if length is None:
+        return f"unsupported digest algorithm {algorithm[:32]!r}"
+    if len(encoded) != length:
+        return f"invalid checksum digest length ({algorithm} takes {length} hex digits)"
+    if not set(encoded) <= _HEX:
+        return "invalid checksum digest format (lower-case hex only)"
+    return None
+
+
+def _valid_digest(digest: str) -> bool:
+    """A registered ``algorithm:hex`` digest (:func:`_digest_error`)."""
+    return _digest_error(digest) is None
 
 
 class Reference:
@@ -202,8 +225,11 @@ def parse(text: str) -> Reference:
         The normalised Reference.
 
     Raises:
-        InvalidReference: empty, an image ID, upper case in the path, a name
-            over 255 characters, or anything else the grammar refuses.
+        InvalidReference: empty, an image ID, upper case in the path, a path
+            (the domain excluded) over 255 characters, a digest that
+            go-digest's ``Digest.Validate`` refuses (an algorithm other than
+            sha256/sha512, a length not the algorithm's own, upper-case hex),
+            or anything else the grammar refuses.
     """
     if not text:
         raise InvalidReference("empty image reference")
@@ -223,10 +249,14 @@ def parse(text: str) -> Reference:
         raise InvalidReference(f"{text!r}: invalid registry domain {domain!r}")
     if not all(_path_component(c) for c in remainder.split("/")):
         raise InvalidReference(f"{text!r} is not a valid image reference")
-    if (tag is not None and not _valid_tag(tag)) or (at and not _valid_digest(digest)):
+    if tag is not None and not _valid_tag(tag):
         raise InvalidReference(f"{text!r} is not a valid image reference")
-    if len(domain) + 1 + len(remainder) > NAME_TOTAL_MAX:
-        raise InvalidReference(f"{text!r}: repository name longer than {NAME_TOTAL_MAX} characters")
+    if at:
+        why = _digest_error(digest)
+        if why:
+            raise InvalidReference(f"{text!r}: {why}")
+    if len(remainder) > NAME_TOTAL_MAX:  # the path only: reference.go since aaca75e (2024)
+        raise InvalidReference(f"{text!r}: repository path longer than {NAME_TOTAL_MAX} characters")
     return Reference(
         domain=domain,
         path=remainder,
@@ -237,7 +267,8 @@ def parse(text: str) -> Reference:
 
 
 def is_digest(text: str) -> bool:
-    """True for a bare ``algorithm:hex`` digest."""
+    """True for a bare digest that go-digest validates: ``sha256:`` and 64, or
+    ``sha512:`` and 128, lower-case hex digits (:data:`DIGEST_ALGORITHMS`)."""
     return _valid_digest(text)
 
 

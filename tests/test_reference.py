@@ -71,6 +71,54 @@ def test_image_ids_and_digests():
         and not could_be_image_id("a" * 65)
     )
     assert is_digest(D) and not is_digest("sha256:xyz") and not is_digest(D + "\n")
+    assert is_digest("sha512:" + "0" * 128) and not is_digest("sha384:" + "0" * 96)
+    assert not is_digest("sha256:" + "A" * 64) and not is_digest("sha256:" + "a" * 32)
+
+
+# distribution/reference reference_test.go ``TestReferenceParse`` (the digest
+# and length cases since commit aaca75e "Exclude domain from name length
+# check"), restated with our own data; the digest rules are go-digest's
+# (algorithm.go: sha256 and sha512 registered by default, ``hexDigestRegex``
+# ``^[a-f0-9]{size*2}$``; digest.go ``Digest.Validate``).
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        # "repo@sha256:ffff...(34)" -> digest.ErrDigestInvalidLength
+        ("hpc/gromacs@sha256:" + "0123456789" * 3 + "abcd", "invalid checksum digest length"),
+        ("hpc/gromacs@sha256:" + "e" * 63, "invalid checksum digest length"),
+        ("hpc/gromacs@sha256:" + "e" * 65, "invalid checksum digest length"),
+        ("hpc/gromacs@sha512:" + "e" * 64, "invalid checksum digest length"),
+        # "validname@invaliddigest:ffff...(64)" -> digest.ErrDigestUnsupported
+        ("hpc/gromacs@notadigest:" + "e" * 64, "unsupported digest algorithm"),
+        ("hpc/gromacs@sha384:" + "e" * 96, "unsupported digest algorithm"),  # not registered
+        ("hpc/gromacs@blake3:" + "e" * 64, "unsupported digest algorithm"),  # not registered
+        ("hpc/gromacs@Sha256:" + "e" * 64, "unsupported digest algorithm"),
+        # upper-case hex: hexDigestRegex is [a-f0-9] -> ErrDigestInvalidFormat
+        ("hpc/gromacs@sha256:" + "E" * 64, "invalid checksum digest format"),
+        # "domain/" + "a"*256 + ":tag" -> ErrNameTooLong (the path alone is over 255)
+        ("site.example/" + "b" * 256 + ":v1", "repository path longer than 255"),
+        ("site.example/" + "c/" * 127 + "cc", "repository path longer than 255"),
+    ],
+)
+def test_digests_and_path_length_as_distribution_reference(text, why):
+    with pytest.raises(InvalidReference) as info:
+        parse(text)
+    assert why in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hpc/gromacs@sha256:" + "0123456789abcdef" * 4,
+        "hpc/gromacs:2024@sha512:" + "fedcba9876543210" * 8,
+        # "example.com/" + "a"*255 + ":tag" is valid: the domain does not count
+        "registry.site.example:5000/" + "d" * 255 + ":v1",
+        "registry.site.example:5000/" + "e/" * 127 + "e",  # 255 exactly
+    ],
+)
+def test_registered_digests_and_a_255_character_path_are_accepted(text):
+    ref = parse(text)
+    assert str(ref).endswith(text.rpartition("@")[2] if "@" in text else text.rpartition("/")[2])
 
 
 # The regular expressions of distribution/reference (reference.go), kept here as
@@ -84,6 +132,8 @@ _HOST = rf"(?:{_DOMAIN_NAME}|\[(?:[a-fA-F0-9:]+)\])"
 _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+# go-digest's default registrations (algorithm.go), hexDigestRegex each
+_REGISTERED = {"sha256": r"[a-f0-9]{64}", "sha512": r"[a-f0-9]{128}"}
 
 
 def _oracle(text: str):
@@ -108,8 +158,12 @@ def _oracle(text: str):
         rf"(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?",
         full, re.ASCII,
     )  # fmt: skip
-    if not m or len(m["name"]) > 255:
+    if not m or len(rest) > 255:  # RepositoryNameTotalLengthMax: the path only
         return None
+    if m["digest"]:
+        algorithm, _, encoded = m["digest"].partition(":")
+        if not re.fullmatch(_REGISTERED.get(algorithm, "(?!)"), encoded):
+            return None
     return (domain, rest, None if m["digest"] else m["tag"], m["digest"], qualified)
 
 
@@ -120,7 +174,8 @@ def test_the_hand_written_grammar_agrees_with_distribution_reference_regexes():
     from shim.reference import parse
 
     alphabet = st.sampled_from(
-        list("aZ09._-/:@[]+") + ["__", "--", "sha256:", "a" * 32, "localhost", "quay.io", "é"]
+        list("aZ09._-/:@[]+")
+        + ["__", "--", "sha256:", "sha512:", "a" * 32, "b" * 64, "localhost", "quay.io", "é"]
     )
     texts = st.lists(alphabet, max_size=14).map("".join)
 
