@@ -28,21 +28,24 @@ them::
 Sources (kubernetes-sigs/node-feature-discovery, read for this module):
 
 - ``pkg/apis/nfd/nodefeaturerule/expression.go``: ``evaluateMatchExpression``
-  (the 13 operators, value-count errors, "not a number" errors, a missing
-  element: only DoesNotExist matches), ``MatchMulti`` (flags and attributes
+  (MatchAny and the 13 operators, value-count errors, "not a number"
+  errors, a missing element: only DoesNotExist and MatchAny match; the order
+  of GtLt/GeLe bounds is checked for integers only), ``extractVersion``
+  (``type: version``: Masterminds/semver v3 ``NewVersion``, then the
+  pre-release dropped, see :func:`nfd_version`), ``MatchMulti`` (flags and attributes
   of one feature are a union; DoesNotExist must hold in both; instances are
   matched separately: one instance must satisfy every expression),
   ``MatchNamesMulti`` (matchName: matches when any element name matches).
 - ``pkg/apis/nfd/nodefeaturerule/expression_test.go``: the operator tables,
   including ``type: version`` (``2`` = ``2.0`` = ``2.0.0``; ``str`` and
-  ``-11`` are not versions).
-- ``api/nfd/v1alpha1/types.go``: ``MatchExpression``, ``ValueType``
-  (``version``: ``%d.%d.%d``, ``%d.%d``, ``%d``), ``GroupRule``
-  (``name``, ``vars``, ``varsTemplate``, ``matchFeatures``, ``matchAny``).
-- ``api/nfd/v1alpha1/utils.go``: ``ExtractVersion`` (``fmt.Sscanf`` of
-  ``%d.%d.%d``, then ``%d.%d``, then ``%d``; the rest of the string is
-  ignored: ``1.2.3-flavor.2.3.4`` is 1.2.3) and ``CompareVersions`` (missing
-  parts are 0).
+  ``-11`` are not versions) and MatchAny.
+- ``api/nfd/v1alpha1/types.go``: ``MatchExpression``, ``MatchOp``
+  (``MatchAny MatchOp = ""``: an expression with no ``op``), ``ValueType``,
+  ``GroupRule`` (``name``, ``vars``, ``varsTemplate``, ``matchFeatures``,
+  ``matchAny``).
+- github.com/Masterminds/semver v3 (NFD's go.mod: v3.5.0) ``version.go``:
+  ``NewVersion``/``coerceNewVersion`` (``looseSemVerRegex``, each part a
+  uint64, ``validatePrerelease``).
 - ``pkg/apis/nfd/nodefeaturerule/rule.go``: ``evaluateFeatureMatcher`` (a
   feature the host does not have fails its term, whatever the operator;
   the feature name is matched lower-cased; matchExpressions and matchName
@@ -66,10 +69,15 @@ Where imagefit differs from NFD, on purpose:
   whole ``validate-node`` run in NFD; here it fails the expression (with the
   reason in :attr:`ExpressionResult.error`) and the rule that contains it,
   so the other candidates are still judged.
-- ``type: version`` also accepts a leading ``v``/``V`` (``v1.2``); NFD
-  rejects it. Like NFD, only the first three numeric parts count and
-  anything after them (``-18-amd64``, ``-rc1``, ``.el9_4``) is ignored, so
-  ``6.1.0-18-amd64`` equals ``6.1.0`` and ``1.2.3.4`` equals ``1.2.3``.
+- ``type: version`` in an NFD spec compares exactly as NFD does
+  (:func:`nfd_version`: ``6.1.0-18-amd64`` is 6.1.0, ``1.2.3.4`` and RHEL's
+  ``5.14.0-427.13.1.el9_4.x86_64`` are no versions: an error, as in NFD).
+  imagefit's own vocabulary (annotations, ``platform.features`` tokens)
+  compiles to the same expressions with ``nfd=False`` and reads the leading
+  numbers of any release string instead (:func:`numeric_version`).
+- A compatibility set that cannot be read is refused by NFD with the whole
+  spec; :func:`parse_nfd_spec` with ``strict=False`` (choosing a build) keeps
+  it as a set that never matches and says why (``CompatibilitySet.error``).
 - ``InRegexp`` uses Python's :mod:`re` on Go RE2 syntax: ``re.search`` (Go's
   ``MatchString`` is unanchored too), ASCII ``\\d \\w \\s``, POSIX classes
   (``[[:alpha:]]``), ``\\z`` and ``\\Q...\\E`` translated; lookarounds and
@@ -92,8 +100,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+#: NFD's operators (api/nfd/v1alpha1/types.go ``MatchOp``); ``""`` is
+#: ``MatchAny`` (an expression with no ``op``): it always matches.
 Op = Literal[
-    "In", "NotIn", "InRegexp", "Exists", "DoesNotExist", "Gt", "Ge", "Lt", "Le", "GtLt", "GeLe", "IsTrue", "IsFalse",
+    "", "In", "NotIn", "InRegexp", "Exists", "DoesNotExist", "Gt", "Ge", "Lt", "Le", "GtLt", "GeLe", "IsTrue", "IsFalse",
 ]  # fmt: skip
 
 
@@ -103,10 +113,11 @@ class _Model(BaseModel):
 
 class MatchExpression(_Model):
     """One operator with its values. ``type: version`` makes Gt/Ge/Lt/Le/GtLt/GeLe
-    compare versions (dotted numbers, e.g. ``5.14.0``) instead of integers.
+    compare versions (Masterminds semver, e.g. ``5.14.0``) instead of integers.
+    ``op`` ``""`` is NFD's ``MatchAny`` (no ``op`` written): always a match.
 
     Value counts are checked when the expression is evaluated, as NFD does:
-    none for Exists/DoesNotExist/IsTrue/IsFalse, one or more for
+    none for MatchAny/Exists/DoesNotExist/IsTrue/IsFalse, one or more for
     In/NotIn/InRegexp, exactly one for Gt/Ge/Lt/Le, exactly two (the first
     below the second) for GtLt/GeLe. See :func:`evaluate_expression`.
     """
@@ -114,9 +125,17 @@ class MatchExpression(_Model):
     op: Op
     value: tuple[str, ...] = ()
     type: Literal["", "version"] = ""
+    #: ``type: version`` compares as NFD does (:func:`nfd_version`: Masterminds
+    #: semver, ``1.2.3.4`` no version); set for ``type: version`` expressions
+    #: read from an NFD spec (:func:`parse_nfd_spec`). False: imagefit's own annotation
+    #: vocabulary and ``platform.features`` tokens, which compare the leading
+    #: numbers of any release string (:func:`numeric_version`), so that
+    #: ``5.14.0-427.el9_4.x86_64`` is 5.14.0.
+    nfd: bool = False
 
     def __str__(self) -> str:
-        shown = f"{self.op} {list(self.value)}" if self.value else self.op
+        op = self.op or "MatchAny"
+        shown = f"{op} {list(self.value)}" if self.value else op
         return f"{shown} (version)" if self.type == "version" else shown
 
 
@@ -163,6 +182,9 @@ class CompatibilitySet(_Model):
         description: free text shown by explain.
         source: where it came from: ``annotations``, ``platform.features``,
             ``nfd:sha256:<artifact manifest digest>``.
+        error: why the set as written could not be read ('' when it was):
+            such a set never matches, and :func:`evaluate_set` reports the
+            reason (``parse_nfd_spec(..., strict=False)``).
     """
 
     rules: tuple[Rule, ...] = ()
@@ -170,6 +192,7 @@ class CompatibilitySet(_Model):
     tag: str = ""
     description: str = ""
     source: str = ""
+    error: str = ""
 
 
 class ExpressionResult(_Model):
@@ -224,7 +247,10 @@ class RuleResult(_Model):
 
 
 class SetResult(_Model):
-    """One evaluated :class:`CompatibilitySet`: it matches when all its rules do."""
+    """One evaluated :class:`CompatibilitySet`: it matches when all its rules
+    do. ``error``: the set could not be read (it does not match; its one
+    rule, :data:`UNREADABLE_RULE`, carries the reason as an expression
+    error, so that every view of the rules shows it)."""
 
     tag: str = ""
     weight: int = 0
@@ -232,6 +258,7 @@ class SetResult(_Model):
     description: str = ""
     is_match: bool
     rules: tuple[RuleResult, ...] = ()
+    error: str = ""
 
 
 # --------------------------------------------------------------------------
@@ -240,14 +267,21 @@ class SetResult(_Model):
 
 _NUMBER = re.compile(r"[+-]?[0-9]+")  # strconv.Atoi: optional sign, decimal digits, nothing else
 _INT64 = (-(2**63), 2**63 - 1)
-_VERSION = re.compile(r"\s*[vV]?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?")
+# Masterminds/semver v3 version.go ``looseSemVerRegex`` (what ``NewVersion``
+# matches, ``CoerceNewVersion`` being true), anchored as Go anchors it.
+_IDENTIFIERS = r"[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*"
+_VERSION = re.compile(
+    rf"v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?(?:-({_IDENTIFIERS}))?(?:\+({_IDENTIFIERS}))?"
+)
+_UINT64_MAX = 2**64 - 1
+_NUMERIC_VERSION = re.compile(r"\s*[vV]?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?")
 _COMPARE_OPS = {"Gt": 1, "Ge": 1, "Lt": 1, "Le": 1, "GtLt": 2, "GeLe": 2}
 _ELEMENTS = {1: "exactly one element", 2: "exactly two elements"}
 
 
-#: Longest version component read (digits): 18 digits always fit an int64.
-#: A longer one makes the string no version; Python's int() would also refuse
-#: beyond 4,300 digits (CPython gh-95778) with a bare ValueError.
+#: Longest number the annotation vocabulary reads in a version (digits): 18
+#: digits always fit an int64 (:mod:`scoring.vocabulary`). NFD's ``type:
+#: version`` takes up to 2**64-1 per part instead (:func:`_version`).
 MAX_VERSION_DIGITS = 18
 
 
@@ -261,28 +295,70 @@ def _atoi(text: str) -> int | None:
     return number if _INT64[0] <= number <= _INT64[1] else None
 
 
-def _version(text: str) -> tuple[int, int, int] | None:
-    """``major.minor.patch`` of a version string, NFD's ``ExtractVersion``
-    (api/nfd/v1alpha1/utils.go): the longest of ``%d.%d.%d``, ``%d.%d``,
-    ``%d`` at the start; missing parts are 0; the rest is ignored. Also
-    accepts a leading ``v``. None when the string does not start with a
-    number (``str``, ``-11``, ``flavor-1.2.3``) or a component it reads has
-    more than :data:`MAX_VERSION_DIGITS` digits (Go's ``%d`` overflows int64)."""
-    match = _VERSION.match(text)
+def _uint64(digits: str) -> int | None:
+    """Go's ``strconv.ParseUint(digits, 10, 64)`` of ASCII digits (leading
+    zeros allowed); None when over 2**64-1. Never converts a long string."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > 20:
+        return None
+    number = int(digits)
+    return number if number <= _UINT64_MAX else None
+
+
+def numeric_version(text: str) -> tuple[int, int, int] | None:
+    """``(major, minor, patch)`` of a version as imagefit's own vocabulary
+    reads it (annotations such as ``os.kernel.version``, ``platform.features``
+    tokens): the longest of ``N.N.N``, ``N.N``, ``N`` at the start (after
+    optional blanks and ``v``/``V``); missing parts are 0; the rest is
+    ignored, so ``5.14.0-427.13.1.el9_4.x86_64`` is 5.14.0 and ``1.2.3.4``
+    is 1.2.3. None when the string does not start with a number (``str``,
+    ``-11``) or a part has more than :data:`MAX_VERSION_DIGITS` digits."""
+    match = _NUMERIC_VERSION.match(text)
     if match is None or any(len(p or "") > MAX_VERSION_DIGITS for p in match.groups()):
         return None
     return tuple(int(part or 0) for part in match.groups())  # type: ignore[return-value]
 
 
-def compare_versions(a: str, b: str) -> int:
-    """-1, 0 or 1 as version ``a`` is lower than, equal to or higher than ``b``,
-    with ``type: version`` semantics: ``5.14`` = ``5.14.0``,
-    ``6.1.0-18-amd64`` = ``6.1.0``, ``v1.2`` = ``1.2``, ``1.2.3.4`` = ``1.2.3``.
+def nfd_version(text: str) -> tuple[int, int, int] | None:
+    """``(major, minor, patch)`` of a version as NFD reads it, or None when NFD
+    says "not a version".
+
+    NFD (pkg/apis/nfd/nodefeaturerule/expression.go ``extractVersion``) parses
+    with Masterminds/semver v3 ``semver.NewVersion`` and then drops the
+    pre-release (``SetPrerelease("")``); build metadata never counts in a
+    comparison. ``NewVersion`` (version.go ``coerceNewVersion``): the whole
+    string must match ``v?N(.N)?(.N)?(-pre)?(+meta)?`` (missing parts are 0,
+    leading zeros allowed in them, each at most 2**64-1); a pre-release
+    identifier that is all digits must not start with 0. So ``1.2.3.4``,
+    ``V1``, `` 1``, ``1.2.3-rc_1``, ``5.14.0-427.el9_4.x86_64`` and
+    ``1.2.3-01`` are no versions; ``v1.2``, ``01.2``, ``6.8.0-45-generic``
+    and ``1.2.3+build.5`` are."""
+    match = _VERSION.fullmatch(text)
+    if match is None:
+        return None
+    major, minor, patch, pre, _ = match.groups()
+    if pre is not None and any(
+        len(part) > 1 and part[0] == "0" and part.isdigit() for part in pre.split(".")
+    ):  # validatePrerelease: ErrSegmentStartsZero
+        return None
+    numbers = tuple(_uint64(part or "0") for part in (major, minor, patch))
+    return None if None in numbers else numbers  # type: ignore[return-value]
+
+
+def compare_versions(a: str, b: str, *, nfd: bool = False) -> int:
+    """-1, 0 or 1 as version ``a`` is lower than, equal to or higher than ``b``.
+
+    With `nfd`, as NFD's ``type: version`` compares them (:func:`nfd_version`:
+    Masterminds semver, pre-release dropped): ``5.14`` = ``5.14.0``,
+    ``6.1.0-18-amd64`` = ``6.1.0``, ``v1.2`` = ``1.2``, ``1.2.3+b`` =
+    ``1.2.3``, and ``1.2.3.4`` is an error. Without, as imagefit's own
+    vocabulary does (:func:`numeric_version`: ``1.2.3.4`` = ``1.2.3``).
 
     Raises:
         ValueError: either string is not a version.
     """
-    va, vb = _version(a), _version(b)
+    parse = nfd_version if nfd else numeric_version
+    va, vb = parse(a), parse(b)
     for text, parsed in ((a, va), (b, vb)):
         if parsed is None:
             raise ValueError(f"not a version {text!r}")
@@ -387,13 +463,18 @@ def evaluate_expression(expr: MatchExpression, valid: bool, value: str | None) -
         non-integer (or, with ``type: version``, non-version) host value or
         value, GtLt/GeLe bounds not in increasing order, an invalid regexp.
 
-    Semantics: a missing element matches DoesNotExist only. In/NotIn
+    Semantics: MatchAny (``op`` ``""``) always matches; otherwise a missing
+    element matches DoesNotExist only. In/NotIn
     compare strings exactly; InRegexp searches (unanchored, as Go's
     ``regexp.MatchString``); Gt/Ge/Lt/Le compare with the one value;
     GtLt is exclusive and GeLe inclusive of both bounds; IsTrue/IsFalse
     test for the strings ``true``/``false``.
     """
     op, values = expr.op, expr.value
+    if op == "":  # MatchAny: true whatever the input, once its value is empty
+        if values:
+            return False, f"'value' must be empty for op MatchAny (have {list(values)})"
+        return True, ""
     if op in ("Exists", "DoesNotExist"):
         if values:
             return False, f"'value' must be empty for op {op} (have {list(values)})"
@@ -421,7 +502,10 @@ def evaluate_expression(expr: MatchExpression, valid: bool, value: str | None) -
     count = _COMPARE_OPS[op]
     if len(values) != count:
         return False, f"'value' must contain {_ELEMENTS[count]} for op {op} (have {list(values)})"
-    parse, kind = (_version, "version") if expr.type == "version" else (_atoi, "number")
+    if expr.type == "version":
+        parse, kind = (nfd_version if expr.nfd else numeric_version), "version"
+    else:
+        parse, kind = _atoi, "number"
     have = parse(value)
     if have is None:
         return False, f"host value {value!r} is not a {kind}"
@@ -436,7 +520,7 @@ def evaluate_expression(expr: MatchExpression, valid: bool, value: str | None) -
         matched = {"Gt": have > want, "Ge": have >= want, "Lt": have < want, "Le": have <= want}[op]
         return matched, ""
     low, high = bounds
-    if low >= high:
+    if low >= high and not (expr.nfd and expr.type == "version"):  # NFD: integers only
         return False, f"value[0] must be less than value[1] for op {op} (have {list(values)})"
     return ((low < have < high) if op == "GtLt" else (low <= have <= high)), ""
 
@@ -707,12 +791,30 @@ def _with_vars(features: dict, values: dict[str, str]) -> dict:
     return {**features, "attributes": attributes}
 
 
+#: The name of the one rule reported for a set that could not be read.
+UNREADABLE_RULE = "unreadable"
+
+
 def evaluate_set(cs: CompatibilitySet, features: dict) -> SetResult:
     """Evaluate a compatibility set: it matches when all its rules match (an
     empty set matches). Rules run in order; a matched rule's ``vars`` become
     attributes of the ``rule.matched`` feature for the rules after it, as in
     ``nfd compat validate-node``. `features` is not modified. Never raises.
+
+    A set with an ``error`` (it could not be read) does not match; its result
+    has that ``error`` and one rule, :data:`UNREADABLE_RULE`, whose one
+    expression carries it.
     """
+    if cs.error:
+        unreadable = ExpressionResult(
+            feature="compatibility set", name="", expression="that imagefit can read",
+            host_value=None, is_match=False, error=cs.error, feature_present=False,
+        )  # fmt: skip
+        return SetResult(
+            tag=cs.tag, weight=cs.weight, source=cs.source, description=cs.description,
+            is_match=False, error=cs.error,
+            rules=(RuleResult(name=UNREADABLE_RULE, is_match=False, expressions=(unreadable,)),),
+        )  # fmt: skip
     results = []
     for rule in cs.rules:
         result = evaluate_rule(rule, features)
@@ -829,13 +931,16 @@ def _values(raw: object, path: str) -> tuple[str, ...]:
 def _expression(raw: object, path: str) -> MatchExpression:
     data = _mapping(raw, path, ("op", "value", "type"))
     op = data.get("op")
+    if op is None:  # no op (or null): Go leaves MatchOp "", MatchAny
+        op = ""
     if op not in _OPS:
-        what = "missing op" if op is None else f"unknown op {op!r}"
-        raise _SpecError(f"{path}.op", f"{what} (one of {', '.join(_OPS)})")
+        shown = ", ".join(o for o in _OPS if o)
+        raise _SpecError(f"{path}.op", f"unknown op {op!r} (one of {shown})")
     kind = "" if data.get("type") is None else data.get("type")
     if kind not in ("", "version"):
         raise _SpecError(f"{path}.type", f"unknown type {kind!r} (only 'version')")
-    return MatchExpression(op=op, value=_values(data.get("value"), f"{path}.value"), type=kind)
+    values = _values(data.get("value"), f"{path}.value")
+    return MatchExpression(op=op, value=values, type=kind, nfd=kind == "version")
 
 
 def _term(raw: object, path: str) -> FeatureMatcher:
@@ -904,7 +1009,28 @@ def _compatibility(raw: object, path: str, source: str) -> CompatibilitySet:
     )
 
 
-def parse_nfd_spec(document: dict, source: str) -> tuple[CompatibilitySet, ...]:
+def _unreadable(raw: object, path: str, source: str, error: str) -> CompatibilitySet:
+    """A set that could not be read: its tag and weight when those are
+    readable (for the reports), the reason, no rules."""
+    data = raw if isinstance(raw, dict) else {}
+    tag, weight = data.get("tag"), data.get("weight")
+    return CompatibilitySet(
+        tag=tag if isinstance(tag, str) else "",
+        weight=weight if type(weight) is int and _INT64[0] <= weight <= _INT64[1] else 0,
+        source=source,
+        error=error if error.startswith(path) else f"{path}: {error}",
+    )
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"invalid NFD image-compatibility spec: {where}: {first.get('msg', exc)}"
+
+
+def parse_nfd_spec(
+    document: dict, source: str, *, strict: bool = True
+) -> tuple[CompatibilitySet, ...]:
     """The compatibility sets of an NFD image-compatibility spec layer
     (``application/vnd.nfd.image-compatibility.spec.v1alpha1+yaml``), already
     decoded from YAML or JSON::
@@ -928,11 +1054,18 @@ def parse_nfd_spec(document: dict, source: str) -> tuple[CompatibilitySet, ...]:
     ``value`` may be a list of strings or one scalar; a number or bool scalar
     becomes the string Go makes of it (``5`` -> ``"5"``, ``5.10`` ->
     ``"5.1"``, ``true`` -> ``"true"``); a non-string list item is an error
-    (as in NFD). A missing or null ``compatibilities`` gives no sets.
+    (as in NFD). An expression with no ``op`` (or ``op: null``, ``op: ""``)
+    is NFD's ``MatchAny`` (api/nfd/v1alpha1/types.go: ``MatchAny MatchOp =
+    ""``, Go leaves a missing string field empty): it always matches. A
+    missing or null ``compatibilities`` gives no sets.
 
     Args:
         document: the decoded spec.
         source: stored in each set's ``source`` (``nfd:sha256:<digest>``).
+        strict: True (authors' tools: ``attach``, ``lint``): any error raises.
+            False (choosing a build): a set that cannot be read is returned
+            as a set with ``error`` set (it never matches; the others are
+            judged as usual), so one bad set does not void the artifact.
 
     Returns:
         The sets, in the document's order, each with ``source`` set.
@@ -942,7 +1075,9 @@ def parse_nfd_spec(document: dict, source: str) -> tuple[CompatibilitySet, ...]:
             structure that is not the schema above (wrong types, unknown
             fields, unknown ``op`` or ``type``); one line naming the path,
             e.g. ``compatibilities[0].rules[1].matchFeatures[0].feature:
-            expected a non-empty string, got null``.
+            expected a non-empty string, got null``. With ``strict=False``
+            only for the document itself (not a mapping, its version, an
+            unknown top-level field, ``compatibilities`` not a list).
     """
     if not isinstance(document, dict):
         raise ValueError(f"NFD image-compatibility spec: expected a mapping, got {_kind(document)}")
@@ -954,14 +1089,17 @@ def parse_nfd_spec(document: dict, source: str) -> tuple[CompatibilitySet, ...]:
         )
     data = _mapping(document, "", ("version", "compatibilities"))
     compatibilities = _list(data.get("compatibilities"), "compatibilities")
-    try:
-        return tuple(
-            _compatibility(c, f"compatibilities[{i}]", source)
-            for i, c in enumerate(compatibilities)
-        )
-    except ValidationError as exc:  # a case the checks above missed: still one line
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ValueError(
-            f"invalid NFD image-compatibility spec: {where}: {first.get('msg', exc)}"
-        ) from None
+    sets = []
+    for i, raw in enumerate(compatibilities):
+        path = f"compatibilities[{i}]"
+        try:
+            sets.append(_compatibility(raw, path, source))
+        except ValidationError as exc:  # a case the checks above missed: still one line
+            if strict:
+                raise ValueError(_one_line(exc)) from None
+            sets.append(_unreadable(raw, path, source, _one_line(exc)))
+        except ValueError as exc:
+            if strict:
+                raise
+            sets.append(_unreadable(raw, path, source, str(exc)))
+    return tuple(sets)

@@ -62,18 +62,22 @@ class IndexData:
 def parse_specs(specs: dict) -> dict:
     """NFD compatibility sets by subject from ``{subject: [(artifact digest, spec)]}``.
 
-    Raises:
-        RegistryError: a spec that does not parse (one line).
+    A set that cannot be read fails that set only (``parse_nfd_spec(...,
+    strict=False)``: it never matches and carries its reason for explain);
+    a spec that cannot be read at all (not a mapping, another version)
+    becomes one such set for its subject. Never raises for a spec's content.
     """
-    from scoring.rules import parse_nfd_spec
+    from scoring.rules import CompatibilitySet, parse_nfd_spec
 
     sets: dict = {}
     for subject, items in specs.items():
         for digest, document in items:
+            source = f"nfd:{digest}"
             try:
-                sets.setdefault(subject, []).extend(parse_nfd_spec(document, f"nfd:{digest}"))
+                found = parse_nfd_spec(document, source, strict=False)
             except ValueError as exc:
-                raise RegistryError(f"NFD artifact {digest} for {subject[:19]}: {exc}") from None
+                found = (CompatibilitySet(source=source, error=f"NFD artifact {digest}: {exc}"),)
+            sets.setdefault(subject, []).extend(found)
     return sets
 
 
