@@ -112,9 +112,14 @@ def evaluate(
             )
         )
     checks.append(platform.check_platform(candidate.platform, host))
-    if requested_platform is not None:
-        checks.append(platform.check_requested(candidate.platform, requested_platform))
     target = cpu.annotated_target(candidate.annotations)
+    plat_tokens = candidate.platform.features if candidate.platform is not None else ()
+    # a cpu:TARGET token stands for the target annotation: it ranks and limits alike
+    cpu_target = target or tokens.token_target(plat_tokens)
+    if requested_platform is not None:
+        checks.append(
+            platform.check_requested(candidate.platform, requested_platform, host, cpu_target)
+        )
     weight = 0
     try:
         required = [vocabulary.compile_annotations(candidate.annotations)]
@@ -129,7 +134,7 @@ def evaluate(
         results.append(result)
         checks.extend(_rule_checks(result, facts, target))
     if not target and candidate.platform is not None:
-        target = platform.variant_target(candidate.platform)
+        target = cpu_target or platform.variant_target(candidate.platform)
     tags: tuple[str, ...] = ()
     if artifact_sets:
         alternatives = [evaluate_set(cs, features) for cs in artifact_sets]
@@ -166,7 +171,9 @@ def evaluate(
         score = Score(
             policy=policy.rank(names),
             weight=weight,
-            gpu=int(vocabulary.requires_gpu(candidate.annotations)),
+            gpu=int(
+                vocabulary.requires_gpu(candidate.annotations) or tokens.names_gpu(plat_tokens)
+            ),
             mpi=int(vocabulary.names_mpi(candidate.annotations)),
             cpu=cpu.depth(target),
             position=candidate.position,
@@ -235,7 +242,15 @@ def select(
     features = nfd_features(facts)
     common = tuple(artifact_sets.get(index_digest, ())) if index_digest else ()
     verdicts = tuple(
-        evaluate(c, facts, host, features, (*artifact_sets.get(c.digest, ()), *common), policy)
+        evaluate(
+            c,
+            facts,
+            host,
+            features,
+            (*artifact_sets.get(c.digest, ()), *common),
+            policy,
+            requested_platform=requested_platform,
+        )
         for c in candidates
     )
     if not any(

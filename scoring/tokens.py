@@ -56,6 +56,28 @@ def _token_rule(token: str) -> Rule:
     )
 
 
+def token_target(tokens: tuple[str, ...]) -> str | None:
+    """The CPU target the tokens name (``cpu:zen4``, or a bare archspec name
+    such as ``icelake``): the deepest in archspec's DAG when several do
+    (the one the build needs most), the first of those on a tie; None when
+    no token names one. Ranks and limits a build exactly as the CPU target
+    annotation does (:mod:`scoring.select`)."""
+    from archspec.cpu import TARGETS
+
+    named = [t[4:] if t.startswith("cpu:") else t for t in tokens]
+    known = [TARGETS[n] for n in named if n in TARGETS]
+    if not known:
+        return None
+    return max(known, key=lambda u: len(u.ancestors)).name
+
+
+def names_gpu(tokens: tuple[str, ...]) -> bool:
+    """True when a token requires an NVIDIA GPU (``nv-compute-capability-X-Y``,
+    ``nvidia-MAJOR-MINOR``): such a build ranks as a GPU build, as one with
+    the GPU annotations does."""
+    return any(_CC.match(t) or _DRIVER.match(t) for t in tokens)
+
+
 def compile_tokens(tokens: tuple[str, ...]) -> CompatibilitySet | None:
     """The tokens as one CompatibilitySet (source ``platform.features``), or None if there are none."""
     if not tokens:

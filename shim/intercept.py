@@ -155,14 +155,43 @@ _MACHINES = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "riscv
 
 def _emulated(personality: Personality, inv: Invocation, environ: Mapping[str, str]) -> bool:
     """The user asked for another OS or architecture than this machine's
-    (emulation): the runtime's own choice applies. Decided from ``uname``,
-    before any heavy import."""
+    (emulation), or for a platform the runtime itself refuses
+    (``linux/amd64/foo/bar``): the runtime's own choice, or its own error,
+    applies. Decided from ``uname``, before any heavy import unless the
+    request spells a name in a way only normalising can tell
+    (:func:`_native_request`)."""
     requested = personality.requested_platform(inv, environ)
-    if requested is None:
-        return False
+    return requested is not None and _native_request(requested) is None
+
+
+def _native_request(requested: tuple[str, str, str | None]) -> tuple[str, str, str | None] | None:
+    """A requested (os, architecture, variant) as this machine's
+    ``("linux", its OCI architecture, variant)``, or None when it is not
+    for this machine (another OS or architecture) or not a platform
+    (:data:`shim.personality.platforms.UNREADABLE`).
+
+    Names written as the host's (``linux``, ``amd64`` on x86_64, or no
+    architecture) or as another known OS/GOARCH name are told apart here
+    with the standard library only; any other spelling (``x86_64``,
+    ``AArch64``, ``armhf``) goes through the one normalisation,
+    :func:`scoring.platform.normalize` (importing scoring: cold). The
+    variant stays as written: scoring normalises it (``v1`` is the baseline).
+    """
+    from shim.personality import platforms
+
+    if requested == platforms.UNREADABLE:
+        return None
     machine = os.uname().machine
-    arch = requested[1]
-    return requested[0] != "linux" or (bool(arch) and arch != _MACHINES.get(machine, machine))
+    host = _MACHINES.get(machine, machine)
+    os_, arch, variant = requested
+    if os_ == "linux" and arch in ("", host):
+        return "linux", host, variant
+    if (os_ != "linux" and os_ == os_.lower()) or (os_ == "linux" and arch in platforms.KNOWN_ARCH):
+        return None
+    from scoring.platform import normalize
+
+    os_, arch, variant = normalize(os_, arch, variant)
+    return ("linux", host, variant) if os_ == "linux" and arch in ("", host) else None
 
 
 def _resolve_operands(
@@ -195,9 +224,8 @@ def _resolve_operands(
 
     hostname = os.uname().nodename  # socket.gethostname(), without importing socket
     requested = personality.requested_platform(inv, environ)
-    if requested is not None:
-        machine = os.uname().machine
-        requested = (requested[0], requested[1] or _MACHINES.get(machine, machine), requested[2])
+    if requested is not None:  # plan() stood aside for one that is not this machine's
+        requested = _native_request(requested)
     directory, shared, dir_warning = decisions.usable_dir(
         settings.decision_cache_dir, environ, settings.cache_trusted_uids
     )

@@ -176,22 +176,23 @@ class Apptainer(Personality):
     def requested_platform(self, inv: Invocation, environ: Mapping[str, str]):
         if inv.verb not in ("pull", "build"):
             return None
+        """SingularityCE's ``--platform`` (split as containerd's platforms.Parse
+        splits it), else ``--arch``/``--arch-variant`` or their variables, an
+        ``--arch`` of apptainer's own names carrying its variant (``arm64v8``,
+        ``arm32v7``); names as written (:mod:`shim.personality.platforms`)."""
+        from shim.personality import platforms
+
         platform = _option(inv, environ, "platform")
         if platform:
-            parts = platform.split("/")
-            arch = parts[1] if len(parts) > 1 else ""
-            return (parts[0] or "linux"), arch, (parts[2] if len(parts) > 2 else None)
+            return platforms.split_specifier(platform)
         pull = inv.verb == "pull"
         arch = _option(inv, environ, "arch", "PULL_ARCH" if pull else "BUILD_ARCH")
         variant = _option(inv, environ, "arch-variant", *(("PULL_ARCH_VARIANT",) if pull else ()))
-        if not arch and not variant:
-            return None
-        arch = arch or ""
         if arch == "arm" and variant:
             variant = variant if variant.startswith("v") else "v" + variant
         elif arch in _ARCH_VARIANTS:
             arch, variant = _ARCH_VARIANTS[arch][0], variant or _ARCH_VARIANTS[arch][1]
-        return "linux", arch, (variant or None)
+        return platforms.from_flags(None, arch, variant)
 
     def authfile(self, inv: Invocation, environ: Mapping[str, str]) -> str | None:
         if "authfile" in inv.flags:

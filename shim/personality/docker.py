@@ -75,8 +75,6 @@ TLS_HOST = "tcp://localhost:2376"
 #: the daemon always treats these as insecure (moby registry/config.go)
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")  # Go strconv.ParseBool
-_OS = frozenset({"linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris"})
-_ARCH = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "i386": "386", "armhf": "arm"}
 _PODMAN_EXEC = re.compile(rb"""^[ \t]*exec[ \t]+["']?(?:[^\s"']*/)?podman["']?(?:[ \t]|$)""", re.M)
 _SCRIPT_BYTES = 4096
 
@@ -196,23 +194,15 @@ def content_trust(inv: Invocation, environ: Mapping[str, str]) -> bool:
 
 
 def platform_request(text: str | None) -> tuple[str, str, str | None] | None:
-    """(os, architecture, variant) of docker's ``--platform`` as containerd's
-    platforms.Parse reads it (``os[/arch[/variant]]``, or one word that is an
-    OS or an architecture; "" architecture means the host's), or None."""
+    """docker's ``--platform`` (or ``DOCKER_DEFAULT_PLATFORM``) as containerd's
+    platforms.Parse splits it (``os[/arch[/variant]]``, or one word that is an
+    OS or an architecture; names as written, :mod:`shim.personality.platforms`),
+    or None when not given."""
     if not text:
         return None
-    parts = text.lower().split("/")
-    if len(parts) == 1:
-        if parts[0] in _OS:
-            return parts[0], "", None
-        os_, arch, variant = "linux", parts[0], None
-    else:
-        os_, arch = parts[0], parts[1]
-        variant = parts[2] if len(parts) > 2 and parts[2] else None
-    arch = _ARCH.get(arch, arch)
-    if arch == "amd64" and variant == "v1" or arch == "arm64" and variant in ("8", "v8"):
-        variant = None
-    return os_, arch, variant
+    from shim.personality import platforms
+
+    return platforms.split_specifier(text)
 
 
 def _insecure_entries(daemon_json: str) -> list[str]:

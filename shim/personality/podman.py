@@ -80,9 +80,23 @@ class Podman(Personality):
         return value is None or value.lower() not in ("false", "0", "f")
 
     def requested_platform(self, inv: Invocation, environ: Mapping[str, str]):
-        return platform_request(
-            inv.last("platform"), inv.last("os"), inv.last("arch"), inv.last("variant")
-        )
+        """``--platform OS/ARCH[/VARIANT]`` (its variant, else ``--variant``) or
+        ``--os``/``--arch``/``--variant`` (:mod:`shim.personality.platforms`);
+        one word other than an OS, or ``--platform`` with ``--os``/``--arch``,
+        is what podman refuses (containers/common pkg/parse ``Platform``;
+        cmd/podman ``--platform option can not be specified with --arch or
+        --os``): :data:`~shim.personality.platforms.UNREADABLE`."""
+        from shim.personality import platforms
+
+        text = inv.last("platform")
+        if not text:
+            return platforms.from_flags(inv.last("os"), inv.last("arch"), inv.last("variant"))
+        if inv.last("os") or inv.last("arch"):
+            return platforms.UNREADABLE
+        os_, arch, variant = platforms.split_specifier(text, one_word_arch=False)
+        if (os_, arch, variant) != platforms.UNREADABLE and variant is None:
+            variant = inv.last("variant") or None
+        return os_, arch, variant
 
     def authfile(self, inv: Invocation, environ: Mapping[str, str]) -> str | None:
         return inv.last("authfile") or environ.get("REGISTRY_AUTH_FILE") or None
@@ -148,24 +162,6 @@ class Podman(Personality):
         return login.podman_flags(
             inv.flags, rootless=euid != 0, environ_userns=environ.get("PODMAN_USERNS")
         )
-
-
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-
-
-def platform_request(platform: str | None, os_: str | None, arch: str | None, variant: str | None):
-    """(os, architecture, variant) from ``--platform OS/ARCH[/VARIANT]`` or
-    ``--os``/``--arch``/``--variant`` (containers/common pkg/parse), or None
-    when none was given. Missing parts default to linux and the host's
-    architecture ("" means: any)."""
-    if not (platform or os_ or arch or variant):
-        return None
-    if platform:
-        parts = platform.split("/")
-        os_, arch = parts[0], parts[1] if len(parts) > 1 else ""
-        variant = parts[2] if len(parts) > 2 else variant
-    arch = _ARCH.get((arch or "").lower(), (arch or "").lower())
-    return (os_ or "linux"), arch, (variant or None)
 
 
 def personality(name: str) -> Podman:

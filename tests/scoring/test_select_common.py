@@ -299,11 +299,6 @@ def test_one_class_chooses_what_select_chooses(candidates, name):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scoring.select accepts requested_platform but never passes it to evaluate(); "
-    "select_common passes it to select, so it inherits the gap and the fix",
-)
 def test_requested_platform_limits_the_choice():
     decision = select_common(FULL, {"zen4": facts("zen4")}, requested_platform=("linux", "arm64", None))
     assert decision.outcome is Outcome.REFUSED
