@@ -74,6 +74,12 @@ _FABRICS = {"verbs": ("infiniband", "roce", "iwarp"), "cxi": ("cxi",), "efa": ("
             "infiniband": ("infiniband",), "roce": ("roce",)}  # fmt: skip
 
 
+#: Longest value of a requirement key read (characters): a list of 300 CPU
+#: features is ~3,000; a longer value is unreadable, so that the terms one
+#: value can hold, and the time they take to compile and match, stay bounded.
+MAX_VALUE_CHARS = 4096
+
+
 class InvalidAnnotation(ValueError):
     """A known key with a value that cannot be read. One line; the build never fits."""
 
@@ -251,10 +257,17 @@ def compile_annotations(annotations: dict[str, str]) -> CompatibilitySet | None:
     (source ``annotations``), or None when it has none.
 
     Raises:
-        InvalidAnnotation: a known key whose value cannot be read.
+        InvalidAnnotation: a known key whose value cannot be read, or longer
+            than :data:`MAX_VALUE_CHARS`.
     """
-    if not REQUIREMENT_KEYS & annotations.keys():
+    present = REQUIREMENT_KEYS & annotations.keys()
+    if not present:
         return None
+    for key in sorted(present):  # bounded before parsing: one value, a bounded number of terms
+        if len(annotations[key]) > MAX_VALUE_CHARS:
+            raise InvalidAnnotation(
+                f"{key}: a value of {len(annotations[key])} characters (at most {MAX_VALUE_CHARS})"
+            )
     return CompatibilitySet(
         rules=tuple(_rules(annotations)), weight=weight(annotations), source="annotations"
     )

@@ -14,7 +14,6 @@ Credential helpers are not run.
 from __future__ import annotations
 
 import base64
-import json
 import os
 from collections.abc import Mapping
 
@@ -65,11 +64,12 @@ def credentials(
 
     Unreadable or malformed files are skipped, as podman does for missing ones.
     """
+    from shim.untrusted import loads_json, read_bounded
+
     wanted = _candidates(domain, path)
     for file in auth_files(environ, authfile):
-        try:
-            with open(file, encoding="utf-8") as fh:
-                data = json.load(fh)
+        try:  # a FIFO, a device, a huge or deeply nested file: skipped like a missing one
+            data = loads_json(read_bounded(file), "credentials file")
         except (OSError, ValueError):
             continue
         auths = data.get("auths", data) if isinstance(data, dict) else {}

@@ -46,12 +46,13 @@ def _matches(prefix: str, name: str) -> bool:
 def _documents(environ: Mapping[str, str]) -> list[dict]:
     import tomllib
 
+    from shim.untrusted import read_bounded
+
     docs = []
     for path in config_files(environ):
         try:
-            with open(path, "rb") as fh:
-                docs.append(tomllib.load(fh))
-        except (OSError, tomllib.TOMLDecodeError):
+            docs.append(tomllib.loads(read_bounded(path).decode("utf-8")))
+        except (OSError, ValueError):  # TOMLDecodeError, UnicodeDecodeError
             continue
     return docs
 
@@ -70,9 +71,11 @@ def short_name_settings(environ: Mapping[str, str]) -> tuple[list[str], dict[str
     try:
         import tomllib
 
-        with open(recorded, "rb") as fh:
-            docs.append({"aliases": tomllib.load(fh).get("aliases", {})})
-    except (OSError, ValueError):
+        from shim.untrusted import read_bounded
+
+        recorded_doc = tomllib.loads(read_bounded(recorded).decode("utf-8"))
+        docs.append({"aliases": recorded_doc.get("aliases", {})})
+    except (OSError, ValueError, AttributeError):
         pass
     for data in docs:
         value = data.get("unqualified-search-registries")
@@ -96,11 +99,12 @@ def insecure(name: str, environ: Mapping[str, str]) -> bool:
 
     best: tuple[int, bool] | None = None
     legacy: set[str] = set()
+    from shim.untrusted import read_bounded
+
     for path in config_files(environ):
         try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError):
+            data = tomllib.loads(read_bounded(path).decode("utf-8"))
+        except (OSError, ValueError):  # TOMLDecodeError, UnicodeDecodeError
             continue
         for table in data.get("registry", []) if isinstance(data.get("registry"), list) else []:
             if not isinstance(table, dict):
@@ -395,13 +399,16 @@ def _load(path: str, dropin: bool) -> dict[str, _Registry] | None:
     """
     import tomllib
 
+    from shim.untrusted import read_bounded
+
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_bounded(path).decode("utf-8"))
     except FileNotFoundError:
         return None
-    except OSError as exc:
+    except OSError as exc:  # unreadable, not a regular file (a FIFO, a device), too large
         raise RegistriesConfError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise RegistriesConfError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise RegistriesConfError(f"{path}: {exc}") from None
     if _v1_set(data):

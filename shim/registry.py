@@ -237,6 +237,10 @@ class RegistryClient:
                 )
             except requests.exceptions.RequestException as exc:
                 raise self._transport_error(exc) from None
+            except ValueError:  # requests parses a redirect's Location even when not following it
+                raise RegistryError(
+                    f"registry {self.domain} redirected to an invalid location"
+                ) from None
             location = session.get_redirect_target(response)
             if location is None:
                 return response
@@ -245,7 +249,13 @@ class RegistryClient:
                 raise RegistryError(
                     f"registry {self.domain} redirected more than {MAX_REDIRECTS} times"
                 )
-            target = urljoin(url, requote_uri(location))
+            try:
+                target = urljoin(url, requote_uri(location))
+                urlsplit(target).port  # noqa: B018  (validates the host and port)
+            except ValueError:  # a control character, a bad IPv6 literal or port
+                raise RegistryError(
+                    f"registry {self.domain} redirected to an invalid location"
+                ) from None
             if session.should_strip_auth(url, target):
                 headers.pop("Authorization", None)
             status = response.status_code
@@ -306,7 +316,12 @@ class RegistryClient:
         realm = params.get("realm", "")
         if not realm.startswith(("https://", "http://")):
             raise RegistryError(f"registry {self.domain} named no http(s) token realm")
-        host = terminal_safe(urlsplit(realm).netloc, 80)
+        try:
+            parts = urlsplit(realm)
+            parts.port  # noqa: B018  (validates the host and port)
+        except ValueError:  # a control character, a bad IPv6 literal or port
+            raise RegistryError(f"registry {self.domain} named an invalid token realm") from None
+        host = terminal_safe(parts.netloc, 80)
         where = f"token request to {host} for {self.domain}"
         query = urlencode({k: params[k] for k in ("service", "scope") if params.get(k)})
         url = realm + (("&" if "?" in realm else "?") + query if query else "")

@@ -157,3 +157,39 @@ def terminal_lines(text: str, limit: int = 1000, max_lines: int = 0) -> str:
     if max_lines and len(lines) > max_lines:
         lines = [*lines[: max_lines - 1], f"... ({len(lines) - max_lines + 1} more lines)"]
     return "\n".join(terminal_safe(line, limit) for line in lines)
+
+
+#: Largest config or credentials file read (registries.conf, auth.json).
+MAX_CONFIG_FILE = 1024 * 1024
+
+
+def read_bounded(path: str, limit: int = MAX_CONFIG_FILE) -> bytes:
+    """The bytes of the regular file `path`, read the way a file in a
+    directory another user may control must be read: never blocking on a
+    FIFO (``O_NONBLOCK``: open(2) of a FIFO with no writer returns at once,
+    and fstat then refuses it), checked with fstat on the open descriptor
+    (what is checked is what is read: a regular file, not a device such as
+    ``/dev/zero``), and at most `limit` bytes. Links are followed, as podman
+    follows them for registries.conf and auth.json.
+
+    Raises:
+        FileNotFoundError: no such file.
+        OSError: cannot be opened or read (one-line ``strerror``); not a
+            regular file (``EINVAL``); larger than `limit` (``EFBIG``).
+    """
+    import os
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o170000 != 0o100000:
+            raise OSError(22, "not a regular file", path)
+        chunks, size = [], 0
+        while chunk := os.read(fd, min(65536, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise OSError(27, f"larger than {limit} bytes", path)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -367,6 +367,45 @@ CASES = [
         timeout=5,
     ),
     Case("builds-12000-nfd", _many_builds, "open", "at most 1,000", timeout=5),
+    # one value of a million terms (4 MB): scoring it took 22-60 s before values were bounded
+    Case(
+        "kernel-version-million-terms",
+        lambda: {
+            "1": (
+                index(
+                    [
+                        _one({CPU_TARGET: "x86_64", KERNEL: ",".join([">=1"] * 1_000_000)}),
+                        _one({CPU_TARGET: "x86_64"}, name="plain"),
+                    ]
+                ),
+                INDEX,
+            )
+        },
+        "selected",
+        chosen="plain",
+    ),  # fmt: skip
+    Case(
+        "compute-capabilities-million-terms",
+        lambda: {
+            "1": (
+                index(
+                    [
+                        _one(
+                            {
+                                CPU_TARGET: "x86_64",
+                                "org.supercontainers.hardware.gpu.compute_capabilities": ",".join(
+                                    ["1.0"] * 900_000
+                                ),
+                            }
+                        )
+                    ]
+                ),
+                INDEX,
+            )
+        },
+        "refused",
+        "at most 4096",
+    ),  # fmt: skip
 ]
 
 

@@ -636,3 +636,41 @@ def test_doctor_warns_of_path_directories_another_user_can_write(tmp_path):
     found = doctor._path_warnings({"PATH": f"{good}:{hers}:.:{open_dir}:{below}:/usr/bin"}, report)
     assert found == [str(hers), ".", str(open_dir), str(below)]
     assert len(report.warnings) == 4 and all("plant a runtime" in w for w in report.warnings)
+
+
+# -- g (continued): the runtime's own config files in her directories -------------------------
+
+CONTAINER_FILES = {
+    "registries.conf": ".config/containers/registries.conf",
+    "registries.conf.d": ".config/containers/registries.conf.d/x.conf",
+    "auth.json": ".config/containers/auth.json",
+    "docker config.json": ".docker/config.json",
+}
+
+
+@pytest.mark.parametrize("plant", ["fifo", "dev-zero"])
+@pytest.mark.parametrize("which", list(CONTAINER_FILES), ids=list(CONTAINER_FILES))
+def test_g_a_fifo_or_device_as_her_registries_conf_or_auth_file_never_holds_root(
+    app, shim_bin, zen4_facts, which, plant
+):
+    """podman reads registries.conf and credentials from $HOME/$XDG_CONFIG_HOME, so
+    the shim does too, under sudo -E from her directories: a FIFO there (which
+    would block a plain open() forever) or a link to /dev/zero (an endless read)
+    is not a regular file: skipped (credentials) or a registries.conf error
+    (one line, the command unchanged), never a hang."""
+    home = _alice_home()
+    path = home / CONTAINER_FILES[which]
+    _alice(
+        f"import os; p = {str(path)!r}; os.makedirs(os.path.dirname(p), exist_ok=True)\n"
+        + ("os.mkfifo(p)" if plant == "fifo" else "os.symlink('/dev/zero', p)")
+    ).check_returncode()
+    env = _env(shim_bin, _site(""), home, zen4_facts, XDG_CONFIG_HOME=str(home / ".config"))
+    done, took = _shim(shim_bin, env, app.ref)
+    assert done.returncode == 0 and took < QUICK, (took, done.stderr)
+    assert "Traceback" not in done.stderr
+    if which.startswith("registries"):  # podman too refuses an unreadable registries.conf
+        (line,) = done.stderr.splitlines()
+        assert str(path) in line and "not a regular file" in line, line
+        assert _ran(done) == app.ref  # unchanged
+    else:
+        assert done.stderr == "" and _ran(done) == app.digest_ref("zen4")

@@ -391,3 +391,29 @@ def test_a_mirror_that_timed_out_is_skipped_next_time(reg, shim_bin, facts_file,
         # then the mirror is skipped, the registry asked
         chooses(shim_bin, facts_file, tmp_path, up + ":1", env=env)
         assert mirror.hits("hpc/app") == asked and reg.hits("hpc/app") > 0
+
+
+def _raw(answer: bytes):
+    def behave(handler, route):
+        handler.wfile.write(answer)
+        handler.wfile.flush()
+
+    return behave
+
+
+INVALID_URLS = [
+    ("redirect", b"HTTP/1.1 302 Found\r\nLocation: http://\x1b]0;pwn\x07@127.0.0.1:1/\r\n"
+     b"Content-Length: 0\r\n\r\n", "redirected to an invalid location"),
+    ("realm", b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="http://[\x1b[31m\x07:1/t"'
+     b"\r\nContent-Length: 0\r\n\r\n", "named an invalid token realm"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "answer", "says"), INVALID_URLS, ids=[c[0] for c in INVALID_URLS])
+def test_an_invalid_redirect_location_or_token_realm_is_a_registry_error(
+    reg, shim_bin, facts_file, tmp_path, name, answer, says
+):
+    """A control character or a broken IPv6 literal in a URL the registry
+    names is the registry's error (one line naming it), not an unexpected one."""
+    ref = reg.behaviour(f"bad-url-{name}/app", _raw(answer)) + ":1"
+    fails_open(shim_bin, facts_file, tmp_path, ref, says)
