@@ -238,6 +238,14 @@ class Context:
                 entry = self._decide(ref, target, why_insecure, start, policy)
         if entry is None:
             return None
+        if (
+            entry.outcome == "selected"
+            and entry.cmd is None
+            and self.personality.wants_cmd(self.inv)
+        ):
+            entry.cmd = self.image_cmd(ref, entry.chosen, why_insecure)  # then kept: hits need none
+            if entry.cmd is not None and key is not None:
+                decisions.store(self.directory, key, entry, self.shared)
         reason = entry.refusal.splitlines()[0] if entry.refusal else ""
         _audit(settings, self.personality, ref, entry, entry.outcome, reason, state, start)
         self.states[str(ref)] = state
@@ -285,6 +293,45 @@ class Context:
                 build=build,
             )  # fmt: skip
         return decisions.Entry(str(ref), data.digest, "passthrough")
+
+    def image_cmd(self, ref, digest: str, why_insecure) -> list[str] | None:
+        """The ``Cmd`` of the build `digest` of `ref` from its image config
+        (the manifest by digest, then its ``config`` blob: two requests, each
+        bounded and digest-verified by :class:`shim.registry.RegistryClient`,
+        from the same pull sources as the index, within 2 s when this command
+        has not reached the registry). Asked by :meth:`entry` only for a
+        command that runs it (``Personality.wants_cmd``) when the decision
+        does not hold it yet; then kept with the decision, so that a cache
+        hit needs no request. ``[]`` when the config has none; None when it
+        cannot be had (the registry unreachable, a failure, a Cmd beyond
+        :func:`shim.decisions.valid_cmd`): the login shell then starts as
+        when there is no Cmd."""
+        from shim.decisions import valid_cmd
+        from shim.resolve import _first_source
+        from shim.untrusted import loads_json
+
+        if str(ref) in self.offline:
+            return None
+
+        def config(client, source):
+            manifest = loads_json(client.get_manifest(source.path, digest).body, "a manifest")
+            blob = manifest.get("config") if isinstance(manifest, dict) else None
+            config_digest = blob.get("digest") if isinstance(blob, dict) else None
+            if not isinstance(config_digest, str):
+                return None
+            document = loads_json(client.get_blob(source.path, config_digest), "an image config")
+            inner = document.get("config") if isinstance(document, dict) else None
+            return (inner or {}).get("Cmd") if isinstance(inner, dict) or inner is None else None
+
+        args = self._client_args(why_insecure)
+        if str(ref) not in self.reached:  # a decision from the cache or the store: maybe offline
+            args["timeout"] = min(2.0, args["timeout"])
+        try:
+            cmd = _first_source(ref, config, **args)[0]
+        except Exception:  # noqa: BLE001 - unknown Cmd: the shell starts, as before
+            return None
+        cmd = [] if cmd is None else cmd
+        return cmd if valid_cmd(cmd) else None
 
     # -- the index, from the store or the registry -------------------------------
 

@@ -43,6 +43,39 @@ DEFAULT_TTL = 600.0
 FORMAT = 3
 #: the one annotation the hot path needs (scoring.vocabulary.CONTAINER_KIND)
 KIND_KEY = "org.supercontainers.container.kind"
+#: bounds of an image's Cmd kept in an entry (words, characters in all)
+MAX_CMD_WORDS = 1024
+MAX_CMD_CHARS = 65536
+
+
+def valid_cmd(value) -> bool:
+    """True for an image ``Cmd`` an entry may keep: a list of at most
+    :data:`MAX_CMD_WORDS` strings, :data:`MAX_CMD_CHARS` characters in all,
+    none holding a NUL (no argv can)."""
+    return (
+        isinstance(value, list)
+        and len(value) <= MAX_CMD_WORDS
+        and all(isinstance(w, str) and "\0" not in w for w in value)
+        and sum(len(w) for w in value) <= MAX_CMD_CHARS
+    )
+
+
+def _dump_cmd(cmd: list[str]) -> str:
+    # the word count, then each word, tab-separated; each word escaped so that
+    # it holds no tab (the whole value is escaped again by dumps)
+    return "\t".join([str(len(cmd)), *(_escape(w) for w in cmd)])
+
+
+def _load_cmd(text: str | None):
+    """(ok, cmd): (True, None) when absent (an entry written before Cmd was
+    kept: unknown), (False, None) when malformed."""
+    if text is None:
+        return True, None
+    count, *words = text.split("\t")
+    if not (count.isascii() and count.isdigit() and len(count) <= 5) or int(count) != len(words):
+        return False, None
+    cmd = [_unescape(w) for w in words]
+    return (True, cmd) if valid_cmd(cmd) else (False, None)
 
 
 def _escape(value: str) -> str:
@@ -78,6 +111,10 @@ class Entry:
         key: the cache key it was stored under (written in the file and
             checked on load: an entry linked or renamed to another key's
             name is not that key's entry).
+        cmd: the chosen build's own ``Cmd`` from its image config (``[]``:
+            none), run through the login shell when the user gives no
+            command; None when unknown (not fetched, or an entry written
+            before this field: such entries stay readable).
     """
 
     __slots__ = (
@@ -90,6 +127,7 @@ class Entry:
         "decided_at",
         "build",
         "key",
+        "cmd",
     )
 
     def __init__(
@@ -103,6 +141,7 @@ class Entry:
         decided_at=None,
         build="",
         key="",
+        cmd=None,
     ):
         self.reference = reference
         self.index_digest = index_digest
@@ -113,6 +152,7 @@ class Entry:
         self.decided_at = time.time() if decided_at is None else decided_at
         self.build = build or ""
         self.key = key or ""
+        self.cmd = list(cmd) if cmd is not None else None
 
     def dumps(self) -> str:
         """The entry file's text."""
@@ -128,6 +168,8 @@ class Entry:
             "build": self.build,
             "key": self.key,
         }
+        if self.cmd is not None:
+            fields["cmd"] = _dump_cmd(self.cmd)
         return "".join(f"{k}\t{_escape(v)}\n" for k, v in fields.items()) + "end\t\n"
 
     @classmethod
@@ -159,12 +201,13 @@ class Entry:
             and (outcome != "selected" or _is_digest(chosen))
             and (outcome != "refused" or refusal is not None)
         )
-        if not ok:
+        cmd_ok, cmd = _load_cmd(fields.get("cmd"))
+        if not ok or not cmd_ok:
             return None
         kind = fields.get("kind")
         return cls(fields["reference"], fields["index_digest"], outcome, chosen,
                    {KIND_KEY: kind} if kind else {}, refusal, decided_at,
-                   fields.get("build", ""), fields.get("key", ""))  # fmt: skip
+                   fields.get("build", ""), fields.get("key", ""), cmd)  # fmt: skip
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.decided_at

@@ -269,7 +269,7 @@ def _resolve_operands(
         for other in dict.fromkeys(e.chosen for e in chosen[1:]):
             if other != first.chosen:
                 extra.append(personality.pin(prefix, ref, other))
-        resolved.append(Resolved(position, prefix, ref, first.chosen, first.annotations))
+        resolved.append(Resolved(position, prefix, ref, first.chosen, first.annotations, first.cmd))
         if tls_verify is None and ref.domain in settings.insecure_registries:
             by_config = by_config or why_insecure() == "imagefit config"
     args.extend(extra)

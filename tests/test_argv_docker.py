@@ -46,7 +46,13 @@ SH = ["-c", shim.login.OUTER, "sh"]
 HOME = "/home/alice"
 US = "--user=1000:1000"
 HM = f"--env=HOME={HOME}"
-LG = [EP, US, HM]
+#: ... and, the caller's home not being mounted, an empty tmpfs there (shim.login.home_flags)
+TM = f"--tmpfs={HOME}:rw,exec,mode=0700,uid=1000,gid=1000"
+LG = [EP, US, HM, TM]
+#: root's HOME flags (uid/gid 0)
+RH = [HM, f"--tmpfs={HOME}:rw,exec,mode=0700,uid=0,gid=0"]
+#: podman's HOME flags (when docker is podman-docker's script)
+PH = [HM, f"--tmpfs={HOME}:rw,exec,mode=0700,U"]
 #: podman's login flags (when docker is podman-docker's script)
 PEP = "--entrypoint=" + json.dumps(shim.login.ENTRYPOINT)
 KI = "--userns=keep-id"
@@ -224,10 +230,10 @@ CASES: list[tuple[list[str], list[str], list[str]]] = [
     # --- the user chose the entrypoint, the user, HOME ------------------------------------
     (
         ["run", "--entrypoint", "/bin/bash", IMG, "-l"],
-        ["run", US, HM, "--entrypoint", "/bin/bash", PIN, "-l"],
+        ["run", US, HM, TM, "--entrypoint", "/bin/bash", PIN, "-l"],
         [IMG],
     ),
-    (["run", "--entrypoint=", IMG, "ls"], ["run", US, HM, "--entrypoint=", PIN, "ls"], [IMG]),
+    (["run", "--entrypoint=", IMG, "ls"], ["run", US, HM, TM, "--entrypoint=", PIN, "ls"], [IMG]),
     (["run", "-u", "0", IMG], ["run", EP, "-u", "0", PIN, *SH], [IMG]),
     (["run", "-u1000:1000", IMG], ["run", EP, "-u1000:1000", PIN, *SH], [IMG]),
     (["run", "--user=root", IMG, "id"], ["run", EP, "--user=root", PIN, *SH, "id"], [IMG]),
@@ -331,16 +337,18 @@ def test_the_recipe_runs_the_command_through_the_login_shell(fake, environ):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["run", IMG], ["run", EP, PIN, *SH]),
-        (["run", "-it", IMG, "sh"], ["run", EP, "-it", PIN, *SH, "sh"]),
-        (["create", "--rm", IMG], ["create", EP, "--rm", PIN, *SH]),
-        (["run", "--entrypoint", "/x", IMG], ["run", "--entrypoint", "/x", PIN]),
-        (["-D", "container", "run", IMG], ["-D", "container", "run", EP, PIN, *SH]),
+        (["run", IMG], ["run", EP, *RH, PIN, *SH]),
+        (["run", "-it", IMG, "sh"], ["run", EP, *RH, "-it", PIN, *SH, "sh"]),
+        (["create", "--rm", IMG], ["create", EP, *RH, "--rm", PIN, *SH]),
+        (["run", "--entrypoint", "/x", IMG], ["run", *RH, "--entrypoint", "/x", PIN]),
+        (["-D", "container", "run", IMG], ["-D", "container", "run", EP, *RH, PIN, *SH]),
         (["pull", IMG], ["pull", PIN]),
     ],
 )
 def test_root_runs_as_the_images_user(args, expected, fake, environ, monkeypatch):
+    # root's container runs as root; HOME is root's (here $HOME), an empty tmpfs
     monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "getegid", lambda: 0)
     assert final(args, environ) == expected
     assert fake.asked == [IMG]
 
@@ -377,7 +385,10 @@ def test_home_from_the_passwd_entry_without_HOME(fake, environ, monkeypatch):
 
     monkeypatch.setattr(pwd, "getpwuid", lambda uid: type("P", (), {"pw_dir": f"/u/{uid}"})())
     env = {k: v for k, v in environ.items() if k != "HOME"}
-    assert final(["run", IMG], env) == ["run", EP, US, "--env=HOME=/u/1000", PIN, *SH]
+    assert final(["run", IMG], env) == [
+        "run", EP, US, "--env=HOME=/u/1000", "--tmpfs=/u/1000:rw,exec,mode=0700,uid=1000,gid=1000",
+        PIN, *SH,
+    ]  # fmt: skip
 
 
 def test_home_in_an_env_file_is_the_users(fake, environ, tmp_path):
@@ -725,14 +736,14 @@ def test_runs_podman_by_real_name(tmp_path):
 @pytest.mark.parametrize(
     ("args", "expected", "asked"),
     [
-        (["run", IMG], ["run", PEP, KI, PIN], [IMG]),
-        (["run", "-it", IMG, "sh"], ["run", PEP, KI, "-it", PIN, "sh"], [IMG]),
+        (["run", IMG], ["run", PEP, KI, *PH, PIN], [IMG]),
+        (["run", "-it", IMG, "sh"], ["run", PEP, KI, *PH, "-it", PIN, "sh"], [IMG]),
         (
             ["run", "--tls-verify=false", IMG],
-            ["run", PEP, KI, "--tls-verify=false", PIN],
+            ["run", PEP, KI, *PH, "--tls-verify=false", PIN],
             [IMG],
         ),  # podman reads it
-        (["--root", "/r", "run", IMG], ["--root", "/r", "run", PEP, KI, PIN], [IMG]),
+        (["--root", "/r", "run", IMG], ["--root", "/r", "run", PEP, KI, *PH, PIN], [IMG]),
         (["run", "-u", "0", IMG], ["run", PEP, "-u", "0", PIN], [IMG]),
         (["run", "ubuntu"], ["run", "ubuntu"], []),  # podman: a local image first
         (
@@ -782,6 +793,8 @@ def test_docker_that_is_podman_through_main(fake, monkeypatch, podman_docker):
     settings = Settings(decision_cache_ttl=0)
     # a podman flag docker does not know: read with podman's grammar
     args = ["run", "--tls-verify=false", "--rm", IMG]
+    home = os.environ["HOME"]
     assert shim.main._final_args("docker", args, settings, real=podman_docker) == [
-        "run", PEP, KI, "--tls-verify=false", "--rm", PIN,
+        "run", PEP, KI, f"--env=HOME={home}", f"--tmpfs={home}:rw,exec,mode=0700,U",
+        "--tls-verify=false", "--rm", PIN,
     ]  # fmt: skip

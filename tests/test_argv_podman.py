@@ -344,15 +344,34 @@ def environ(tmp_path) -> dict[str, str]:
     return {"HOME": str(tmp_path), "CONTAINERS_REGISTRIES_CONF": str(conf)}
 
 
-def final(args: list[str], environ, settings: Settings | None = None) -> list[str]:
+def home(environ) -> list[str]:
+    """HOME for a login container as the caller (shim.login.home_flags): the
+    caller's home is not mounted in these lines, so an empty tmpfs there."""
+    return [f"--env=HOME={environ['HOME']}", f"--tmpfs={environ['HOME']}:rw,exec,mode=0700,U"]
+
+
+def with_home(expected: list[str], environ) -> list[str]:
+    """`expected` with :func:`home` after our ``--userns=keep-id``."""
+    if KI not in expected:
+        return expected
+    at = expected.index(KI) + 1
+    return [*expected[:at], *home(environ), *expected[at:]]
+
+
+def final(
+    args: list[str], environ, settings: Settings | None = None, *, keep_home: bool = False
+) -> list[str]:
+    """The final argv; without `keep_home`, less exactly the :func:`home`
+    flags (the table checks them; tests/test_login.py the other cases)."""
     settings = settings or Settings(decision_cache_ttl=0)  # the decision cache has tests of its own
-    return plan(personalities.get("podman"), podman.parse(args), settings, environ).args
+    out = plan(personalities.get("podman"), podman.parse(args), settings, environ).args
+    return out if keep_home else [a for a in out if a not in home(environ)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_final_argv(case, fake, environ):
     args, expected, asked = case
-    assert final(args, environ) == expected
+    assert final(args, environ, keep_home=True) == with_home(expected, environ)
     assert fake.asked == asked
 
 
@@ -522,15 +541,10 @@ def test_unreadable_lines_run_unchanged_with_one_warning(args, fake, capsys, mon
 def test_final_args_rewrites_through_the_same_path(fake, monkeypatch, capsys):
     monkeypatch.delenv("IMAGEFIT_DISABLE", raising=False)
     monkeypatch.delenv(shim.main.ACTIVE_ENV, raising=False)
+    home = os.environ["HOME"]
     assert shim.main._final_args(
         "podman", ["run", "--rm", IMG], Settings(decision_cache_ttl=0)
-    ) == [
-        "run",
-        EP,
-        KI,
-        "--rm",
-        PIN,
-    ]
+    ) == ["run", EP, KI, f"--env=HOME={home}", f"--tmpfs={home}:rw,exec,mode=0700,U", "--rm", PIN]
     assert shim.main._final_args("podman", ["ps", "-a"], Settings()) == ["ps", "-a"]
     assert capsys.readouterr().err == ""
     assert fake.asked == [IMG]

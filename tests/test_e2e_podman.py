@@ -22,6 +22,19 @@ from tests.support import oci
 
 TARGET_KEY = "org.supercontainers.hardware.cpu.target.microarch"
 ENTRYPOINT_MARK = "ENTRYPOINT-RAN"
+CMD_MARK = "CMD-RAN"
+#: inside the container: HOME, whether the caller can write it, the PATH directories
+#: seen more than once (none), the build found on the image's PATH, the uid
+PROBE = (
+    'echo "home=$HOME"; touch "$HOME/.imagefit-probe" && echo writable; '
+    'echo "dups=$(echo "$PATH" | tr : "\\n" | sort | uniq -d | tr "\\n" " ")"; '
+    'echo "path=$PATH"; echo "build=$(whichbuild)"; echo "uid=$(id -u)"'
+)
+
+
+def probe(stdout: str) -> dict[str, str]:
+    """The PROBE's lines as a dict ("writable" maps to "")."""
+    return dict(line.partition("=")[::2] for line in stdout.splitlines())
 
 
 def _build(name: str, arch: str = "amd64", variant: str | None = None, **annotations: str) -> dict:
@@ -33,6 +46,8 @@ def _build(name: str, arch: str = "amd64", variant: str | None = None, **annotat
         "platform": platform,
         "annotations": {TARGET_KEY: name, **annotations},
         "entrypoint": ["/bin/echo", ENTRYPOINT_MARK],
+        # the image's own command: run through the login shell when the user gives none
+        "cmd": ["sh", "-c", f"echo {CMD_MARK}; whichbuild", "sh"],
     }
 
 
@@ -136,8 +151,9 @@ def test_dry_run_argv_and_explain_agree(shim_bin, podman_env, app, facts_files, 
     ref = f"{app.repository}:2024"
     args = ["run", "--rm", "-it", "--network=none", "--tls-verify=false", ref, "ls", "-l", ref]
     done = shim_run(
-        shim_bin, podman_env, args, facts=facts_files["zen4"], extra_env={"IMAGEFIT_DRY_RUN": "1"}
-    )
+        shim_bin, podman_env, args, facts=facts_files["zen4"],
+        extra_env={"IMAGEFIT_DRY_RUN": "1", "HOME": "/root"},
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     final = json.loads(done.stdout)
     argv, _ = podman_env
@@ -145,7 +161,9 @@ def test_dry_run_argv_and_explain_agree(shim_bin, podman_env, app, facts_files, 
     entrypoint = final[len(argv) + 1]
     assert entrypoint.startswith("--entrypoint=[")
     assert final == [
-        shutil.which("podman"), *argv[1:], "run", entrypoint, "--rm", "-it", "--network=none",
+        shutil.which("podman"), *argv[1:], "run", entrypoint,
+        # root's HOME: an empty tmpfs at root's home (not mounted here)
+        "--env=HOME=/root", "--tmpfs=/root:rw,exec,mode=0700,U", "--rm", "-it", "--network=none",
         "--tls-verify=false", pinned, "ls", "-l", ref,
     ]  # fmt: skip
     explained = subprocess.run(
@@ -339,3 +357,103 @@ def test_insecure_registry_from_imagefit_config_reaches_podman(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "zen4"
+
+
+# ---------------------------------------------------------------- login containers (issue 12)
+
+
+def test_rootful_login_container_home_cmd_and_path(shim_bin, podman_env, app, facts_files):
+    """As root: HOME is root's home, an empty tmpfs when not mounted (the test
+    image has no /root), writable; PATH holds each directory once, the
+    image's first; with no command and no TTY the image's Cmd runs through
+    the login shell (its PATH finds whichbuild), not its ENTRYPOINT."""
+    ref = f"{app.repository}:2024"
+    base = ["run", "--rm", "--network=none", "--tls-verify=false", ref]
+    env = {"HOME": "/root"}
+    done = shim_run(shim_bin, podman_env, [*base, "sh", "-c", PROBE], facts=facts_files["zen4"],
+                    extra_env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = probe(done.stdout)
+    assert seen["home"] == "/root" and "writable" in seen, done.stdout
+    assert seen["dups"].strip() == "", done.stdout
+    assert seen["path"].startswith("/opt/app/bin:/usr/bin:/bin:"), done.stdout
+    assert (seen["build"], seen["uid"]) == ("zen4", "0")
+    cmd = shim_run(shim_bin, podman_env, base, facts=facts_files["zen4"], extra_env=env)
+    assert cmd.returncode == 0, cmd.stderr
+    assert cmd.stdout.split() == [CMD_MARK, "zen4"], cmd.stdout + cmd.stderr
+    # the Cmd is kept with the decision: the next run decides from the cache
+    again = shim_run(shim_bin, podman_env, base, facts=facts_files["zen4"],
+                     extra_env={**env, "IMAGEFIT_DRY_RUN": "1"})  # fmt: skip
+    assert json.loads(again.stdout)[-4:] == ["sh", "-c", f"echo {CMD_MARK}; whichbuild", "sh"]
+
+
+def test_rootful_home_mounted_is_the_callers(shim_bin, podman_env, app, facts_files, tmp_path):
+    home = tmp_path / "roothome"
+    home.mkdir()
+    ref = f"{app.repository}:2024"
+    args = ["run", "--rm", "--network=none", "--tls-verify=false", "-v", f"{home}:{home}", ref,
+            "sh", "-c", PROBE]  # fmt: skip
+    done = shim_run(shim_bin, podman_env, args, facts=facts_files["zen4"],
+                    extra_env={"HOME": str(home)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert probe(done.stdout)["home"] == str(home) and "writable" in probe(done.stdout)
+    assert (home / ".imagefit-probe").exists()  # the caller's own home, not a tmpfs
+
+
+def _alice_env(user, base) -> dict[str, str]:
+    """_rootless_env's environment, for directories it already made."""
+    return {
+        "HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name, "PATH": os.environ["PATH"],
+        "XDG_RUNTIME_DIR": str(base / "run"), "CONTAINERS_CONF": str(base / "containers.conf"),
+        "TMPDIR": str(base / "tmp"),
+    }  # fmt: skip
+
+
+def _alice_podman(shim_bin, user, base, args, *, facts):
+    if not (base / "root").exists():
+        _rootless_env(user, base)  # makes the directories
+    env = _alice_env(user, base)
+    env["PATH"] = f"{shim_bin}:{env['PATH']}"
+    env["IMAGEFIT_FACTS"] = facts
+    cmd = [
+        "runuser", "-u", user.pw_name, "--", "env", *(f"{k}={v}" for k, v in env.items()),
+        "podman", "--root", str(base / "root"), "--runroot", str(base / "runroot"), "--storage-driver", "vfs",
+        *args,
+    ]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd="/")
+
+
+def test_rootless_login_container_home_cmd_and_path(shim_bin, app, facts_files):
+    """As alice (rootless, keep-id): HOME is alice's home path, an empty
+    tmpfs she owns when not mounted, her real home when ``-v $HOME:$HOME``;
+    PATH once; the image's Cmd with no command and no TTY."""
+    user = pwd.getpwnam(os.environ.get("IMAGEFIT_TEST_USER", "alice"))
+    base = world_readable_tmp("imagefit-rootless-")
+    ref = f"{app.repository}:2024"
+    run = ["run", "--rm", "--network=none", "--tls-verify=false"]
+    marker = os.path.join(user.pw_dir, ".imagefit-probe")
+    try:
+        done = _alice_podman(
+            shim_bin, user, base, [*run, ref, "sh", "-c", PROBE], facts=facts_files["haswell"]
+        )
+        assert done.returncode == 0, done.stderr
+        seen = probe(done.stdout)
+        assert seen["home"] == user.pw_dir and "writable" in seen, done.stdout + done.stderr
+        assert not os.path.exists(marker)  # a tmpfs: alice's real home untouched
+        assert seen["dups"].strip() == "" and seen["path"].startswith("/opt/app/bin:"), done.stdout
+        assert (seen["build"], seen["uid"]) == ("haswell", str(user.pw_uid))
+        mounted = _alice_podman(shim_bin, user, base, [*run, "-v", f"{user.pw_dir}:{user.pw_dir}", ref, "sh", "-c", PROBE],
+                                facts=facts_files["haswell"])  # fmt: skip
+        assert mounted.returncode == 0, mounted.stderr
+        assert probe(mounted.stdout)["home"] == user.pw_dir and "writable" in probe(mounted.stdout)
+        assert os.path.exists(marker)  # the caller's own home
+        cmd = _alice_podman(shim_bin, user, base, [*run, ref], facts=facts_files["haswell"])
+        assert cmd.returncode == 0, cmd.stderr
+        assert cmd.stdout.split() == [CMD_MARK, "haswell"], cmd.stdout + cmd.stderr
+    finally:
+        if os.path.exists(marker):
+            os.unlink(marker)
+        subprocess.run(["runuser", "-u", user.pw_name, "--", "podman", "--root", str(base / "root"), "--runroot",
+                        str(base / "runroot"), "--storage-driver", "vfs", "unshare", "rm", "-rf", str(base / "root")],
+                       capture_output=True, env={**os.environ, "XDG_RUNTIME_DIR": str(base / "run")})  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)

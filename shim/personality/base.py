@@ -19,18 +19,27 @@ class Resolved:
         ref: the reference as the user gave it, normalised.
         digest: the chosen build's manifest digest.
         annotations: the chosen descriptor's annotations.
+        cmd: the chosen build's own ``Cmd`` (its image config), ``[]`` when it
+            has none, None when unknown (a decision cached before it was kept).
     """
 
-    __slots__ = ("position", "prefix", "ref", "digest", "annotations")
+    __slots__ = ("position", "prefix", "ref", "digest", "annotations", "cmd")
 
     def __init__(
-        self, position: int, prefix: str, ref: reference.Reference, digest: str, annotations: dict
+        self,
+        position: int,
+        prefix: str,
+        ref: reference.Reference,
+        digest: str,
+        annotations: dict,
+        cmd: list[str] | None = None,
     ) -> None:
         self.position = position
         self.prefix = prefix
         self.ref = ref
         self.digest = digest
         self.annotations = annotations
+        self.cmd = cmd
 
 
 class Plan:
@@ -143,6 +152,13 @@ class Personality:
         the host's (emulation) leaves the runtime's own choice alone."""
         return None
 
+    def wants_cmd(self, inv: Invocation) -> bool:
+        """True when this command would run the image's own ``Cmd`` through
+        the login shell (no command, no TTY: see :func:`shim.login.with_cmd`),
+        so the decision must carry it (:class:`shim.decisions.Entry` ``cmd``).
+        False by default."""
+        return False
+
     def pulls_many(self, inv: Invocation) -> bool:
         """True when this command stores one image per operand and takes
         several (``podman pull``): a pull for several node classes then
@@ -179,3 +195,8 @@ class Personality:
         """The final plan: `args` already has the pinned operands; add the
         login recipe (when `login`), runtime flags and steps."""
         return Plan(args)
+
+
+def image_cmd(resolved: list[Resolved], position: int) -> list[str] | None:
+    """The ``Cmd`` of the build resolved at `position` (None: unknown, or not resolved)."""
+    return next((r.cmd for r in resolved if r.position == position), None)

@@ -66,7 +66,8 @@ from collections.abc import Mapping
 
 from shim import login
 from shim.argv import Invocation, docker
-from shim.personality.base import Personality, Plan, Resolved, qualified_reference
+from shim.login import with_cmd
+from shim.personality.base import Personality, Plan, Resolved, image_cmd, qualified_reference
 
 #: where a rootful daemon reads insecure-registries
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -245,34 +246,6 @@ def daemon_insecure(domain: str, daemon_json: str) -> bool:
     return False
 
 
-def _sets_home(inv: Invocation) -> bool:
-    """The user set HOME: ``-e HOME``/``-e HOME=...`` or a HOME line in an --env-file."""
-    if any((v or "").partition("=")[0] == "HOME" for v in inv.flags.get("env", [])):
-        return True
-    for path in inv.flags.get("env-file", []):
-        try:
-            with open(path or "", encoding="utf-8") as fh:
-                lines = fh.read().splitlines()
-        except (OSError, UnicodeDecodeError):
-            continue
-        for line in lines:
-            line = line.lstrip()
-            if line and not line.startswith("#") and line.partition("=")[0].rstrip() == "HOME":
-                return True
-    return False
-
-
-def _home(environ: Mapping[str, str], euid: int) -> str | None:
-    if environ.get("HOME"):
-        return environ["HOME"]
-    import pwd
-
-    try:
-        return pwd.getpwuid(euid).pw_dir
-    except KeyError:
-        return None
-
-
 class Docker(Personality):
     grammar = docker
     login_verbs = frozenset({"run", "create"})
@@ -350,6 +323,10 @@ class Docker(Personality):
             return podman.requested_platform(inv, environ)
         return platform_request(inv.last("platform") or environ.get("DOCKER_DEFAULT_PLATFORM"))
 
+    def wants_cmd(self, inv: Invocation) -> bool:
+        podman = self.podman()
+        return podman.wants_cmd(inv) if podman else login.wants_cmd(inv, self.login_verbs)
+
     def pin(self, prefix, ref, digest: str) -> str:
         podman = self.podman()
         return podman.pin(prefix, ref, digest) if podman else super().pin(prefix, ref, digest)
@@ -373,6 +350,8 @@ class Docker(Personality):
         if login and inv.insert_at is not None and inv.images:
             front, after = self.login_flags(inv, environ, euid)
             image = inv.images[0]
+            if after:  # our entrypoint: with no command and no TTY, the image's Cmd
+                after += with_cmd(args, image, image_cmd(resolved, image), inv.enabled("tty"))
             args[image + 1 : image + 1] = after
             args[inv.insert_at : inv.insert_at] = front
         return Plan(args)
@@ -380,20 +359,25 @@ class Docker(Personality):
     def login_flags(
         self, inv: Invocation, environ: Mapping[str, str], euid: int
     ) -> tuple[list[str], list[str]]:
-        """(flags after the subcommand word, words right after the image)."""
+        """(flags after the subcommand word, words right after the image).
+
+        ``--entrypoint=/bin/sh`` and ``-c OUTER sh`` unless the user gave an
+        entrypoint; as the caller (not root, no ``-u/--user``, a rootful
+        daemon) ``--user=UID:GID``; then HOME (:func:`shim.login.home_flags`)
+        when the container runs as the caller (root included), not for a
+        rootless daemon (its root is the caller) nor after ``--user``."""
         front: list[str] = []
         after: list[str] = []
         if "entrypoint" not in inv.flags:
             front.append("--entrypoint=/bin/sh")
             after = ["-c", login.OUTER, "sh"]
-        if euid == 0 or "user" in inv.flags:
+        if "user" in inv.flags:
             return front, after
-        if rootless_daemon(local_socket(daemon_host(inv, environ)), euid):
-            return front, after
-        front.append(f"--user={euid}:{os.getegid()}")
-        home = None if _sets_home(inv) else _home(environ, euid)
-        if home:
-            front.append(f"--env=HOME={home}")
+        if euid != 0:
+            if rootless_daemon(local_socket(daemon_host(inv, environ)), euid):
+                return front, after
+            front.append(f"--user={euid}:{os.getegid()}")
+        front += login.home_flags(inv.flags, environ, euid, os.getegid(), podman=False)
         return front, after
 
 

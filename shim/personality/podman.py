@@ -28,7 +28,15 @@ if False:  # for type checkers only: importing collections costs every shimmed c
 
 from shim import login, reference
 from shim.argv import Invocation, podman
-from shim.personality.base import Personality, Plan, Resolved, qualified_reference, split_transport
+from shim.login import with_cmd
+from shim.personality.base import (
+    Personality,
+    Plan,
+    Resolved,
+    image_cmd,
+    qualified_reference,
+    split_transport,
+)  # fmt: skip
 
 #: containers/image transports that are not a registry.
 OTHER_TRANSPORTS = (
@@ -104,6 +112,9 @@ class Podman(Personality):
     def pulls_many(self, inv: Invocation) -> bool:
         return inv.verb == "pull"
 
+    def wants_cmd(self, inv: Invocation) -> bool:
+        return login.wants_cmd(inv, self.login_verbs)
+
     def storage_args(self, inv: Invocation) -> list[str]:
         """The storage-selecting global flags of this command line (``--root``,
         ``--storage-driver``...), for a command on the same storage."""
@@ -144,6 +155,9 @@ class Podman(Personality):
         extra = [self.tls_flag] if insecure_by_config and resolved else []
         if login:
             extra += self.login_flags(inv, environ, euid)
+            if "entrypoint" not in inv.flags and inv.images:
+                image = inv.images[0]
+                args += with_cmd(args, image, image_cmd(resolved, image), inv.enabled("tty"))
         if extra and inv.insert_at is not None:
             args[inv.insert_at : inv.insert_at] = extra
         after = []
@@ -159,9 +173,12 @@ class Podman(Personality):
         return Plan(args, after=after)
 
     def login_flags(self, inv: Invocation, environ: Mapping[str, str], euid: int) -> list[str]:
+        import os
+
         return login.podman_flags(
-            inv.flags, rootless=euid != 0, environ_userns=environ.get("PODMAN_USERNS")
-        )
+            inv.flags, rootless=euid != 0, environ_userns=environ.get("PODMAN_USERNS"),
+            environ=environ, euid=euid, egid=os.getegid(),
+        )  # fmt: skip
 
 
 def personality(name: str) -> Podman:

@@ -11,6 +11,7 @@ import archspec
 
 import hostfacts
 import scoring
+import shim.choice
 import shim.resolve
 
 #: the digest every fake selection pins, and the fake index digest
@@ -25,6 +26,7 @@ class FakeResolver:
     or raises ``error``."""
 
     def __init__(self) -> None:
+        self.cmd: list[str] | None = None  # the chosen build's Cmd (Context.image_cmd)
         self.asked: list[str] = []
         self.calls: list[dict] = []
         self.requested: list = []
@@ -74,6 +76,8 @@ def install(monkeypatch, facts: hostfacts.HostFacts, *, amd64_user: bool = True)
     resolver = FakeResolver()
     monkeypatch.setattr(shim.resolve, "fetch", resolver.fetch)
     monkeypatch.setattr(shim.resolve, "decide", resolver.decide)
+    # the image's Cmd (asked only for a login run with no command and no TTY): none known
+    monkeypatch.setattr(shim.choice.Context, "image_cmd", lambda *_a, **_k: resolver.cmd)
     monkeypatch.setattr(hostfacts, "host_facts", lambda environ=None, **kw: facts)
     if amd64_user:
         monkeypatch.setattr(os, "geteuid", lambda: 1000)
