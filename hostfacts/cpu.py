@@ -137,6 +137,40 @@ def guess_machine(text: str) -> str | None:
     return None
 
 
+#: What makes a text the /proc/cpuinfo of a `machine` host: a key archspec reads
+#: from its first processor block (archspec/cpu/detect.py ``proc_cpuinfo``:
+#: ``flags`` on x86_64, ``Features`` and ``CPU implementer``/``CPU part`` on
+#: aarch64, ``cpu`` (``POWERn``) on ppc64/ppc64le, ``uarch`` on riscv64, where
+#: the kernel also writes ``isa``). Without one, archspec answers the bare
+#: family (``x86_64``, no flags) for any text at all.
+REQUIRED_KEYS = {
+    "x86_64": ("flags",),
+    "aarch64": ("Features", "CPU implementer"),
+    "ppc64le": ("cpu",),
+    "ppc64": ("cpu",),
+    "riscv64": ("uarch", "isa"),
+}
+
+
+def check_cpuinfo(text: str, machine: str, source: str) -> None:
+    """Refuse a text that is not a /proc/cpuinfo of a `machine` host: its
+    first processor block (read as archspec reads it) has none of
+    :data:`REQUIRED_KEYS` for `machine` (``/etc/passwd``, an empty file, a
+    Windows cpuid dump).
+
+    Raises:
+        HostFactsError: one line naming `source` and the keys looked for.
+    """
+    keys = REQUIRED_KEYS.get(machine, ())
+    block = _first_block(text)
+    if keys and not any(block.get(k) for k in keys):
+        wanted = " or ".join(f"'{k}'" for k in keys)
+        raise HostFactsError(
+            f"{source} is not a /proc/cpuinfo of an {machine} host: its first processor "
+            f"block has no {wanted} line"
+        )
+
+
 def _int(text: str | None) -> int | None:
     if not text:
         return None
@@ -199,8 +233,9 @@ def cpu_facts_from_text(text: str, machine: str | None, source: str) -> CpuFacts
     be None).
 
     Raises:
-        HostFactsError: the machine name is not one archspec knows, or the
-            dump is of another architecture than `machine`.
+        HostFactsError: the machine name is not one archspec knows, the dump
+            is of another architecture than `machine`, or it is no cpuinfo
+            at all (:func:`check_cpuinfo`).
     """
     if is_sysctl_dump(text):
         return _sysctl_facts(text, source)
@@ -215,6 +250,7 @@ def cpu_facts_from_text(text: str, machine: str | None, source: str) -> CpuFacts
     looks = guess_machine(text)
     if looks is not None and looks != machine and not (looks == "ppc64le" and machine == "ppc64"):
         raise HostFactsError(f"{source} looks like a {looks} /proc/cpuinfo, not {machine}")
+    check_cpuinfo(text, machine, source)
     with _replay(text, machine) as detect:
         uarch = detect.host.__wrapped__()  # bypass archspec's process-wide lru_cache
     block = _first_block(text)
