@@ -21,9 +21,24 @@ It reports, for a person (text) or a program (``--json``, ``schema_version`` 1):
   mode and sticky bit), and with ``--image REF`` the config's policies for
   REF against REF's index (a pin that names no build is a problem).
 
-Exit 0 when healthy, 1 when a problem was found (each one line under
-"problems"); warnings do not change the exit status. Credentials are never
-printed, not even user names.
+Every finding is either a **problem** (one line under ``problems``; exit 1)
+or a **note** (under ``notes``; exit unchanged), by one rule: a problem is
+anything that makes a shimmed command behave other than the configuration
+and this host's facts intend, or that someone has to fix (a runtime the shim
+cannot run, a config file or entry ignored, a cache or audit log that cannot
+be written, a registry that cannot be used, facts the shim cannot trust, an
+insecure PATH); a note is a state someone chose on purpose that changes what
+the shim does (``IMAGEFIT_DISABLE=1``, ``IMAGEFIT_DRY_RUN=1``). Nothing that
+doctor reports as wrong leaves it "healthy".
+
+Exit status: 0 healthy (no problem), 1 at least one problem, 2 a usage
+error, 125 doctor itself failed (one line on stderr). ``--json`` prints the
+same report as one object whose keys are stable within a
+``schema_version``: ``healthy`` (bool), ``problems`` and ``notes`` (lists of
+one-line strings), and the sections ``imagefit``, ``runtimes``, ``config``,
+``caches``, ``audit_log``, ``registries``, ``facts``, ``cluster``. It is meant
+for node health checks (docs/admin.md). Credentials are never printed, not
+even user names.
 """
 
 from __future__ import annotations
@@ -40,15 +55,19 @@ from shim.errors import ConfigError, ShimError
 from shim.install import RUNTIME_NAMES, shim_script
 from shim.locate import SHIM_NAME, find_runtime, is_shim
 
-SCHEMA_VERSION = 1
+#: 2: ``warnings`` became ``notes`` (information only: every former warning
+#: that needs fixing is a problem now)
+SCHEMA_VERSION = 2
 REGISTRY_TIMEOUT = 3.0
 VERSION_TIMEOUT = 5.0
 
 
 class _Report:
+    """Findings: ``problems`` (exit 1) and ``notes`` (information)."""
+
     def __init__(self) -> None:
         self.problems: list[str] = []
-        self.warnings: list[str] = []
+        self.notes: list[str] = []
 
 
 # -- runtimes ----------------------------------------------------------------
@@ -99,7 +118,7 @@ def _runtimes(shim: str | None, settings, environ, report: _Report) -> list[dict
     for name in RUNTIME_NAMES:
         found, dangling = _on_path(name, environ)
         for link in dangling:
-            report.warnings.append(
+            report.problems.append(
                 f"{link} is a broken link to an imagefit shim ({os.readlink(link)}): "
                 "reinstall (imagefit install) or remove it"
             )
@@ -111,18 +130,27 @@ def _runtimes(shim: str | None, settings, environ, report: _Report) -> list[dict
             real = find_runtime(name, environ, shim or "", settings.runtimes.get(name))
         except ShimError as exc:
             error = str(exc)
+        configured = settings.runtimes.get(name)
+        if error and configured:  # an entry the shim cannot use, shimmed or not
+            report.problems.append(
+                f"[runtimes] {name} = {configured!r}: {error}: every shimmed `{name}` "
+                "exits 125; point it at the real runtime or remove the entry"
+            )
         if real:
             version, why = _version(real, name, environ)
             if why:
-                report.warnings.append(f"{name}: {why}")
+                report.problems.append(
+                    f"{name}: {why}: the shim runs it for every `{name}` command"
+                )
         if shims and first_is_shim and real:
             status = "ok"
         elif shims and not real:
             status = "no-runtime"
-            report.problems.append(
-                f"`{name}` on PATH is the imagefit shim ({shims[0]}) but there is no real {name} "
-                f'to run: install {name}, or set [runtimes] {name} = "/path" in the config'
-            )
+            if not configured:  # (a configured path that is not usable was named above)
+                report.problems.append(
+                    f"`{name}` on PATH is the imagefit shim ({shims[0]}) but there is no real "
+                    f'{name} to run: install {name}, or set [runtimes] {name} = "/path" in the config'
+                )
         elif shims:
             status = "shadowed"
             report.problems.append(
@@ -142,7 +170,7 @@ def _runtimes(shim: str | None, settings, environ, report: _Report) -> list[dict
                 "shim_links": shims,
                 "real": real,
                 "real_configured": settings.runtimes.get(name),
-                "real_error": error if status != "absent" else None,
+                "real_error": error if status != "absent" or configured else None,
                 "version": version,
             }
         )
@@ -235,15 +263,18 @@ def _config(environ, report: _Report):
     variables = {k: v for k, v in sorted(environ.items()) if k.startswith("IMAGEFIT_")}
     for key, why in (
         ("IMAGEFIT_DISABLE", "IMAGEFIT_DISABLE=1: the shim passes every command through untouched"),
-        (
-            "IMAGEFIT_ACTIVE",
-            "IMAGEFIT_ACTIVE is set (the shim sets it for the runtime it runs): "
-            "every shim started from here passes through",
-        ),
         ("IMAGEFIT_DRY_RUN", "IMAGEFIT_DRY_RUN=1: the shim prints the argv and runs nothing"),
     ):
-        if environ.get(key) and (key == "IMAGEFIT_ACTIVE" or environ.get(key) == "1"):
-            report.warnings.append(why)
+        if environ.get(key) == "1":  # chosen on purpose: information
+            report.notes.append(why)
+    if environ.get("IMAGEFIT_ACTIVE"):  # leaked from a runtime the shim started
+        report.problems.append(
+            "IMAGEFIT_ACTIVE is set (the shim sets it only for the runtime it runs): "
+            "every shim started from here passes through; unset it"
+        )
+    for warning in settings.warnings:  # what config.load skipped: a config warning
+        if not warning.startswith("ignoring config "):  # (those are named per file above)
+            report.problems.append(f"config: {warning}")
     section = {
         "files": files,
         "error": error,
@@ -301,8 +332,10 @@ def _caches(settings, environ, report: _Report) -> tuple[list[dict], dict]:
         rows.append(
             {"name": name, "path": path, "what": what, "exists": exists, "writable": writable}
         )
+        if name == "decisions" and settings.decision_cache_dir:
+            continue  # the site's shared directory: the cluster section names what is wrong
         if not writable:
-            report.warnings.append(
+            report.problems.append(
                 f"{name} cache {path} is not writable by uid {os.geteuid()}: every command "
                 "does that work again (slower, same result)"
             )
@@ -334,7 +367,7 @@ def _audit_ok(destination: str, report: _Report) -> bool:
                 return True
             except OSError as exc:
                 why = exc.strerror or str(exc)
-        report.warnings.append(
+        report.problems.append(
             f"audit log {destination} cannot be appended to safely ({why}): "
             "the shim logs to syslog instead"
         )
@@ -347,7 +380,7 @@ def _audit_ok(destination: str, report: _Report) -> bool:
         s.connect(sock)
         return True
     except OSError as exc:
-        report.warnings.append(
+        report.problems.append(
             f"syslog socket {sock} does not take messages ({exc.strerror or exc}): "
             f"uid {os.geteuid()}'s decisions are not logged"
         )
@@ -362,7 +395,7 @@ def _path_warnings(environ, report: _Report) -> list[str]:
     directory), or a directory that is, or lies under, one not owned by root
     or this user, or writable by group or others (a sticky directory above
     it excepted: :func:`hostfacts.fingerprint._safe_chain`). Each is one
-    warning; most important when root runs it (``sudo``'s ``secure_path``
+    problem; most important when root runs it (``sudo``'s ``secure_path``
     should list only root's directories)."""
     from hostfacts.fingerprint import _safe_chain
 
@@ -377,7 +410,7 @@ def _path_warnings(environ, report: _Report) -> list[str]:
         else:
             continue
         found.append(directory)
-        report.warnings.append(
+        report.problems.append(
             f"PATH entry {directory!r} is {why}: whoever can write it can plant a runtime "
             f"that uid {os.geteuid()} runs instead of the shim (see docs/admin.md, Threat model)"
         )
@@ -485,7 +518,7 @@ def _registries(settings, extra: list[str], environ, report: _Report) -> list[di
                 ),
             )
             if credentials:
-                report.warnings.append(f"registry {host} refused the stored credentials")
+                report.problems.append(f"registry {host} refused the stored credentials")
         else:
             row.update(
                 state="error", detail=f"GET /v2/ answered HTTP {status}: not a registry API?"
@@ -526,10 +559,26 @@ def _facts(settings, environ, report: _Report):
         "system": system.probe,
         "interconnect": net.probe,
     }
+    source = environ.get(hostfacts.FACTS_ENV)
     for name, probe in probes.items():
         if probe.status == "error":
-            report.warnings.append(f"facts probe {name} failed: {probe.reason}")
-    source = environ.get(hostfacts.FACTS_ENV)
+            report.problems.append(
+                f"facts probe {name} failed: {probe.reason}: the shim decides as if "
+                f"this host had no {name}"
+            )
+    unknown = [name for name, probe in probes.items() if probe.status == "unknown"]
+    if unknown and source:
+        report.problems.append(
+            f"facts come from {hostfacts.FACTS_ENV}={source}, which does not record "
+            f"{', '.join(unknown)} (probe status unknown): the shim decides as if this host had "
+            f"none; write the file on the node with `imagefit facts --json --output {source}`"
+        )
+    elif unknown:
+        report.problems.append(
+            f"facts probes {', '.join(unknown)} could not tell ("
+            + "; ".join(f"{n}: {probes[n].reason or 'unknown'}" for n in unknown)
+            + "): the shim decides as if this host had none"
+        )
     summary = {
         "source": f"{hostfacts.FACTS_ENV}={source}" if source else "this host, cached per boot",
         "hostname": facts.hostname,
@@ -680,12 +729,17 @@ def _shared_cache(settings, report: _Report) -> dict | None:
     if not shared:  # what the shim itself will refuse: a link, a foreign owner, no sticky bit
         row["state"] = "refused"
         report.problems.append(f"{why} (the shim will not use it)")
+    elif not row["writable"]:
+        report.problems.append(
+            f"shared cache directory {path} (decision_cache_dir) is not writable by uid "
+            f"{os.geteuid()}: what this user decides is neither cached nor shared (each such "
+            "command resolves again): make it mode 1777, or decide as a trusted uid"
+        )
     return row
 
 
 def _pins(settings, images: list[str], environ, report: _Report) -> list[dict]:
     """Each ``--image REF``: the config's policies for REF against its index."""
-    from shim.author.lint import ERROR as LINT_ERROR
     from shim.author.lint import applicable_policies, policy_findings
     from shim.insecure import registry_is_insecure
     from shim.intercept import registry_operand
@@ -717,9 +771,7 @@ def _pins(settings, images: list[str], environ, report: _Report) -> list[dict]:
         row["index_digest"] = data.digest
         for finding in policy_findings(settings, str(ref), data, environ):
             row["findings"].append({"severity": finding.severity, "message": finding.message})
-            (report.problems if finding.severity == LINT_ERROR else report.warnings).append(
-                finding.message
-            )
+            report.problems.append(finding.message)  # a config entry that does nothing
     return rows
 
 
@@ -759,7 +811,7 @@ def diagnose(
         "schema_version": SCHEMA_VERSION,
         "healthy": not report.problems,
         "problems": report.problems,
-        "warnings": report.warnings,
+        "notes": report.notes,
         "imagefit": {
             "version": __version__,
             "shim": shim,
@@ -862,7 +914,7 @@ def to_text(r: dict) -> str:
         )
     lines.append("")
     lines.extend(_cluster_text(r["cluster"]))
-    for title, items in (("problems", r["problems"]), ("warnings", r["warnings"])):
+    for title, items in (("problems", r["problems"]), ("notes", r["notes"])):
         if items:
             lines.append("")
             lines.append(f"{title}:")

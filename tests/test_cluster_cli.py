@@ -501,8 +501,9 @@ def test_doctor_and_lint_policy_name_a_pin_that_matches_no_build(
         app.index_digest,
         2,
     )
-    assert [p for p in data["problems"] if "policy" in p] == [doc["findings"][0]["message"]]
-    assert doc["findings"][1]["message"] in data["warnings"]
+    # the pin that refuses the image and the preference that does nothing: both problems
+    assert [p for p in data["problems"] if "policy" in p] == [f["message"] for f in doc["findings"]]
+    assert not data["healthy"] and data["notes"] == []
     assert registry.host in [r["host"] for r in data["registries"]]
 
     # a pin by digest or label that names a build: clean

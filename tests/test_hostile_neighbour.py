@@ -635,7 +635,7 @@ def test_doctor_warns_of_path_directories_another_user_can_write(tmp_path):
     report = doctor._Report()
     found = doctor._path_warnings({"PATH": f"{good}:{hers}:.:{open_dir}:{below}:/usr/bin"}, report)
     assert found == [str(hers), ".", str(open_dir), str(below)]
-    assert len(report.warnings) == 4 and all("plant a runtime" in w for w in report.warnings)
+    assert len(report.problems) == 4 and all("plant a runtime" in w for w in report.problems)
 
 
 # -- g (continued): the runtime's own config files in her directories -------------------------

@@ -576,12 +576,12 @@ def test_doctor_json_shape(tmp_path, shim_dir):
     StandIn(tmp_path / "real", "podman")
     data = json.loads(_doctor(tmp_path, f"{shim_dir}:{tmp_path / 'real'}", "--json",
                               IMAGEFIT_FACTS=str(tmp_path / "nope.json")).stdout)  # fmt: skip
-    assert set(data) == {"schema_version", "healthy", "problems", "warnings", "imagefit", "runtimes",
+    assert set(data) == {"schema_version", "healthy", "problems", "notes", "imagefit", "runtimes",
                          "config", "caches", "audit_log", "registries", "facts", "cluster"}  # fmt: skip
     assert data["cluster"] == {"node_classes": [], "node_class": data["cluster"]["node_class"],
                                "shared_cache": None, "images": []}  # fmt: skip
     assert data["cluster"]["node_class"]["name"] is None
-    assert data["schema_version"] == 1 and isinstance(data["healthy"], bool)
+    assert data["schema_version"] == 2 and isinstance(data["healthy"], bool)
     assert data["imagefit"]["shim"] == SHIM and data["imagefit"]["euid"] == os.geteuid()
     assert [r["name"] for r in data["runtimes"]] == [
         "podman",
