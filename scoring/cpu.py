@@ -31,7 +31,8 @@ def depth(target: str | None) -> int:
 
 
 def check_target(target: str, cpu: CpuFacts) -> Check:
-    """One Check named ``cpu.target``: does a host with `cpu` run `target`?"""
+    """One Check named ``cpu.target``: does a host with `cpu` run `target`?
+    Its detail: ``needs CPU target zen3; host haswell cannot run it``."""
     from archspec.cpu import TARGETS
 
     uarch = TARGETS.get(target)
@@ -39,17 +40,23 @@ def check_target(target: str, cpu: CpuFacts) -> Check:
         return Check(
             name="cpu.target",
             passed=False,
-            detail=f"unknown CPU target {target!r} (not an archspec name)",
+            detail=f"needs unknown CPU target {target!r} (not an archspec name)",
         )
     if cpu.can_run(target):
-        return Check(name="cpu.target", passed=True, detail=f"host {cpu.target} runs {target} code")
+        return Check(
+            name="cpu.target",
+            passed=True,
+            detail=f"needs CPU target {target}; host {cpu.target} runs it",
+        )
     host_family = TARGETS[cpu.target].family.name if cpu.target in TARGETS else cpu.architecture
     if uarch.family.name != host_family:
         return Check(
             name="cpu.target",
             passed=False,
-            detail=f"{target} is built for {uarch.family.name}; host is {host_family}",
+            detail=f"needs CPU target {target} ({uarch.family.name}); host is {host_family}",
         )
     return Check(
-        name="cpu.target", passed=False, detail=f"host {cpu.target} cannot run {target} code"
+        name="cpu.target",
+        passed=False,
+        detail=f"needs CPU target {target}; host {cpu.target} cannot run it",
     )

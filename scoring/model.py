@@ -81,7 +81,7 @@ class Verdict(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     candidate: Candidate
-    build: str  # short label: the CPU target, else the platform
+    build: str  # label, unique within the index (scoring.labels): ``x86_64_v3+cuda12.2+sm90``
     fits: bool
     checks: tuple[Check, ...]
     sets: tuple[SetResult, ...] = ()
@@ -117,3 +117,6 @@ class Decision(BaseModel):
     closest: Candidate | None = (
         None  # for a refusal: the build that came nearest (platform fits, fewest failures)
     )
+    #: a refusal because the policy cannot be applied (a pin that names
+    #: several builds): the one line that says so, also the ``reason``
+    policy_error: str = ""

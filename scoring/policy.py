@@ -1,13 +1,19 @@
 """Site and user policy: pin, prefer and avoid builds of an image.
 
-A policy entry names builds by their digest, their build label (the CPU
-target, e.g. ``zen4``) or the tag of an NFD compatibility set
-(``preferred``). ``pin`` keeps only that build (it is refused if it does not
-fit); ``prefer`` ranks matching builds first, an earlier entry stronger;
-``avoid`` ranks them last. Policy comes before the image's own weights.
+A policy entry names builds by their digest, their build label
+(:mod:`scoring.labels`: ``zen4``, ``x86_64_v3+cuda12.2+sm90``), the CPU
+target alone where no build's label is that target (``x86_64_v3`` for the
+only ``x86_64_v3+...`` build), ``LABEL@XXXXXXXX`` (8 hex digits of the
+digest), or the tag of an NFD compatibility set (``preferred``). ``pin``
+keeps only the build it names (it is refused if it does not fit; a pin that
+names several builds is an error, :meth:`Policy.pin_error`); ``prefer``
+ranks matching builds first, an earlier entry stronger; ``avoid`` ranks them
+last. Policy comes before the image's own weights.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,9 +30,45 @@ class Policy(BaseModel):
     source: str = ""
 
     @staticmethod
-    def names(digest: str, build: str, tags: tuple[str, ...]) -> frozenset[str]:
-        """The names a build answers to."""
-        return frozenset((digest, build, *tags))
+    def names(
+        digest: str, build: str, tags: tuple[str, ...], aliases: frozenset[str] = frozenset()
+    ) -> frozenset[str]:
+        """The names a build answers to: digest, label, NFD set tags and the
+        label's aliases (:class:`scoring.labels.BuildName`)."""
+        return frozenset((digest, build, *tags, *aliases))
+
+    def who(self) -> str:
+        """Who set the policy, for messages: ``site policy``, ``user policy``
+        or ``IMAGEFIT_PIN``."""
+        return {"user": "user policy", "environment": "IMAGEFIT_PIN"}.get(
+            self.source, "site policy"
+        )
+
+    def pin_error(self, builds: Sequence[tuple[str, str, frozenset[str]]]) -> str | None:
+        """One line when the pin names more than one build of the index, else None.
+
+        Args:
+            builds: ``(label, digest, names)`` of every build of the index
+                (names: :func:`scoring.labels.policy_names`, with every NFD
+                set tag attached, whichever host it matches). Entries with
+                one digest (a manifest listed twice) are one build.
+
+        Returns:
+            e.g. ``site policy pin "x86_64_v3" names 2 builds:
+            x86_64_v3+cuda12.2+sm90, x86_64_v3+mpich-abi; pin one label or digest``.
+        """
+        if self.pin is None:
+            return None
+        found: dict[str, str] = {}
+        for label, digest, names in builds:
+            if self.pin in names:
+                found.setdefault(digest, label)
+        if len(found) < 2:
+            return None
+        return (
+            f'{self.who()} pin "{self.pin}" names {len(found)} builds: '
+            f"{', '.join(found.values())}; pin one label or digest"
+        )
 
     def pinned_out(self, names: frozenset[str]) -> bool:
         """True when a pin exists and names another build."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from hostfacts import HostFacts
-from scoring import cpu, platform, tokens, vocabulary
+from scoring import cpu, labels, platform, tokens, vocabulary
 from scoring.explain import describe
 from scoring.index import MANIFEST_MEDIA_TYPES, Candidate
 from scoring.model import Check, Decision, Outcome, Score, Verdict
@@ -46,14 +46,45 @@ def _has_compatibility_data(candidate: Candidate, sets: Sequence[CompatibilitySe
 
 
 def _label(candidate: Candidate, target: str | None, tags: Sequence[str] = ()) -> str:
-    """The build's short name: its CPU target, else its first NFD set tag,
-    else its platform with a digest prefix (so builds stay apart)."""
-    if target:
-        return target
-    if tags:
-        return tags[0]
-    short = candidate.digest.split(":", 1)[-1][:8]
-    return f"{candidate.platform}@{short}" if candidate.platform else candidate.digest[:19]
+    """The build's label without the rest of its index (:func:`scoring.labels.base_label`;
+    :func:`select` makes labels unique with :func:`scoring.labels.name_builds`)."""
+    return labels.base_label(candidate, tags)
+
+
+def _names(
+    candidates: Sequence[Candidate],
+    artifact_sets: Mapping[str, Sequence[CompatibilitySet]],
+    common: Sequence[CompatibilitySet],
+) -> tuple[labels.BuildName, ...]:
+    """Each candidate's unique label and policy aliases (:mod:`scoring.labels`)."""
+    tags = [
+        [s.tag for s in (*artifact_sets.get(c.digest, ()), *common) if s.tag] for c in candidates
+    ]
+    return labels.name_builds(candidates, tags)
+
+
+def _pin_error(
+    candidates: Sequence[Candidate],
+    names: Sequence[labels.BuildName],
+    artifact_sets: Mapping[str, Sequence[CompatibilitySet]],
+    common: Sequence[CompatibilitySet],
+    policy: Policy | None,
+) -> str | None:
+    """One line when `policy` pins a name that several builds answer to."""
+    if policy is None or policy.pin is None:
+        return None
+    builds = [
+        (
+            n.label,
+            c.digest,
+            labels.policy_names(
+                c, n, [s.tag for s in (*artifact_sets.get(c.digest, ()), *common) if s.tag]
+            ),
+        )
+        for c, n in zip(candidates, names, strict=True)
+        if c.media_type in MANIFEST_MEDIA_TYPES
+    ]
+    return policy.pin_error(builds)
 
 
 def _gpu_label(annotations: dict[str, str]) -> str:
@@ -99,8 +130,11 @@ def evaluate(
     artifact_sets: Sequence[CompatibilitySet] = (),
     policy: Policy | None = None,
     requested_platform: tuple[str, str, str | None] | None = None,
+    name: labels.BuildName | None = None,
 ) -> Verdict:
-    """Every check of one candidate against the host, and its score if it fits."""
+    """Every check of one candidate against the host, and its score if it fits.
+    `name`: the candidate's label and aliases within its index
+    (:func:`scoring.labels.name_builds`); without it, its label alone."""
     checks: list[Check] = []
     results: list[SetResult] = []
     if candidate.media_type not in MANIFEST_MEDIA_TYPES:
@@ -157,14 +191,19 @@ def evaluate(
                     detail=f"none of {len(alternatives)} NFD compatibility sets matches: {why}",
                 )
             )
-    build = _label(candidate, target, [s.tag for s in artifact_sets if s.tag])
-    policy = policy or Policy()
-    names = Policy.names(candidate.digest, build, tags)
-    if policy.pinned_out(names):
-        who = {"user": "user policy", "environment": "IMAGEFIT_PIN"}.get(
-            policy.source, "site policy"
+    if name is not None:
+        build, aliases = name.label, name.aliases
+    else:
+        build, aliases = (
+            _label(candidate, target, [s.tag for s in artifact_sets if s.tag]),
+            frozenset(),
         )
-        checks.append(Check(name="policy", passed=False, detail=f"{who} pins {policy.pin}"))
+    policy = policy or Policy()
+    names = Policy.names(candidate.digest, build, tags, aliases)
+    if policy.pinned_out(names):
+        checks.append(
+            Check(name="policy", passed=False, detail=f"{policy.who()} pins {policy.pin}")
+        )
     fits = all(c.passed for c in checks)
     score = None
     if fits:
@@ -241,6 +280,7 @@ def select(
     summary = host_summary(facts)
     features = nfd_features(facts)
     common = tuple(artifact_sets.get(index_digest, ())) if index_digest else ()
+    names = _names(candidates, artifact_sets, common)
     verdicts = tuple(
         evaluate(
             c,
@@ -250,8 +290,9 @@ def select(
             (*artifact_sets.get(c.digest, ()), *common),
             policy,
             requested_platform=requested_platform,
-        )
-        for c in candidates
+            name=n,
+        )  # fmt: skip
+        for c, n in zip(candidates, names, strict=True)
     )
     if not any(
         _has_compatibility_data(c, (*artifact_sets.get(c.digest, ()), *common)) for c in candidates
@@ -262,6 +303,12 @@ def select(
             verdicts=verdicts,
             host=summary,
         )
+    pin_error = _pin_error(candidates, names, artifact_sets, common, policy)
+    if pin_error:
+        return Decision(
+            outcome=Outcome.REFUSED, reason=pin_error, verdicts=verdicts, host=summary,
+            policy_error=pin_error,
+        )  # fmt: skip
     fitting = [v for v in verdicts if v.fits]
     if not fitting:
         near = [
@@ -375,6 +422,16 @@ def select_common(
         for name in names
     }
     host = "; ".join(f"{name}: {decisions[name].host}" for name in names)
+    broken = next((n for n in names if decisions[n].policy_error), None)
+    if broken is not None:
+        error = f"node class {broken}: {decisions[broken].policy_error}"
+        return Decision(
+            outcome=Outcome.REFUSED, reason=error, host=host, policy_error=error,
+            verdicts=tuple(
+                _common_verdict([(name, decisions[name].verdicts[i]) for name in names])
+                for i in range(len(candidates))
+            ),
+        )  # fmt: skip
     verdicts = tuple(
         _common_verdict([(name, decisions[name].verdicts[i]) for name in names])
         for i in range(len(candidates))

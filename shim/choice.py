@@ -73,6 +73,8 @@ def _refusal(ref, decision, target=None) -> Refusal:
     from shim.untrusted import terminal_safe as safe
 
     scope = f" [{target.why}]" if target is not None and not target.live else ""
+    if decision.policy_error:  # the policy, not the host: one line, no build list
+        return Refusal(f"{ref}: {safe(decision.policy_error, 600)}{scope}")
     lines = [f"{ref}: {safe(decision.reason, 400)}{scope}"]
     verdicts = list(decision.verdicts)
     closest = None
@@ -615,6 +617,7 @@ def _audit(settings, personality, ref, entry, outcome, reason, state, start) -> 
         reference=str(ref),
         index_digest=entry.index_digest if entry else None,
         chosen=entry.chosen if entry else None,
+        build=(entry.build or None) if entry else None,
         outcome=outcome,
         reason=reason,
         cache=state,

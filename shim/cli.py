@@ -260,7 +260,7 @@ def cmd_check(args) -> int:
     from shim.resolve import decide
 
     prefix, ref, data, settings = _fetch(args)
-    rows, paths, classes, entries = [], [], [], []
+    rows, paths, classes, entries, hosts = [], [], [], [], []
     unreadable = False
     for node_class, path in _check_rows(args, settings):
         try:
@@ -278,6 +278,7 @@ def cmd_check(args) -> int:
             name = facts.hostname or os.path.splitext(os.path.basename(path))[0]
         entry = policy_entry(settings, ref.name, scope)
         rows.append((name, decide(data, facts, policy_of(settings, ref.name, scope))))
+        hosts.append(render.host_cell(facts))
         paths.append(path)
         classes.append(node_class)
         entries.append(entry)
@@ -310,7 +311,7 @@ def cmd_check(args) -> int:
         }
         print(json.dumps(out, indent=2))
     else:
-        print(_human(render.matrix(rows, str(ref))))
+        print(_human(render.matrix(rows, str(ref), hosts)))
     refused = any(d.outcome.value == "refused" for _, d in rows)
     return EXIT_SHIM_ERROR if refused or unreadable else 0
 

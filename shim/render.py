@@ -37,6 +37,7 @@ to 200), so no registry can write to a terminal or flood it. The JSON
 from __future__ import annotations
 
 from scoring import Decision, Verdict
+from scoring.explain import expression_text, host_has
 from shim.untrusted import terminal_safe as _safe
 
 EXPLAIN_SCHEMA_VERSION = 2
@@ -210,16 +211,10 @@ def to_text(
                         f"{indent}  rule {_safe(r.name or '-', CELL)}: {'match' if r.is_match else 'no match'}"
                     )
                     for e in r.expressions:
-                        have = "absent" if e.host_value is None else repr(e.host_value)
-                        target = (
-                            f"{e.feature} {e.name}".strip()
-                            if e.matcher_type == "matchExpression"
-                            else f"{e.feature} (names)"
-                        )
                         err = f" [{_safe(e.error)}]" if e.error else ""
                         lines.append(
-                            f"{indent}    {'ok' if e.is_match else 'x '} {_safe(target, CELL)} "
-                            f"{_safe(e.expression)}; host: {_safe(have)}{err}"
+                            f"{indent}    {'ok' if e.is_match else 'x '} "
+                            f"{_safe(expression_text(e))}; {_safe(host_has(e))}{err}"
                         )
     lines.append("")
     lines.append(f"{decision.outcome.value}: {_safe(decision.reason, 400)}")
@@ -235,13 +230,48 @@ def to_text(
     return "\n".join(lines)
 
 
-def matrix(rows: list[tuple[str, Decision]], reference: str) -> str:
-    """``imagefit check``: which build each node class gets, or why none."""
+#: Characters of the host cell of ``imagefit check`` shown at most.
+HOST_CELL = 120
+
+
+def host_cell(facts) -> str:
+    """The host column of ``imagefit check``: CPU target, GPUs and MPI, e.g.
+    ``zen4; 1x NVIDIA H100 80GB HBM3 (sm 9.0, CUDA 12.4); mpich 4.1.2 (mpich ABI)``,
+    ``zen4; no GPU; no MPI``. `facts`: :class:`hostfacts.HostFacts`."""
+    parts = [facts.cpu.target]
+    gpus = []
+    nvidia = facts.gpu.nvidia
+    if nvidia.devices:
+        by_name: dict[str, list] = {}
+        for d in nvidia.devices:
+            by_name.setdefault(d.name or "NVIDIA GPU", []).append(d)
+        for name, devices in by_name.items():
+            ccs = ",".join(sorted({d.compute_capability or "?" for d in devices}))
+            gpus.append(
+                f"{len(devices)}x {name} (sm {ccs}, CUDA {nvidia.cuda_driver_version or '?'})"
+            )
+    amd = facts.gpu.amd.devices
+    if amd:
+        gpus.append(f"{len(amd)}x AMD " + ",".join(sorted({d.gfx_target or "?" for d in amd})))
+    parts.append(", ".join(gpus) or "no GPU")
+    mpi = facts.mpi
+    parts.append(
+        f"{mpi.implementation} {mpi.version} ({mpi.abi} ABI)" if mpi.implementation else "no MPI"
+    )
+    return "; ".join(parts)
+
+
+def matrix(rows: list[tuple[str, Decision]], reference: str, hosts: list[str] | None = None) -> str:
+    """``imagefit check``: which build each node class gets, or why none.
+    `hosts`: each row's host cell (:func:`host_cell`); by default the
+    decision's host summary."""
     header = ["node class", "host", "outcome", "build", "digest / reason"]
     table = []
-    for name, d in rows:
-        host = _safe(d.host.split(")")[0] + ")", CELL)
-        if d.chosen is not None:
+    for i, (name, d) in enumerate(rows):
+        host = _safe(hosts[i] if hosts else d.host, HOST_CELL)
+        if d.policy_error:
+            table.append([name, host, "refused", "-", _safe(d.policy_error, 400)])
+        elif d.chosen is not None:
             v = _verdict_of(d, d.chosen)
             table.append(
                 [name, host, "selected", _safe(v.build, CELL), _safe(d.chosen.digest[:19])]

@@ -138,7 +138,7 @@ def test_demo_verbose_lists_every_check(imagefit_cmd):
     proc = run([*imagefit_cmd, "demo", "-v", "--cpuinfo", str(dump), "--machine", "x86_64"])
     assert proc.returncode == 0
     assert "pass platform: linux/amd64/v4 runs on linux/amd64/v4" in proc.stdout
-    assert "pass cpu.target: host zen4 runs zen4 code" in proc.stdout
+    assert "pass cpu.target: needs CPU target zen4; host zen4 runs it" in proc.stdout
 
 
 def test_demo_bad_cpuinfo(imagefit_cmd, tmp_path):

@@ -420,8 +420,9 @@ def transfer(registries: Registries, build: Build, name: Reference) -> str:
 
 
 def run(args) -> int:
+    from scoring import parse_index
     from shim.author.common import tls_option
-    from shim.author.lint import lint_document
+    from shim.author.lint import index_labels, lint_document
 
     spec = make_spec(args)
     name = parse_reference(spec.name, "index name")
@@ -454,11 +455,12 @@ def run(args) -> int:
     for build in builds:
         build.transfer = transfer(registries, build, name)
     pushed = dst.put_manifest(name.path, name.tag, body, OCI_INDEX)
+    labels = index_labels(parse_index(json.loads(body)))
     for i, b in enumerate(builds):
         plat = b.descriptor["platform"]
         shown = "/".join(p for p in (plat["os"], plat["architecture"], plat.get("variant")) if p)
         print(
-            f"{i:>2}  {b.descriptor['annotations'][vocabulary.CPU_TARGET]:<16} {shown:<18} "
+            f"{i:>2}  {terminal_safe(labels[i], 80):<16} {shown:<18} "
             f"{short_digest(b.digest)}  {b.ref} ({b.transfer})"
         )
     print(f"pushed {name} {pushed.digest}")

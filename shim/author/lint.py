@@ -67,15 +67,32 @@ class NfdArtifact:
     error: str = ""
 
 
-def label(candidate: Candidate) -> str:
-    """``#POSITION NAME``: the build's CPU target, else its platform."""
-    target = (
-        candidate.annotations.get(vocabulary.CPU_TARGET)
-        or candidate.annotations.get(vocabulary.CPU_TARGET_COMPSPEC)
-        or ""
-    ).strip()
-    name = target or (str(candidate.platform) if candidate.platform else candidate.digest[:19])
-    return f"#{candidate.position} {name}"
+def label(candidate: Candidate, names: dict[int, str] | None = None) -> str:
+    """``#POSITION LABEL``: the build's label as ``imagefit explain`` shows it
+    (:mod:`scoring.labels`; `names`: the labels of its index by position, from
+    :func:`index_labels`), else its label without the rest of its index."""
+    from scoring.labels import base_label
+
+    if names is not None and candidate.position in names:
+        return f"#{candidate.position} {names[candidate.position]}"
+    return f"#{candidate.position} {base_label(candidate)}"
+
+
+def index_labels(
+    candidates: list[Candidate], sets: dict[str, tuple] | None = None
+) -> dict[int, str]:
+    """``{position: label}`` of every build, unique within the index
+    (:func:`scoring.labels.name_builds`; `sets`: parsed NFD sets by subject
+    digest, whose tags name builds that have no CPU target)."""
+    from scoring.labels import name_builds
+
+    sets = sets or {}
+    index_digest = next((d for d in sets if not any(c.digest == d for c in candidates)), None)
+    common = sets.get(index_digest, ()) if index_digest else ()
+    tags = [[s.tag for s in (*sets.get(c.digest, ()), *common) if s.tag] for c in candidates]
+    return {
+        c.position: n.label for c, n in zip(candidates, name_builds(candidates, tags), strict=True)
+    }
 
 
 def lint_document(
@@ -90,27 +107,31 @@ def lint_document(
     except InvalidIndexError as exc:
         return [Finding(ERROR, "invalid-index", "index", None, str(exc))]
     findings: list[Finding] = []
+    names: dict[int, str] = {}
     annotations = document.get("annotations") if isinstance(document, dict) else None
     for key in sorted(annotations or {}):
         for message in key_findings(key):
             findings.append(Finding(WARNING, "key", "index", None, message))
     sets: dict[str, tuple] = {}
+    problems_of: dict[str, list[str]] = {}
     for subject, found in artifacts.items():
+        sets[subject], problems_of[subject] = _nfd(found)
+    names.update(index_labels(candidates, sets))
+    for subject, problems in problems_of.items():
         who = next((c for c in candidates if c.digest == subject), None)
-        build, position = (label(who), who.position) if who else ("index", None)
-        sets[subject], problems = _nfd(found)
+        build, position = (label(who, names), who.position) if who else ("index", None)
         findings += [Finding(ERROR, "nfd", build, position, m) for m in problems]
     broken: set[int] = set()
     for c in candidates:
         for key in sorted(c.annotations):
             for message in key_findings(key):
-                findings.append(Finding(WARNING, "key", label(c), c.position, message))
+                findings.append(Finding(WARNING, "key", label(c, names), c.position, message))
         for p in satisfy.build_problems(c):
-            findings.append(Finding(p.severity, p.code, label(c), c.position, p.message))
+            findings.append(Finding(p.severity, p.code, label(c, names), c.position, p.message))
             if p.severity == ERROR:
                 broken.add(c.position)
     usable = [c for c in candidates if c.position not in broken]
-    findings += _overlaps(usable, sets)
+    findings += _overlaps(usable, sets, names)
     if not _has_data(candidates, sets):
         findings.append(
             Finding(
@@ -120,7 +141,7 @@ def lint_document(
             )
         )  # fmt: skip
     else:
-        findings += _generic_first(usable)
+        findings += _generic_first(usable, names)
     order = {ERROR: 0, WARNING: 1}
     return sorted(
         findings,
@@ -168,7 +189,9 @@ def _platform_key(c: Candidate) -> tuple:
             tuple(sorted(p.os_features)), tuple(sorted(p.features)))  # fmt: skip
 
 
-def _overlaps(candidates: list[Candidate], sets: dict[str, tuple]) -> list[Finding]:
+def _overlaps(
+    candidates: list[Candidate], sets: dict[str, tuple], names: dict[int, str] | None = None
+) -> list[Finding]:
     """Builds that fit the same hosts and rank equally: only index order decides."""
     groups: dict[tuple, list[Candidate]] = {}
     for c in candidates:
@@ -186,9 +209,9 @@ def _overlaps(candidates: list[Candidate], sets: dict[str, tuple]) -> list[Findi
             same = "the same build" if other.digest == first.digest else "the same hosts"
             findings.append(
                 Finding(
-                    WARNING, "overlap", label(other), other.position,
-                    f"fits {same} as {label(first)} (same platform, requirements and weight): "
-                    f"only index order decides, so {label(first)} always wins; drop one, "
+                    WARNING, "overlap", label(other, names), other.position,
+                    f"fits {same} as {label(first, names)} (same platform, requirements and "
+                    f"weight): only index order decides, so {label(first, names)} always wins; drop one, "
                     "or tell them apart (target, weight)",
                 )
             )  # fmt: skip
@@ -206,7 +229,9 @@ def _genericity(c: Candidate) -> tuple[int, int, int]:
     )
 
 
-def _generic_first(candidates: list[Candidate]) -> list[Finding]:
+def _generic_first(
+    candidates: list[Candidate], names: dict[int, str] | None = None
+) -> list[Finding]:
     """Per os/architecture: is the first build the most generic one?"""
     groups: dict[tuple, list[Candidate]] = {}
     for c in candidates:
@@ -222,8 +247,8 @@ def _generic_first(candidates: list[Candidate]) -> list[Finding]:
             best = min(better, key=lambda c: (_genericity(c), c.position))
             findings.append(
                 Finding(
-                    WARNING, "generic-first", label(first), first.position,
-                    f"the first {os_name}/{arch} build, but {label(best)} is more generic: "
+                    WARNING, "generic-first", label(first, names), first.position,
+                    f"the first {os_name}/{arch} build, but {label(best, names)} is more generic: "
                     "runtimes without imagefit take the first match; put the generic build first",
                 )
             )  # fmt: skip
@@ -241,31 +266,29 @@ def _more_generic(other: tuple[int, int, int], mine: tuple[int, int, int]) -> bo
 
 def build_names(data) -> list[tuple[str, frozenset[str]]]:
     """(label, names) of each image build of `data` (:class:`shim.resolve.IndexData`):
-    the names a policy's pin, prefer and avoid can use (the build label as
-    :mod:`scoring.select` labels it, the manifest digest, the tags of every
-    NFD set attached to the build or the index, whichever host they match)."""
-    from scoring.cpu import annotated_target
+    the names a policy's pin, prefer and avoid can use, exactly as
+    :func:`scoring.select` gives them (:mod:`scoring.labels`: the unique
+    label, the manifest digest, ``LABEL@XXXXXXXX``, the CPU target where no
+    build's label is that target, the tags of every NFD set attached to the
+    build or the index, whichever host they match)."""
+    return [(label, names) for label, _, names in _builds(data)]
+
+
+def _builds(data) -> list[tuple[str, str, frozenset[str]]]:
+    """(label, digest, names) of each image build of `data`."""
+    from scoring.labels import name_builds, policy_names
 
     if data.candidates is None:
         return []
     common = tuple(data.artifact_sets.get(data.digest, ()))
+    tags = [
+        [s.tag for s in (*data.artifact_sets.get(c.digest, ()), *common) if s.tag]
+        for c in data.candidates
+    ]
     out = []
-    for c in data.candidates:
-        if c.media_type not in MANIFEST_MEDIA_TYPES:
-            continue
-        tags = [s.tag for s in (*data.artifact_sets.get(c.digest, ()), *common) if s.tag]
-        target = annotated_target(c.annotations)
-        if not target and c.platform is not None:
-            target = variant_target(c.platform)
-        if target:
-            name = target
-        elif tags:
-            name = tags[0]
-        elif c.platform is not None:
-            name = f"{c.platform}@{c.digest.split(':', 1)[-1][:8]}"
-        else:
-            name = c.digest[:19]
-        out.append((name, frozenset((c.digest, name, *tags))))
+    for c, n, t in zip(data.candidates, name_builds(data.candidates, tags), tags, strict=True):
+        if c.media_type in MANIFEST_MEDIA_TYPES:
+            out.append((n.label, c.digest, policy_names(c, n, t)))
     return out
 
 
@@ -312,9 +335,11 @@ def policy_findings(settings, reference: str, data, environ=None) -> list[Findin
     """Findings of the policies in effect for `data`'s repository against its
     index: a pin that names no build (error), prefer/avoid names that match
     no build (warning)."""
-    builds = build_names(data)
-    labels = ", ".join(name for name, _ in builds) or "none"
-    known = frozenset().union(*(names for _, names in builds)) if builds else frozenset()
+    from scoring.policy import Policy
+
+    builds = _builds(data)
+    labels = ", ".join(name for name, _, _ in builds) or "none"
+    known = frozenset().union(*(names for _, _, names in builds)) if builds else frozenset()
     findings = []
     for entry, where in applicable_policies(settings, data.reference.name):
         origin = f"{policy_origin(entry, settings, environ)} (for {', '.join(where)})"
@@ -327,7 +352,15 @@ def policy_findings(settings, reference: str, data, environ=None) -> list[Findin
                 )
             )  # fmt: skip
             continue
-        if entry["pin"] is not None and entry["pin"] not in known:
+        several = Policy(pin=entry["pin"], source=entry["source"]).pin_error(builds)
+        if several:
+            findings.append(
+                Finding(
+                    ERROR, "policy-pin", "policy", None,
+                    f"{origin}: {several}: those nodes refuse {reference}",
+                )
+            )  # fmt: skip
+        elif entry["pin"] is not None and entry["pin"] not in known:
             findings.append(
                 Finding(
                     ERROR, "policy-pin", "policy", None,
