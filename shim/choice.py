@@ -200,7 +200,7 @@ class Context:
 
         settings = self.settings
         start = time.monotonic()
-        policy = _entries(settings, ref.name, target.classes)
+        policy = _entries(settings, str(ref), target.classes)  # with its tag/digest
         if len(target.classes) <= 1:
             _pin_ignored(settings, ref, policy)
         material = {

@@ -77,6 +77,36 @@ FACILITIES = {
 CLASS_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
+def split_image(text: str) -> tuple[str, str | None, str | None]:
+    """``(domain/path, tag or None, digest or None)`` of a reference or a
+    ``[[policy]] image`` pattern: ``@`` starts the digest, and a ``:`` after
+    the last ``/`` the tag (``host:5000/app`` has none). String operations
+    only (the hot path computes the policy of every resolved command)."""
+    name, at, digest = text.partition("@")
+    slash, colon = name.rfind("/"), name.rfind(":")
+    tag = None
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1 :]
+    return name, tag, (digest if at else None)
+
+
+def image_pattern_problem(image: str) -> str | None:
+    """Why a ``[[policy]] image`` cannot match anything, or None: an empty
+    repository, tag or digest, or a digest that is not ``ALGORITHM:HEX``."""
+    name, tag, digest = split_image(image)
+    if not name or name.endswith("/"):
+        return "names no repository"
+    if tag is not None and not tag:
+        return "has an empty tag (write repo:TAG, or repo alone for every tag)"
+    if digest is not None:
+        algorithm, colon, hexpart = digest.partition(":")
+        hexdigits = set("0123456789abcdef")
+        if not (colon and algorithm.isascii() and algorithm.isalnum() and hexpart
+                and set(hexpart) <= hexdigits):  # fmt: skip
+            return "has no valid digest after @ (write repo@sha256:<64 hex>)"
+    return None
+
+
 class Settings:
     """Effective settings (see the module docstring for each key).
     ``sources`` names the files that were read, ``warnings`` the files ignored.
@@ -151,10 +181,17 @@ class Settings:
         return f"Settings({fields})"
 
     def policy_for(self, repository: str, node_class: str | None = None) -> dict | None:
-        """The policy entry that applies to `repository` (``domain/path``) on a
-        node of class `node_class` (None: a node in no class), as a dict with
-        image, node_class, pin, prefer, avoid, lock and source
+        """The policy entry that applies to `repository` on a node of class
+        `node_class` (None: a node in no class), as a dict with image,
+        node_class, pin, prefer, avoid, lock and source
         (``site``/``user``/``environment``); or None.
+
+        `repository` is ``domain/path``, or the whole reference
+        (``domain/path:tag``, ``domain/path@digest``, both) so that entries
+        naming a tag or digest can match (:func:`split_image`): an entry's
+        ``image`` is a glob on ``domain/path``, optionally with ``:TAG`` (a
+        glob on the reference's tag: a reference without a tag does not
+        match) or ``@DIGEST`` (the reference's own digest, exactly).
 
         Precedence: locked site entries, then ``IMAGEFIT_PIN``, then the other
         entries (user before site); within each, the first whose ``image``
@@ -164,10 +201,16 @@ class Settings:
             return None
         from shim.wildcard import match as fnmatchcase  # fnmatch's semantics, no re import
 
+        name, tag, digest = split_image(repository)
+
         def applies(p: dict) -> bool:
             scope = p["node_class"]
-            return fnmatchcase(repository, p["image"]) and (
-                scope is None or (node_class is not None and fnmatchcase(node_class, scope))
+            glob, want_tag, want_digest = split_image(p["image"])
+            return (
+                fnmatchcase(name, glob)
+                and (want_tag is None or (tag is not None and fnmatchcase(tag, want_tag)))
+                and (want_digest is None or digest == want_digest)
+                and (scope is None or (node_class is not None and fnmatchcase(node_class, scope)))
             )
 
         locked = next((p for p in self.policies if p["lock"] and applies(p)), None)
@@ -319,6 +362,9 @@ def _check(path: str, key: str, value: object) -> object:
                 raise ConfigError(
                     f"{path}: [[policy]] takes image (a glob), node_class, pin, prefer, avoid, lock"
                 )
+            problem = image_pattern_problem(entry["image"])
+            if problem:
+                raise ConfigError(f"{path}: [[policy]] image {entry['image']!r}: {problem}")
             scope, lock = entry.get("node_class"), entry.get("lock", False)
             if scope is not None and (not isinstance(scope, str) or not scope):
                 raise ConfigError(f"{path}: [[policy]] node_class is a glob on node class names")
