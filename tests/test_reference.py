@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shim.errors import InvalidReference
@@ -191,3 +193,45 @@ def test_the_hand_written_grammar_agrees_with_distribution_reference_regexes():
         assert (ref.domain, ref.path, ref.tag, ref.digest, ref.qualified) == expected, text
 
     agrees()
+
+
+def test_the_installed_shim_leaves_an_invalid_digest_to_the_runtime(shim_bin, tmp_path):
+    """Through the installed shim (dry run, fail closed): a reference whose
+    digest go-digest refuses is not resolved (no request reaches the
+    registry) and reaches podman untouched, which refuses it as invalid; a
+    valid one is resolved (the control: the listener is contacted)."""
+    import os
+    import select
+    import socket
+    import subprocess
+
+    site = tmp_path / "site.toml"
+    site.write_text("decision_cache_ttl = 0\n")
+    site.chmod(0o644)
+    env = {**os.environ, "HOME": str(tmp_path), "IMAGEFIT_DRY_RUN": "1",
+           "IMAGEFIT_ON_ERROR": "refuse", "IMAGEFIT_REGISTRY_TIMEOUT": "1",
+           "IMAGEFIT_SITE_CONFIG": str(site), "PATH": f"{shim_bin}:{os.environ['PATH']}"}  # fmt: skip
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # accepts in the kernel, never answers
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        for digest, resolved in (
+            ("sha256:" + "0123456789" * 3 + "abcd", False),  # 34 hex digits
+            ("invaliddigest:" + "e" * 64, False),
+            ("sha256:" + "e" * 64, True),
+        ):
+            args = ["run", "--rm", "--tls-verify=false", f"{host}/hpc/app@{digest}", "true"]
+            done = subprocess.run([str(shim_bin / "podman"), *args], env=env,
+                                  capture_output=True, text=True, timeout=60)  # fmt: skip
+            contacted = bool(select.select([listener], [], [], 0)[0])
+            if contacted:
+                listener.accept()[0].close()
+            assert contacted is resolved, digest
+            if resolved:  # the registry never answers: refused (fail closed)
+                assert done.returncode == 125 and done.stdout == ""
+            else:
+                assert done.returncode == 0 and done.stderr == "", done.stderr
+                assert json.loads(done.stdout)[1:] == args
+    finally:
+        listener.close()
