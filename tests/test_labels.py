@@ -259,6 +259,16 @@ def test_lint_policy_reports_a_pin_that_names_several_builds(imagefit_cmd, env, 
         f'in no class): site policy pin "zen4" names 2 builds: zen4+mpich-abi, zen4+openmpi-abi; '
         f"pin one label or digest: those nodes refuse {pushed.ref}"
     ]
+    # doctor --image says so too, as a problem (the same lint finding)
+    insecure = f'insecure_registries = ["{pushed.ref.split("/")[0]}"]\n'
+    site(env, tmp_path, insecure + f'[[policy]]\nimage = "{pushed.repository}"\npin = "zen4"\n')
+    done = run(imagefit_cmd, env, "doctor", "--image", pushed.ref, "--json")
+    assert done.returncode == 1, done.stderr
+    assert [p for p in json.loads(done.stdout)["problems"] if "pin" in p] == [
+        f'site config {env["IMAGEFIT_SITE_CONFIG"]}: [[policy]] image = "{pushed.repository}" '
+        f'(for nodes in no class): site policy pin "zen4" names 2 builds: zen4+mpich-abi, '
+        f"zen4+openmpi-abi; pin one label or digest: those nodes refuse {pushed.ref}"
+    ]
     site(env, tmp_path, f'[[policy]]\nimage = "{pushed.repository}"\npin = "zen4+mpich-abi"\n')
     done = run(imagefit_cmd, env, "lint", "--policy", pushed.ref, "--tls-verify", "false")
     assert done.returncode == 0 and done.stdout == "", done.stdout
