@@ -265,7 +265,10 @@ def select(
         index_digest: digest of the index itself.
         policy: site/user policy for this image.
         requested_platform: (os, architecture, variant or None) the user asked
-            for (``--platform``): only builds of that platform are considered.
+            for (``--platform``, ``--arch``...), any spelling: only the builds
+            the runtime would take for it are considered
+            (:func:`scoring.platform.check_requested`: containerd/platforms
+            compare.go ``Only``, and no CPU target above the level asked for).
 
     Returns:
         A Decision: SELECTED with ``chosen`` the best fitting candidate;

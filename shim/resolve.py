@@ -307,7 +307,13 @@ def decide(
     """The decision for `facts`: an index is scored (:func:`scoring.select`;
     for ``{node class: facts}``, the one build that fits them all,
     :func:`scoring.select_common`, with one policy or each class's); a single
-    manifest passes through."""
+    manifest passes through.
+
+    `requested_platform`: (os, architecture, variant or None) the command
+    line asked for, this machine's OS and architecture
+    (:func:`shim.intercept._native_request`), or None: passed to scoring,
+    which keeps only the builds the runtime would take for it
+    (:func:`scoring.platform.check_requested`)."""
     if data.candidates is None:
         return Decision(
             outcome=Outcome.PASSTHROUGH, reason="the reference names a single image manifest"
