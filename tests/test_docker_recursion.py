@@ -39,6 +39,16 @@ TARGET_KEY = "org.supercontainers.hardware.cpu.target.microarch"
 PODMAN_EP = "--entrypoint=" + json.dumps(shim.login.ENTRYPOINT)
 #: docker's login recipe: an entrypoint and its arguments right after the image
 DOCKER_EP = "--entrypoint=/bin/sh"
+
+
+def home_flags(podman: bool) -> list[str]:
+    """HOME for a login container as the test's caller (shim.login.home_flags):
+    its $HOME, not mounted in these lines, so an empty tmpfs there."""
+    home = os.environ["HOME"]
+    owner = "U" if podman else f"uid={os.geteuid()},gid={os.getegid()}"
+    return [f"--env=HOME={home}", f"--tmpfs={home}:rw,exec,mode=0700,{owner}"]
+
+
 DOCKER_SH = ["-c", shim.login.OUTER, "sh"]
 SCRIPT = '#!/bin/sh\nexec podman "$@"\n'
 
@@ -161,6 +171,7 @@ def test_docker_shim_script_podman_shim_standin_rewrites_once(chain, app, zen4_f
         "run",
         "--tls-verify=false",
         PODMAN_EP,
+        *home_flags(True),
         "--rm",
         pinned,
         "whichbuild",
@@ -190,6 +201,7 @@ def test_dry_run_names_the_script_as_the_real_docker(chain, app, zen4_facts, tmp
         str(chain["S"] / "docker"),
         "run",
         *recipe,
+        *home_flags(True),
         "-it",
         pinned,
         "sh",
@@ -215,7 +227,7 @@ def test_podman_shim_alone_behind_the_script_would_rewrite_too(chain, app, zen4_
     [call] = standin.calls()
     pinned = f"{app.repository}@{app.manifests['zen4']}"
     recipe = [PODMAN_EP] if os.geteuid() == 0 else [PODMAN_EP, "--userns=keep-id"]
-    assert call["argv"] == ["run", *recipe, "--rm", pinned, "whichbuild"]
+    assert call["argv"] == ["run", *recipe, *home_flags(True), "--rm", pinned, "whichbuild"]
     assert call["active"] == "1"
 
 
@@ -236,7 +248,7 @@ def test_docker_shim_in_front_of_docker_itself(chain, app, zen4_facts, tmp_path)
     [call] = standin.calls()
     pinned = f"{app.repository}@{app.manifests['zen4']}"
     assert call["argv"] == [
-        "-D", "run", DOCKER_EP, "--rm", "-h", "n1", pinned, *DOCKER_SH, "whichbuild", "-x",
+        "-D", "run", DOCKER_EP, *home_flags(False), "--rm", "-h", "n1", pinned, *DOCKER_SH, "whichbuild", "-x",
     ]  # fmt: skip
     assert call["active"] == "1"
 
@@ -273,10 +285,14 @@ def test_docker_shim_as_an_ordinary_user(chain, app, zen4_facts, podman_env):
         pinned = f"{app.repository}@{app.manifests['zen4']}"
         assert call["argv"] == [
             "run", DOCKER_EP, f"--user={user.pw_uid}:{user.pw_gid}", f"--env=HOME={user.pw_dir}",
+            f"--tmpfs={user.pw_dir}:rw,exec,mode=0700,uid={user.pw_uid},gid={user.pw_gid}",
             "--rm", pinned, *DOCKER_SH, "sh", "-c", "whichbuild; id -u; echo $HOME",
         ]  # fmt: skip
         argv, penv = podman_env
-        replay = [*argv, "run", "--tls-verify=false", "--network=none", *call["argv"][1:]]
+        # podman takes docker's --entrypoint STRING and CMD as docker does, but not
+        # the tmpfs options uid=/gid= (docker's, moby/sys mount/flags.go): its U
+        words = [a.replace(f"uid={user.pw_uid},gid={user.pw_gid}", "U") for a in call["argv"][1:]]
+        replay = [*argv, "run", "--tls-verify=false", "--network=none", *words]
         ran = subprocess.run(replay, env=penv, capture_output=True, text=True, timeout=180)
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout.split() == ["zen4", str(user.pw_uid), user.pw_dir], (
