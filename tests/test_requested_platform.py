@@ -330,3 +330,33 @@ def test_platforms_left_to_the_runtime_import_nothing_heavy():
     modules = done.stdout.split()
     heavy = ("scoring", "hostfacts", "pydantic", "archspec", "requests", "shim.resolve", "re")
     assert [m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy))] == []
+
+
+HIT_PROBE = """
+import os, sys
+from shim import config, main
+final = main._final_args("podman", {args!r}, config.load(dict(os.environ)))
+print(" ".join(final))
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_a_platform_adds_no_import_to_a_cache_hit(shim_dir, app, zen4, tmp_path):
+    """A hit with ``--platform linux/amd64/v3`` loads exactly the modules a hit
+    without one loads (tests/test_decision_cache.py asserts what those are)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEFIT_")}
+    env.update({"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "IMAGEFIT_FACTS": zen4,
+                "IMAGEFIT_SITE_CONFIG": "/nonexistent/imagefit.toml",
+                "CONTAINERS_REGISTRIES_CONF": str(tmp_path / "registries.conf")})  # fmt: skip
+    loaded = {}
+    for build, flags in (("zen3", ["--platform", "linux/amd64/v3"]), ("zen4", [])):
+        args = ["run", "--rm", "--tls-verify=false", *flags, app.ref, "true"]
+        done, argv = run(shim_dir, "podman", args, zen4, tmp_path)  # the miss: decided, cached
+        assert which(app, argv) == build, done.stderr
+        hit = subprocess.run([sys.executable, "-c", HIT_PROBE.format(args=args)], env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        final, modules = hit.stdout.splitlines()
+        assert pinned(app, build) in final.split()
+        loaded[build] = set(modules.split())
+    assert "shim.decisions" in loaded["zen3"]
+    assert loaded["zen3"] - loaded["zen4"] == set()
