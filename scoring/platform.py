@@ -266,6 +266,13 @@ def _shown(os_: str, arch: str, variant: str | None) -> str:
     return f"{os_}/{arch}" + (f"/{variant}" if variant else "")
 
 
+def requested_text(requested: tuple[str, str, str | None], host: HostPlatform) -> str:
+    """A request as ``os/arch[/variant]``, normalised, the host's architecture
+    standing in for "" (``linux/amd64/v3``)."""
+    os_, arch, variant = normalize(*requested)
+    return _shown(os_, arch or host.architecture, variant)
+
+
 def check_requested(
     platform: Platform | None,
     requested: tuple[str, str, str | None],
@@ -296,7 +303,7 @@ def check_requested(
           request as a v4 variant would be).
     """
     os_, arch, variant = normalize(*requested)
-    want = _shown(os_, arch or host.architecture, variant)
+    want = requested_text(requested, host)
     if platform is None:
         return Check(
             name="requested-platform", passed=False, detail=f"not the platform asked for ({want})"

@@ -322,7 +322,12 @@ def select(
         closest = min(near, key=lambda v: (v.failed, v.candidate.position), default=None)
         return Decision(
             outcome=Outcome.REFUSED,
-            reason=f"none of the {len(verdicts)} builds runs on this host ({summary})",
+            reason=f"none of the {len(verdicts)} builds runs on this host ({summary})"
+            + (
+                f" as the platform asked for ({platform.requested_text(requested_platform, host)})"
+                if requested_platform is not None
+                else ""
+            ),
             verdicts=verdicts,
             host=summary,
             closest=closest.candidate if closest else None,

@@ -186,6 +186,9 @@ def test_a_variant_no_build_has_is_refused_with_one_line_per_build(shim_dir, app
     args = ["run", "--rm", "--tls-verify=false", "--platform", "linux/amd64/foo", app.ref, "true"]
     done, argv = run(shim_dir, "podman", args, zen4, tmp_path)
     assert done.returncode == 125 and argv is None
+    first, *lines = done.stderr.splitlines()
+    assert first.startswith(f"imagefit: {app.ref}: none of the 7 builds runs on this host (")
+    assert first.endswith(") as the platform asked for (linux/amd64/foo)")
     assert "linux/amd64/v4 is not the platform asked for (linux/amd64/foo)" in done.stderr
     assert "Traceback" not in done.stderr
 
