@@ -51,11 +51,24 @@ def material(boot_id: str, root: str, hostname: str, environ, uid: int) -> dict:
     }
 
 
+def sha256_hex(data: bytes) -> str:
+    """The sha256 of `data` in hex, from CPython's own sha256 (the built-in
+    ``_sha256``, ``_sha2`` from 3.12) where there is one: ``hashlib`` imports
+    OpenSSL's ``_hashlib`` (~3 ms, more on a busy node), which a decision-cache
+    hit need not pay. The same digest either way; hashlib where neither exists."""
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        try:
+            from _sha2 import sha256
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
 def digest(data: dict) -> str:
     """32 hex characters of the sha256 of :func:`canonical` `data`."""
-    import hashlib  # not at the top: ~4 ms that a pass-through (config's cache checks) need not pay
-
-    return hashlib.sha256(canonical(data).encode()).hexdigest()[:32]
+    return sha256_hex(canonical(data).encode())[:32]
 
 
 def live_fingerprint(environ, hostname: str) -> str | None:
@@ -220,9 +233,7 @@ def read_regular(path: str, limit: int = MAX_FACTS_FILE) -> bytes:
 
 def file_fingerprint(data: bytes) -> str:
     """The fingerprint of a facts file's bytes (``file-`` and 32 hex characters)."""
-    import hashlib
-
-    return "file-" + hashlib.sha256(data).hexdigest()[:32]
+    return "file-" + sha256_hex(data)[:32]
 
 
 def read_private(path: str, limit: int) -> bytes | None:

@@ -18,9 +18,23 @@ Three modes, each undone by ``--uninstall``:
     directories it is linked from must be root's and not writable by others:
     the shim runs as root for rootful podman and docker.
 
+The links lead to the shim's launcher, ``PREFIX/libexec/imagefit-shim``
+(:func:`launcher_text`), written by every install: a Python script whose
+shebang runs this installation's interpreter with ``-IS`` (isolated, no
+``site``), that appends to ``sys.path`` the directories this installation
+imports from (found now: its site-packages, paths that ``.pth`` files or
+``PYTHONPATH`` added, an editable install's checkout) and calls
+``shim.main.main()``. No ``site`` processing, no ``.pth`` scan, no
+environment-dependent ``sys.path`` on every ``podman`` (pip's console script
+pays ~5 ms for them before the shim starts). Where that shebang cannot be
+written (an interpreter path with blanks, or longer than kernels before
+Linux 5.1 read: 127 bytes), the links lead to pip's ``imagefit-shim``
+script instead, and install says so.
+
 ``--uninstall`` removes only symlinks that point to an imagefit shim (and the
-profile snippet imagefit wrote), then the bin directory if it is empty; the
-site config is left in place (the admin may have edited it).
+profile snippet imagefit wrote), then the launcher when no link is left to
+it, then the bin directory if it is empty; the site config is left in place
+(the admin may have edited it).
 """
 
 from __future__ import annotations
@@ -35,6 +49,14 @@ from shim.locate import SHIM_NAME, find_runtime, is_shim
 
 RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus")
 PROFILE_MARK = "# imagefit profile snippet"
+#: The second line of every launcher imagefit writes (how uninstall knows its own).
+LAUNCHER_MARK = "# imagefit shim launcher"
+#: The interpreter flags of the launcher's shebang: isolated (no PYTHON*
+#: variables, no user site, no script directory on sys.path), no ``site``.
+LAUNCHER_FLAGS = "-IS"
+#: The longest shebang line every Linux kernel reads whole (BINPRM_BUF_SIZE
+#: was 128 bytes before Linux 5.1, RHEL 8's 4.18 included).
+SHEBANG_LIMIT = 127
 #: Characters a bin directory may not hold: PATH's separator, and what the
 #: printed ``export PATH="DIR:$PATH"`` line or the profile snippet would expand.
 _UNSAFE_DIR_CHARS = ':"$`\\\n'
@@ -64,6 +86,136 @@ def shim_script() -> str:
     if not found:
         raise ShimError(f"cannot find the {SHIM_NAME} script; is imagefit installed?")
     return os.path.realpath(found)
+
+
+def launcher_path(bindir: str) -> str:
+    """Where the launcher of the links in `bindir` lives: ``PREFIX/libexec/imagefit-shim``
+    (named as the shim, so that every check that knows a shim by its real name knows it)."""
+    return os.path.join(os.path.dirname(bindir), "libexec", SHIM_NAME)
+
+
+def _base_path(python: str) -> list[str]:
+    """``sys.path`` of `python` run as the launcher runs it (``-I -S``): the
+    standard library only."""
+    import subprocess
+
+    done = subprocess.run(
+        [python, "-I", "-S", "-c", "import sys; print('\\0'.join(sys.path))"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ShimError(f"cannot run {python} -I -S: exit {done.returncode}")
+    return [p for p in done.stdout.rstrip("\n").split("\0") if p]
+
+
+def package_paths(python: str | None = None) -> list[str]:
+    """The directories the launcher appends to `python`'s own ``sys.path``
+    (default: this interpreter's): those of this process's ``sys.path`` that
+    an isolated interpreter without ``site`` lacks (site-packages, paths
+    added by ``.pth`` files, by ``PYTHONPATH`` as Spack's build sets it, the
+    user site), in this process's order, plus the directories the ``shim``,
+    ``hostfacts`` and ``scoring`` packages were imported from (an editable
+    install's checkout found through a ``.pth`` import hook). The directory
+    of the running script and the working directory are left out unless a
+    package came from them."""
+    import importlib
+
+    python = python or sys.executable
+    base = {os.path.normpath(p) for p in _base_path(python)}
+    homes = []
+    for name in ("shim", "hostfacts", "scoring"):
+        module = importlib.import_module(name)
+        homes.append(os.path.dirname(os.path.dirname(os.path.abspath(module.__file__))))
+    incidental = {os.path.normpath(os.getcwd())}
+    if sys.path and sys.argv and sys.argv[0]:
+        incidental.add(os.path.normpath(os.path.abspath(sys.path[0] or ".")))
+    paths: list[str] = []
+    for entry in [*sys.path, *homes]:
+        path = os.path.normpath(os.path.abspath(entry or "."))
+        if path in base or path in paths or not os.path.isdir(path):
+            continue
+        if path in incidental and path not in homes:
+            continue
+        paths.append(path)
+    return paths
+
+
+def launcher_text(python: str, paths: list[str]) -> str:
+    """The launcher script: a shebang of `python` with :data:`LAUNCHER_FLAGS`,
+    `paths` appended to ``sys.path``, then ``shim.main.main()``. Nothing else
+    is imported (the kernel passes the link's path as ``argv[0]``, whose name
+    is the runtime's)."""
+    from shim import __version__
+
+    return (
+        f"#!{python} {LAUNCHER_FLAGS}\n"
+        f"{LAUNCHER_MARK}, written by `imagefit install` (imagefit {__version__}):\n"
+        "# the runtime links lead here. Isolated, without site: this installation's\n"
+        "# directories are added, found at install time. Rerun `imagefit install` after\n"
+        "# moving or upgrading its Python.\n"
+        "import sys\n"
+        f"sys.path += {paths!r}\n"
+        "from shim.main import main\n"
+        "sys.exit(main())\n"
+    )
+
+
+def shebang_problem(python: str) -> str | None:
+    """Why `python` cannot be the launcher's shebang interpreter, or None."""
+    if any(c.isspace() for c in python) or not os.path.isabs(python):
+        return f"the interpreter path {python!r} has blanks or is relative"
+    size = len(f"#!{python} {LAUNCHER_FLAGS}".encode())
+    if size > SHEBANG_LIMIT:
+        return f"its shebang line would be {size} bytes (kernels before Linux 5.1 read {SHEBANG_LIMIT})"
+    return None
+
+
+def is_our_launcher(path: str) -> bool:
+    """True when `path` is a regular file that imagefit wrote as a launcher."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    lines = head.split(b"\n", 2)
+    return len(lines) > 1 and lines[1].startswith(LAUNCHER_MARK.encode())
+
+
+def write_launcher(path: str, text: str, *, site: bool) -> bool:
+    """Write the launcher `text` at `path` (mode 0755; root's with `site`),
+    atomically: a ``podman`` started meanwhile runs the old file or the new.
+    Returns False when an identical launcher was already there."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            same = fh.read() == text
+    except (OSError, UnicodeDecodeError):
+        same = False
+    if same and is_our_launcher(path) and not os.path.islink(path):
+        if site:
+            os.chown(path, 0, 0, follow_symlinks=False)
+            os.chmod(path, 0o755)
+        return False
+    if os.path.lexists(path) and not is_our_launcher(path):
+        raise ShimError(f"{path} exists and was not written by imagefit; remove it first")
+    tmp = f"{path}.imagefit-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+    try:
+        try:
+            os.fchmod(fd, 0o755)
+            if site:
+                os.fchown(fd, 0, 0)
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return True
 
 
 def user_prefix(environ) -> str:
@@ -292,12 +444,13 @@ def unlink_runtimes(bindir: str, names: list[str], shim: str) -> None:
     _rmdir_if_empty(bindir)
 
 
-def _rmdir_if_empty(path: str) -> None:
+def _rmdir_if_empty(path: str, *, quiet: bool = False) -> None:
     try:
         os.rmdir(path)
     except OSError:
         return
-    print(f"removed {path} (empty)")
+    if not quiet:
+        print(f"removed {path} (empty)")
 
 
 # -- modes -------------------------------------------------------------------
@@ -335,16 +488,10 @@ def _run(args, environ) -> int:
             "(or use --user for yourself)"
         )
     _check_dir_name(bindir)
-    shim = shim_script()
     if args.uninstall:
-        return _uninstall(args, bindir, shim, environ)
-    if args.site:
-        from shim.trust import untrusted_reason
-
-        reason = untrusted_reason(shim, 0)
-        if reason:
-            raise ShimError(f"the shim {shim} is not safe to run as root: {reason}")
-    names = args.runtime or runtimes_found(shim, environ)
+        return _uninstall(args, bindir, environ)
+    script = shim_script()
+    names = args.runtime or runtimes_found(script, environ)
     if not names:
         raise ShimError(
             "no container runtime (" + ", ".join(RUNTIME_NAMES) + ") found on PATH; "
@@ -356,7 +503,15 @@ def _run(args, environ) -> int:
             reason = _root_safe(directory)
             if reason:
                 raise ShimError(f"refusing a site install: {reason}")
-    link_runtimes(bindir, names, shim, force=args.force, site=bool(args.site))
+    fresh = not os.path.lexists(launcher_path(bindir))
+    shim = _launcher(bindir, script, site=bool(args.site))
+    try:
+        link_runtimes(bindir, names, shim, force=args.force, site=bool(args.site))
+    except BaseException:
+        if fresh and shim == launcher_path(bindir):  # nothing leads to it: not left behind
+            os.unlink(shim)
+            _rmdir_if_empty(os.path.dirname(shim), quiet=True)
+        raise
     if any(os.path.lexists(os.path.join(bindir, n)) for n in ("python", "python3", "pip")):
         print(
             f"note: {bindir} also holds a python/pip (a virtual environment's bin?): first on "
@@ -367,6 +522,42 @@ def _run(args, environ) -> int:
     else:
         _print_path_help(bindir, environ)
     return 0
+
+
+def _launcher(bindir: str, script: str, *, site: bool) -> str:
+    """Write the launcher for `bindir`'s links and return it; pip's script
+    `script` instead where no shebang can name this interpreter. A site
+    install refuses an interpreter or a directory another user could change
+    (root runs the shim for rootful podman and docker)."""
+    from shim.trust import untrusted_reason
+
+    python = os.path.abspath(sys.executable)
+    problem = shebang_problem(python)
+    if problem:
+        print(f"note: no launcher: {problem}; the links lead to {script} (slower to start)")
+        if site:
+            reason = untrusted_reason(script, 0)
+            if reason:
+                raise ShimError(f"the shim {script} is not safe to run as root: {reason}")
+        return script
+    paths = package_paths(python)
+    if site:
+        reason = untrusted_reason(os.path.realpath(python), 0)
+        for path in paths:
+            reason = reason or _root_safe(path)
+        if reason:
+            raise ShimError(f"the shim's Python is not safe to run as root: {reason}")
+    path = launcher_path(bindir)
+    _makedirs(os.path.dirname(path), root_owned=site)
+    if site:
+        reason = _root_safe(os.path.dirname(path))
+        if reason:
+            raise ShimError(f"refusing a site install: {reason}")
+    if write_launcher(path, launcher_text(python, paths), site=site):
+        print(
+            f"wrote {path} (runs {python} {LAUNCHER_FLAGS}: imports from {os.pathsep.join(paths)})"
+        )
+    return path
 
 
 def _print_path_help(bindir: str, environ) -> None:
@@ -419,6 +610,24 @@ def _site_files(args, bindir: str, environ) -> None:
     print(f'csh/tcsh users: setenv PATH "{bindir}:$PATH" (e.g. in /etc/csh.login), or a module')
 
 
+def _remove_launcher(launcher: str, bindir: str) -> None:
+    """Remove the launcher imagefit wrote when no link in `bindir` leads to it
+    any more, then ``libexec`` if empty."""
+    if not os.path.lexists(launcher):
+        return
+    if not is_our_launcher(launcher):
+        print(f"left {launcher} alone: not written by imagefit")
+        return
+    real = os.path.realpath(launcher)
+    for name in RUNTIME_NAMES:
+        link = os.path.join(bindir, name)
+        if os.path.islink(link) and os.path.realpath(link) == real:
+            return  # still used
+    os.unlink(launcher)
+    print(f"removed {launcher}")
+    _rmdir_if_empty(os.path.dirname(launcher))
+
+
 def _is_our_profile(path: str) -> bool:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -427,12 +636,14 @@ def _is_our_profile(path: str) -> bool:
         return False
 
 
-def _uninstall(args, bindir: str, shim: str, environ) -> int:
+def _uninstall(args, bindir: str, environ) -> int:
     names = args.runtime or list(RUNTIME_NAMES)
+    launcher = launcher_path(bindir)
     if os.path.isdir(bindir):
-        unlink_runtimes(bindir, names, shim)
+        unlink_runtimes(bindir, names, launcher)
     else:
         print(f"{bindir} does not exist: nothing to remove")
+    _remove_launcher(launcher, bindir)
     if args.site:
         prefix = os.path.dirname(bindir)
         profile_dir = os.path.join(prefix, "etc", "profile.d")

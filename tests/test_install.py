@@ -40,7 +40,7 @@ from tests.support.standin import StandIn
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 IMAGEFIT = BIN / "imagefit"
-SHIM = os.path.realpath(BIN / "imagefit-shim")
+SHIM = os.path.realpath(BIN / "imagefit-shim")  # pip's script: what `imagefit doctor` names
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TEST_USER = os.environ.get("IMAGEFIT_TEST_USER", "alice")
 
@@ -76,6 +76,20 @@ def imagefit(*args, env, user=None, exe=IMAGEFIT):
 
 def _fakes(directory: Path, *names: str) -> dict[str, StandIn]:
     return {name: StandIn(directory, name) for name in names}
+
+
+def _launcher(bindir: Path) -> str:
+    """The launcher `imagefit install` writes for the links in `bindir`."""
+    return str(bindir.parent / "libexec" / "imagefit-shim")
+
+
+def _shebang(launcher, python) -> None:
+    """`launcher` runs `python` isolated and without site, and imports from `python`'s site-packages."""
+    lines = Path(launcher).read_text().splitlines()
+    assert lines[0] == f"#!{python} -IS", lines[0]
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert any(line.startswith("sys.path += [") and repr(purelib) in line for line in lines), lines
 
 
 def _links(bindir: Path) -> dict[str, str]:
@@ -124,11 +138,7 @@ def _user_install_from(exe: Path, tmp_path: Path) -> Path:
     assert done.returncode == 0, done.stderr
     bindir = home / ".local/share/imagefit/bin"
     assert 'export PATH="$HOME/.local/share/imagefit/bin:$PATH"' in done.stdout
-    target = os.path.realpath(bindir / "podman")
-    assert (
-        target == os.path.realpath(exe.parent / "imagefit-shim")
-        or Path(target).name == "imagefit-shim"
-    )
+    assert os.readlink(bindir / "podman") == _launcher(bindir)
     dry = _run(
         ["podman", "--version"],
         _env(home, f"{bindir}:{tmp_path / 'runtimes'}", IMAGEFIT_DRY_RUN="1"),
@@ -151,7 +161,7 @@ def test_pip_install_into_a_fresh_venv_then_user_install(tmp_path):
     version = _run([venv / "bin/imagefit", "--version"], _env(tmp_path, "/usr/bin:/bin"))
     assert version.stdout.startswith("imagefit "), version.stderr
     bindir = _user_install_from(venv / "bin/imagefit", tmp_path)
-    assert os.path.realpath(bindir / "podman") == os.path.realpath(venv / "bin/imagefit-shim")
+    _shebang(_launcher(bindir), venv / "bin/python")  # the new venv's, as its imagefit's shebang
     # the new installation's doctor sees its own shim in front of the stand-in
     report = _run([venv / "bin/imagefit", "doctor", "--json"],
                   _env(tmp_path / "home", f"{bindir}:{tmp_path / 'runtimes'}"))  # fmt: skip
@@ -177,11 +187,10 @@ def test_pipx_install_then_user_install(tmp_path):
     exe = tmp_path / "pipx-bin" / "imagefit"
     assert exe.is_symlink() and (tmp_path / "pipx-bin" / "imagefit-shim").exists()
     bindir = _user_install_from(exe, tmp_path)
-    # the link leads into pipx's venv, not through its bin directory's link
-    assert os.path.realpath(bindir / "podman") == str(
-        tmp_path / "pipx/venvs/imagefit/bin/imagefit-shim"
-    )
-    assert os.readlink(bindir / "podman") == str(tmp_path / "pipx/venvs/imagefit/bin/imagefit-shim")
+    # the launcher runs pipx's venv's python, not through pipx's bin directory's link
+    first = Path(_launcher(bindir)).read_text().splitlines()[0]
+    assert first == f"#!{tmp_path / 'pipx/venvs/imagefit/bin/python'} -IS", first
+    assert str(tmp_path / "pipx/venvs/imagefit/lib/") in Path(_launcher(bindir)).read_text()
 
 
 # -- --user --------------------------------------------------------------------
@@ -201,9 +210,11 @@ def test_user_install_links_the_runtimes_found(tmp_path, xdg):
     done = imagefit("install", "--user", env=env)
     assert done.returncode == 0, done.stderr
     bindir = (data_home if xdg else home / ".local/share") / "imagefit" / "bin"
-    assert _links(bindir) == {name: SHIM for name in ("apptainer", "podman", "sarus")}
+    launcher = _launcher(bindir)
+    assert _links(bindir) == {name: launcher for name in ("apptainer", "podman", "sarus")}
     assert sorted(p.name for p in bindir.iterdir()) == ["apptainer", "podman", "sarus"]
-    assert f"{bindir}/podman -> {SHIM}" in done.stdout
+    assert f"{bindir}/podman -> {launcher}" in done.stdout
+    _shebang(launcher, os.path.abspath(sys.executable))
     # the link works: a plain `podman` runs the shim, which runs the stand-in
     ran = _run(["podman", "ps", "-a"], {**env, "PATH": f"{bindir}:{env['PATH']}"})
     assert ran.returncode == 0, ran.stderr
@@ -286,7 +297,63 @@ def test_user_uninstall_removes_only_links_to_a_shim(tmp_path):
     assert imagefit("install", "--user", env=env).returncode == 0
     done = imagefit("install", "--user", "--uninstall", env=env)
     assert done.returncode == 0 and not bindir.exists(), done.stdout
+    assert not (bindir.parent / "libexec").exists()  # the launcher went with its last link
     assert imagefit("install", "--user", "--uninstall", env=env).returncode == 0  # nothing to do
+
+
+def test_the_launcher_stays_while_a_link_leads_to_it_and_is_never_a_foreign_file(tmp_path):
+    _fakes(tmp_path / "runtimes", "podman", "docker")
+    env = _env(tmp_path, str(tmp_path / "runtimes"))
+    prefix = tmp_path / "p"
+    assert imagefit("install", "--prefix", prefix, env=env).returncode == 0
+    launcher = Path(_launcher(prefix / "bin"))
+    text = launcher.read_text()
+    again = imagefit("install", "--prefix", prefix, env=env)  # the same launcher: not rewritten
+    assert again.returncode == 0 and "wrote" not in again.stdout and launcher.read_text() == text
+    done = imagefit("install", "--prefix", prefix, "--uninstall", "--runtime", "docker", env=env)
+    assert (
+        done.returncode == 0
+        and launcher.is_file()
+        and _links(prefix / "bin") == {"podman": str(launcher)}
+    )
+    done = imagefit("install", "--prefix", prefix, "--uninstall", env=env)
+    assert (
+        done.returncode == 0
+        and f"removed {launcher}" in done.stdout
+        and not (prefix / "libexec").exists()
+    )
+    # a file of the same name that imagefit did not write is left alone
+    launcher.parent.mkdir(parents=True)
+    launcher.write_text("#!/bin/sh\nexit 0\n")
+    done = imagefit("install", "--prefix", prefix, env=env)
+    assert (
+        done.returncode == 125
+        and done.stderr.count("\n") == 1
+        and "not written by imagefit" in done.stderr
+    )
+    assert launcher.read_text() == "#!/bin/sh\nexit 0\n"
+
+
+def test_an_interpreter_path_too_long_for_a_shebang_links_pips_script(tmp_path):
+    """Kernels before 5.1 read 127 bytes of a shebang line: with a longer
+    interpreter path the links lead to pip's script, as before the launcher,
+    and the shim still works."""
+    venv = Path(sys.executable).parent.parent
+    long = tmp_path / ("v" * 120)
+    long.symlink_to(venv)  # the same venv, by a path too long for a shebang
+    python = long / "bin" / Path(sys.executable).name
+    _fakes(tmp_path / "runtimes", "podman")
+    env = _env(tmp_path, str(tmp_path / "runtimes"))
+    code = "import sys; from shim.cli import main; sys.argv[0] = 'imagefit'; sys.exit(main())"
+    done = _run([python, "-c", code, "install", "--prefix", tmp_path / "p"], env)
+    assert done.returncode == 0, done.stderr
+    assert "note: no launcher: its shebang line would be" in done.stdout
+    assert os.readlink(tmp_path / "p/bin/podman") == SHIM and not (tmp_path / "p/libexec").exists()
+    dry = _run(
+        ["podman", "ps"],
+        {**env, "PATH": f"{tmp_path / 'p/bin'}:{env['PATH']}", "IMAGEFIT_DRY_RUN": "1"},
+    )
+    assert json.loads(dry.stdout) == [str(tmp_path / "runtimes/podman"), "ps"], dry.stderr
 
 
 def test_prefix_install_refuses_a_foreign_file_and_a_bad_directory(tmp_path):
@@ -296,8 +363,11 @@ def test_prefix_install_refuses_a_foreign_file_and_a_bad_directory(tmp_path):
     (tmp_path / "p/bin/podman").write_text("not ours")
     done = imagefit("install", "--prefix", tmp_path / "p", env=env)
     assert done.returncode == 125 and "--force" in done.stderr
+    assert not (tmp_path / "p/libexec").exists()  # no launcher left without a link
     done = imagefit("install", "--prefix", tmp_path / "p", "--force", env=env)
-    assert done.returncode == 0 and os.readlink(tmp_path / "p/bin/podman") == SHIM
+    assert done.returncode == 0 and os.readlink(tmp_path / "p/bin/podman") == _launcher(
+        tmp_path / "p/bin"
+    )
     done = imagefit("install", "--prefix", tmp_path / "a:b", env=env)
     assert done.returncode == 125 and "':'" in done.stderr and not (tmp_path / "a:b").exists()
     for args in (["--user", "--prefix", str(tmp_path)], ["--site"], []):
@@ -321,10 +391,13 @@ def test_site_install_as_root(tmp_path):
     done = imagefit("install", "--site", "--prefix", prefix, env=env)
     assert done.returncode == 0, done.stderr
     bindir = prefix / "bin"
-    assert _links(bindir) == {"podman": SHIM, "sarus": SHIM}
-    for link in bindir.iterdir():
+    launcher = _launcher(bindir)
+    assert _links(bindir) == {"podman": launcher, "sarus": launcher}
+    for link in [*bindir.iterdir(), Path(launcher)]:
         st = os.lstat(link)
         assert (st.st_uid, st.st_gid) == (0, 0)
+    assert stat.S_IMODE(os.stat(launcher).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(prefix / "libexec").st_mode) == 0o755
     st = bindir.stat()
     assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o755
     # the config skeleton: root's, 0644, only comments, valid, every key with its default
@@ -351,8 +424,10 @@ def test_site_install_as_root(tmp_path):
 
     keys = set(tomllib.loads(_uncommented(text)))
     known = {
-        k for k in config.Settings.__slots__
-        if k not in ("sources", "warnings", "policies", "pin", "node_class_request")  # environment only
+        k
+        for k in config.Settings.__slots__
+        if k
+        not in ("sources", "warnings", "policies", "pin", "node_class_request")  # environment only
     } | {"policy"}
     assert keys == known
     # the profile snippet: root's, 0644, idempotent when sourced twice
@@ -377,6 +452,7 @@ def test_site_install_as_root(tmp_path):
     gone = imagefit("install", "--site", "--prefix", prefix, "--uninstall", env=env)
     assert gone.returncode == 0, gone.stderr
     assert not bindir.exists() and not (prefix / "etc").exists() and site_config.exists()
+    assert not (prefix / "libexec").exists()
     assert f"left {site_config} in place" in gone.stdout
 
 

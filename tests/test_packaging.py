@@ -365,7 +365,8 @@ def test_spack_versions_license_and_runtimes(monkeypatch):
 def test_spack_install_hook_links_the_shim_with_imagefit_install(tmp_path, monkeypatch):
     """The run_after("install") hook, run on a prefix laid out as Spack installs
     it (console scripts in prefix/bin): the real ``imagefit install`` links the
-    chosen runtimes to prefix/bin/imagefit-shim."""
+    chosen runtimes to the launcher prefix/libexec/imagefit-shim, which imports
+    from the PYTHONPATH the hook gave (Spack's build environment)."""
     module, calls = load_spack_recipe(monkeypatch)
 
     class Prefix(str):
@@ -378,6 +379,7 @@ def test_spack_install_hook_links_the_shim_with_imagefit_install(tmp_path, monke
     for script in ("imagefit", "imagefit-shim"):
         shutil.copy2(BIN / script, prefix.bin)
     purelib = "lib/python3.11/site-packages"
+    os.makedirs(os.path.join(prefix, purelib))
 
     class Spec:
         variants = {"runtimes": types.SimpleNamespace(value=("podman", "apptainer"))}
@@ -396,7 +398,10 @@ def test_spack_install_hook_links_the_shim_with_imagefit_install(tmp_path, monke
     for name in ("podman", "apptainer"):
         link = os.path.join(prefix.bin, name)
         assert os.path.islink(link)
-        assert os.path.realpath(link) == os.path.realpath(os.path.join(prefix.bin, "imagefit-shim"))
+        assert os.path.realpath(link) == os.path.join(prefix, "libexec", "imagefit-shim")
+    with open(os.path.join(prefix, "libexec", "imagefit-shim"), encoding="utf-8") as fh:
+        launcher = fh.read()
+    assert repr(os.path.join(prefix, purelib)) in launcher  # PYTHONPATH, written in: -I ignores it
     assert not os.path.lexists(os.path.join(prefix.bin, "docker"))
 
 
@@ -462,6 +467,7 @@ def test_rpm_spec_owns_the_shim_links_and_makes_them_at_install(parsed_spec):
     ghosts = [line.split()[-1] for line in files if line.startswith("%ghost")]
     assert ghosts == [
         f"{RPM_PREFIX}/etc/profile.d/imagefit.sh",
+        f"{RPM_PREFIX}/libexec/imagefit-shim",  # the launcher the links lead to
         *(f"{RPM_PREFIX}/bin/{name}" for name in RUNTIME_NAMES),
     ]
     assert f"%dir {RPM_PREFIX}/bin" in files  # nothing else shipped in the PATH directory
@@ -585,7 +591,10 @@ def test_rpm_post_command_links_the_shim(binary_rpm, rpm_payload, later_runtime,
     done = run(argv, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     link = rpm_payload / RPM_PREFIX.lstrip("/") / "bin" / "podman"
-    assert os.readlink(link) == root + f"{RPM_VENV}/bin/imagefit-shim"
+    launcher = root + f"{RPM_PREFIX}/libexec/imagefit-shim"
+    assert os.readlink(link) == launcher
+    with open(launcher, encoding="utf-8") as fh:  # the packaged venv's python, isolated, no site
+        assert fh.readline() == f"#!{argv[0]} -IS\n"
     assert os.lstat(link).st_uid == 0
     profile = rpm_payload / RPM_PREFIX.lstrip("/") / "etc" / "profile.d" / "imagefit.sh"
     assert f"{root}{RPM_PREFIX}/bin" in profile.read_text()
