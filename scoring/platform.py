@@ -7,6 +7,12 @@ variant. A host at amd64 level N runs vN, ..., v2, v1; an arm64 v9.y host runs
 v9.y ... v9.1, v9, then v8.(y+5, at most 9) ... v8.1, v8. Unlike stock
 containerd and podman, the host's own level comes from host facts (archspec's
 generic level), so an amd64/v3 build is chosen on a v3 host.
+
+:func:`normalize` is the one place names are normalised (database.go
+``normalizeArch``/``normalizeOS``), for descriptors and for what a user asks
+for alike (the shim's ``--platform`` parsers leave names as written).
+A platform the user asks for limits the builds to those ``Only`` accepts for
+it, and to CPU targets at or below its level (:func:`check_requested`).
 """
 
 from __future__ import annotations
