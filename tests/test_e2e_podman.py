@@ -362,7 +362,9 @@ def test_insecure_registry_from_imagefit_config_reaches_podman(
 # ---------------------------------------------------------------- login containers (issue 12)
 
 
-def test_rootful_login_container_home_cmd_and_path(shim_bin, podman_env, app, facts_files):
+def test_rootful_login_container_home_cmd_and_path(
+    shim_bin, podman_env, app, facts_files, registry
+):
     """As root: HOME is root's home, an empty tmpfs when not mounted (the test
     image has no /root), writable; PATH holds each directory once, the
     image's first; with no command and no TTY the image's Cmd runs through
@@ -381,10 +383,12 @@ def test_rootful_login_container_home_cmd_and_path(shim_bin, podman_env, app, fa
     cmd = shim_run(shim_bin, podman_env, base, facts=facts_files["zen4"], extra_env=env)
     assert cmd.returncode == 0, cmd.stderr
     assert cmd.stdout.split() == [CMD_MARK, "zen4"], cmd.stdout + cmd.stderr
-    # the Cmd is kept with the decision: the next run decides from the cache
+    # the Cmd is kept with the decision: the next run decides from the cache, no request
+    mark = registry.log_offset()
     again = shim_run(shim_bin, podman_env, base, facts=facts_files["zen4"],
                      extra_env={**env, "IMAGEFIT_DRY_RUN": "1"})  # fmt: skip
     assert json.loads(again.stdout)[-4:] == ["sh", "-c", f"echo {CMD_MARK}; whichbuild", "sh"]
+    assert registry.requests(mark) == []
 
 
 def test_rootful_home_mounted_is_the_callers(shim_bin, podman_env, app, facts_files, tmp_path):
