@@ -64,11 +64,13 @@ def human(expression: str) -> str:
 
 def host_has(e: ExpressionResult) -> str:
     """What the host has for one expression: ``host has 2.17``, ``host has
-    it`` (a flag), ``host has none``."""
+    it`` (a flag), ``host lacks it`` (no such element), ``host has no
+    kernel.version`` (no such feature), ``host has none`` (matchName: no
+    element name matched)."""
     if e.matcher_type == "matchName":
         return f"host has {e.host_value}" if e.host_value else "host has none"
     if e.host_value is None:
-        return "host has none" if e.feature_present else f"host has no {e.feature}"
+        return "host lacks it" if e.feature_present else f"host has no {e.feature}"
     return "host has it" if e.host_value == "" else f"host has {e.host_value}"
 
 

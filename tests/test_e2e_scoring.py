@@ -699,7 +699,8 @@ def _validate_explain(doc: dict) -> None:
             assert set(check) == {"name", "passed", "detail"}
             assert isinstance(check["passed"], bool) and "\n" not in check["detail"]
         for s in c["sets"]:
-            assert set(s) == {"source", "tag", "weight", "is_match", "rules"}
+            assert set(s) == {"source", "tag", "weight", "is_match", "rules", "error"}
+            assert isinstance(s["error"], str)  # a set that could not be read (scoring.rules)
             assert isinstance(s["weight"], int) and isinstance(s["is_match"], bool)
             for r in s["rules"]:
                 assert {"name", "is_match", "expressions"} <= set(r)
@@ -745,7 +746,10 @@ def test_explain_verbose_shows_every_rule_expression_and_host_value(
                 for e in r["expressions"]:
                     # every expression, worded as people write it (scoring.explain)
                     line = f"{e['feature']} {e['name']}".strip()
-                    assert any(line in ln and "host has" in ln for ln in lines), line
+                    assert any(
+                        line in ln and ("; host has" in ln or "; host lacks it" in ln)
+                        for ln in lines
+                    ), line
         for check in cand["checks"]:
             assert (
                 f"{'pass' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}"

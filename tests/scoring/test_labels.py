@@ -107,3 +107,33 @@ def test_pin_error_counts_one_digest_once():
     )
     assert Policy(pin="x").pin_error([("a", "sha256:1", names)]) is None
     assert Policy().pin_error([("a", "sha256:1", names), ("b", "sha256:2", names)]) is None
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("Ge ['12.2'] (version)", ">= 12.2"), ("Lt ['5']", "< 5"), ("In ['mpich']", "= mpich"),
+        ("In ['8.0', '9.0']", "in 8.0, 9.0"), ("NotIn ['a']", "!= a"), ("NotIn ['a', 'b']", "not in a, b"),
+        ("InRegexp ['^gfx9']", "matching /^gfx9/"), ("Exists", "present"), ("DoesNotExist", "absent"),
+        ("GeLe ['1', '2'] (version)", "from 1 to 2"), ("GtLt ['1', '2']", "between 1 and 2 (exclusive)"),
+        ("IsTrue", "true"), ("IsFalse", "false"), ("Odd [oops", "Odd [oops"),
+    ],
+)  # fmt: skip
+def test_expressions_are_worded_as_people_write_them(expression, words):
+    from scoring.explain import human
+
+    assert human(expression) == words
+
+
+def test_what_the_host_has_for_an_expression():
+    from scoring.explain import host_has
+    from scoring.rules import ExpressionResult
+
+    def e(value, present=True):
+        return ExpressionResult(feature="kernel.version", name="full", expression="Exists",
+                                host_value=value, is_match=False, feature_present=present)  # fmt: skip
+
+    assert host_has(e("6.1.0")) == "host has 6.1.0"
+    assert host_has(e("")) == "host has it"
+    assert host_has(e(None)) == "host lacks it"
+    assert host_has(e(None, present=False)) == "host has no kernel.version"
