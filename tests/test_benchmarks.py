@@ -16,10 +16,14 @@ def test_shim_benchmarks_quick_mode():
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for prefix in ("1. hot path", "2. pass-through", "3. cold resolution, annotations only",
+    for prefix in ("0. interpreter floor: ", "1. hot path", "2. pass-through", "3. cold resolution, annotations only",
                    "3. cold resolution, NFD artifacts", "4. herd of 8 shims", "5. peak RSS"):  # fmt: skip
         assert any(line.startswith(prefix) for line in out.splitlines()), (prefix, out)
     assert "1 index resolution(s), 1 distinct choice(s)" in out
+    floor = next(line for line in out.splitlines() if line.startswith("0. interpreter floor: "))
+    assert (
+        floor.split(": ", 1)[1].startswith(("/", "python")) and " -IS -c pass median " in floor
+    ), floor
 
 
 def test_scoring_benchmark_quick_mode():

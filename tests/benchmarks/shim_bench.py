@@ -3,10 +3,13 @@ measured in the same run (DESIGN: speed is measured, never asserted).
 
     /opt/imagefit-venv/bin/python -m tests.benchmarks.shim_bench [--runs N] [--herd N]
 
+0. the interpreter floor: ``PYTHON -I -S -c pass`` with the interpreter and
+   flags of the shim's launcher (read from its shebang), timed in the same
+   rounds as 1 and 2: what any Python shim costs at least;
 1. hot path: `podman run --rm IMG id` through the shim (decision cache hit)
-   vs podman directly, paired runs, median ratio (target <= 1.10);
+   vs podman directly, paired runs, median ratio (target <= 1.05);
 2. pass-through: `podman ps` through the shim vs directly (target: added
-   median <= 15 ms);
+   median <= 8 ms);
 3. cold resolution (decision cache off) against the local registry, for an
    index with annotations only and one whose 12 builds carry NFD artifacts:
    registry requests made (from the registry's access log) and wall time added;
@@ -69,15 +72,33 @@ def _timed(argv, env) -> float:
     return elapsed
 
 
-def _paired(label, direct, shimmed, env, shim_env, runs) -> tuple[float, float]:
+def _paired(label, direct, shimmed, env, shim_env, runs, floor=None) -> tuple[float, float]:
+    """Median of `direct` and of `shimmed`, run alternately `runs` times;
+    with `floor` (a command), it runs in each round too (its times: ``FLOOR``)."""
     d, s = [], []
     for _ in range(runs):
         d.append(_timed(direct, env))
         s.append(_timed(shimmed, shim_env))
+        if floor:
+            FLOOR.append(_timed(floor, env))
     md, ms = statistics.median(d), statistics.median(s)
     print(f"{label}: direct median {md * 1000:.1f} ms, shim median {ms * 1000:.1f} ms, "
-          f"added {1000 * (ms - md):+.1f} ms, ratio {ms / md:.2f} ({runs} paired runs)")  # fmt: skip
+          f"added {1000 * (ms - md):+.1f} ms, ratio {ms / md:.3f} ({runs} paired runs)")  # fmt: skip
     return md, ms
+
+
+#: times of the interpreter floor, from every round of 1 and 2
+FLOOR: list[float] = []
+
+
+def launcher_floor(link: str) -> list[str]:
+    """``INTERPRETER FLAGS -c pass`` for the launcher `link` leads to (its
+    shebang), or the plain ``python -I -S -c pass`` of this interpreter."""
+    with open(os.path.realpath(link), encoding="utf-8", errors="replace") as fh:
+        first = fh.readline().rstrip("\n")
+    if first.startswith("#!") and first.endswith(" -IS"):
+        return [first[2:-4], "-IS", "-c", "pass"]
+    return [sys.executable, "-I", "-S", "-c", "pass"]
 
 
 def _peak_rss_kib(argv, env) -> int:
@@ -134,12 +155,22 @@ def main(argv: list[str] | None = None) -> int:
         _timed([shim, *pargv[1:], *run], shim_env)  # ... and fills the decision cache
         print(f"podman {subprocess.run([real, '--version'], capture_output=True, text=True).stdout.split()[-1]}, "
               f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")  # fmt: skip
+        floor = launcher_floor(shim)
         # 1. hot path
         _paired("1. hot path: podman run --rm IMG id (decision cache hit)",
-                [real, *pargv[1:], *run], [shim, *pargv[1:], *run], env, shim_env, args.runs)  # fmt: skip
+                [real, *pargv[1:], *run], [shim, *pargv[1:], *run], env, shim_env, args.runs, floor)  # fmt: skip
         # 2. pass-through
         _paired("2. pass-through: podman ps", [real, *pargv[1:], "ps"], [shim, *pargv[1:], "ps"], env, shim_env,
-                args.runs)  # fmt: skip
+                args.runs, floor)  # fmt: skip
+        # 0. the floor, timed in the rounds of 1 and 2; the shim alone (runtime /bin/true) beside it
+        own = {**shim_env, "IMAGEFIT_PODMAN": "/bin/true"}
+        alone = statistics.median(_timed([shim, *pargv[1:], *run], own) for _ in range(args.runs))
+        ps_alone = statistics.median(
+            _timed([shim, *pargv[1:], "ps"], own) for _ in range(args.runs)
+        )
+        print(f"0. interpreter floor: {' '.join(floor[:2])} -c pass median {statistics.median(FLOOR) * 1000:.1f} ms "
+              f"({len(FLOOR)} runs, in the rounds of 1 and 2); the shim alone, exec of /bin/true: "
+              f"hit {alone * 1000:.1f} ms, ps {ps_alone * 1000:.1f} ms ({args.runs} runs each)")  # fmt: skip
         # 3. cold resolution (cache off), dry run so podman's own time is not in it
         cold_env = {**shim_env, "IMAGEFIT_DRY_RUN": "1"}
         site.write_text("decision_cache_ttl = 0\n")
