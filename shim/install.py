@@ -142,9 +142,9 @@ def package_paths(python: str | None = None) -> list[str]:
 
 def launcher_text(python: str, paths: list[str]) -> str:
     """The launcher script: a shebang of `python` with :data:`LAUNCHER_FLAGS`,
-    `paths` appended to ``sys.path``, then ``shim.main.main()``. Nothing else
-    is imported (the kernel passes the link's path as ``argv[0]``, whose name
-    is the runtime's)."""
+    `paths` appended to ``sys.path``, then ``shim.main.main()`` (a shim that
+    cannot be imported: one line, exit 125). Nothing else is imported (the
+    kernel passes the link's path as ``argv[0]``, whose name is the runtime's)."""
     from shim import __version__
 
     return (
@@ -155,7 +155,11 @@ def launcher_text(python: str, paths: list[str]) -> str:
         "# moving or upgrading its Python.\n"
         "import sys\n"
         f"sys.path += {paths!r}\n"
-        "from shim.main import main\n"
+        "try:\n"
+        "    from shim.main import main\n"
+        "except ImportError as exc:  # a moved or removed installation: one line, exit 125\n"
+        '    sys.stderr.write(f"imagefit: cannot load the shim ({exc}); rerun `imagefit install`\\n")\n'
+        "    sys.exit(125)\n"
         "sys.exit(main())\n"
     )
 

@@ -83,8 +83,28 @@ def test_the_links_lead_to_an_isolated_launcher_without_site(shim_bin):
     import sysconfig
 
     purelib = sysconfig.get_paths()["purelib"]
-    assert code == ["import sys", f"sys.path += {[purelib]!r}", "from shim.main import main",
-                    "sys.exit(main())"]  # fmt: skip
+    assert code[:3] == ["import sys", f"sys.path += {[purelib]!r}", "try:"]
+    assert code[3].strip() == "from shim.main import main" and code[-1] == "sys.exit(main())"
+    assert not [
+        line for line in code if line.lstrip().startswith("import ") and line != "import sys"
+    ]
+
+
+def test_a_launcher_whose_installation_is_gone_says_so_in_one_line(tmp_path):
+    from shim.install import launcher_text
+
+    launcher = tmp_path / "libexec" / "imagefit-shim"
+    launcher.parent.mkdir()
+    launcher.write_text(launcher_text(os.path.abspath(sys.executable), [str(tmp_path / "gone")]))
+    launcher.chmod(0o755)
+    (tmp_path / "podman").symlink_to(launcher)
+    done = subprocess.run(
+        [str(tmp_path / "podman"), "ps"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 125 and done.stdout == "", done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(
+        "imagefit: cannot load the shim ("
+    ), done.stderr
 
 
 def test_not_intercepted_commands_import_nothing_heavy(shim_bin, quiet_env):
