@@ -494,8 +494,7 @@ def _run(args, environ) -> int:
     _check_dir_name(bindir)
     if args.uninstall:
         return _uninstall(args, bindir, environ)
-    script = shim_script()
-    names = args.runtime or runtimes_found(script, environ)
+    names = args.runtime or runtimes_found(launcher_path(bindir), environ)
     if not names:
         raise ShimError(
             "no container runtime (" + ", ".join(RUNTIME_NAMES) + ") found on PATH; "
@@ -508,7 +507,7 @@ def _run(args, environ) -> int:
             if reason:
                 raise ShimError(f"refusing a site install: {reason}")
     fresh = not os.path.lexists(launcher_path(bindir))
-    shim = _launcher(bindir, script, site=bool(args.site))
+    shim = _launcher(bindir, site=bool(args.site))
     try:
         link_runtimes(bindir, names, shim, force=args.force, site=bool(args.site))
     except BaseException:
@@ -528,9 +527,9 @@ def _run(args, environ) -> int:
     return 0
 
 
-def _launcher(bindir: str, script: str, *, site: bool) -> str:
-    """Write the launcher for `bindir`'s links and return it; pip's script
-    `script` instead where no shebang can name this interpreter. A site
+def _launcher(bindir: str, *, site: bool) -> str:
+    """Write the launcher for `bindir`'s links and return it; pip's
+    ``imagefit-shim`` script instead where no shebang can name this interpreter. A site
     install refuses an interpreter or a directory another user could change
     (root runs the shim for rootful podman and docker)."""
     from shim.trust import untrusted_reason
@@ -538,6 +537,7 @@ def _launcher(bindir: str, script: str, *, site: bool) -> str:
     python = os.path.abspath(sys.executable)
     problem = shebang_problem(python)
     if problem:
+        script = shim_script()
         print(f"note: no launcher: {problem}; the links lead to {script} (slower to start)")
         if site:
             reason = untrusted_reason(script, 0)

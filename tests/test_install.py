@@ -733,3 +733,75 @@ def test_doctor_registry_reachability(tmp_path, shim_dir, registry, auth_registr
         True,
         True,
     )
+
+
+FINDER = """import importlib.machinery, importlib.util, sys
+MAPPING = {mapping!r}
+class _Finder:
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname in MAPPING:
+            init = MAPPING[fullname] + "/__init__.py"
+            return importlib.util.spec_from_file_location(fullname, init, submodule_search_locations=[MAPPING[fullname]])
+        return None
+def install():
+    sys.meta_path.append(_Finder)
+"""
+
+
+def test_an_editable_install_found_through_pth_files(tmp_path):
+    """setuptools' editable install: a ``.pth`` import line installs a finder
+    for the checkout's packages (strict mode: no path on sys.path), and the
+    dependencies come from a ``.pth`` path line. The launcher, which runs
+    without ``site``, names both; a resolution through it imports the
+    dependencies."""
+    import sysconfig
+
+    src = _source_tree(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True
+    )
+    python = venv / "bin" / "python"
+    site = Path(
+        _run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], {}
+        ).stdout.strip()
+    )
+    deps = tmp_path / "deps"  # this venv's site-packages without imagefit: its dependencies only
+    deps.mkdir()
+    installed = Path(sysconfig.get_paths()["purelib"])
+    for entry in installed.iterdir():
+        if entry.name not in ("shim", "hostfacts", "scoring") and not entry.name.startswith(
+            "imagefit-"
+        ):
+            (deps / entry.name).symlink_to(entry)
+    (site / "deps.pth").write_text(f"{deps}\n")
+    mapping = {name: str(src / name) for name in ("shim", "hostfacts", "scoring")}
+    (site / "__editable___imagefit_finder.py").write_text(FINDER.format(mapping=mapping))
+    (site / "__editable__.imagefit-0.1.0.pth").write_text(
+        "import __editable___imagefit_finder; __editable___imagefit_finder.install()\n"
+    )
+    _fakes(tmp_path / "runtimes", "podman")
+    env = _env(tmp_path, str(tmp_path / "runtimes"))
+    code = "import sys; from shim.cli import main; sys.argv[0] = 'imagefit'; sys.exit(main())"
+    done = _run([python, "-c", code, "install", "--prefix", tmp_path / "p"], env)
+    assert done.returncode == 0, done.stderr
+    launcher = Path(_launcher(tmp_path / "p/bin"))
+    assert launcher.read_text().splitlines()[0] == f"#!{python} -IS"
+    assert f"sys.path += {[str(site), str(deps), str(src)]!r}" in launcher.read_text()
+    # through the launcher: the checkout's shim, the dependencies of deps/
+    from tests.test_hot_path import imported, launcher_argv
+
+    ref = f"127.0.0.1:{_closed_port()}/hpc/app:1"
+    ran = _run(launcher_argv(tmp_path / "p/bin/podman", "run", "--rm", ref, "true"),
+               {**env, "PATH": f"{tmp_path / 'p/bin'}:{env['PATH']}", "IMAGEFIT_DRY_RUN": "1"})  # fmt: skip
+    assert ran.returncode == 0 and "running the command unchanged" in ran.stderr, ran.stderr[-2000:]
+    assert "No module named" not in ran.stderr and "requests" in imported(ran), ran.stderr[-2000:]
+    assert json.loads(ran.stdout.splitlines()[-1]) == [
+        str(tmp_path / "runtimes/podman"),
+        "run",
+        "--rm",
+        ref,
+        "true",
+    ]
