@@ -298,9 +298,10 @@ def test_audit_log_one_line_per_decision_same_fields_on_miss_and_hit(app, shim_b
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [line["cache"] for line in lines] == ["miss", "hit"]
     assert lines[0].keys() == lines[1].keys()
-    assert {"event", "time", "user", "uid", "host", "runtime", "reference", "index_digest", "chosen", "outcome",
-            "reason", "cache", "duration_ms"} == set(lines[0])  # fmt: skip
+    assert {"event", "time", "user", "uid", "host", "runtime", "reference", "index_digest", "chosen", "build",
+            "outcome", "reason", "cache", "duration_ms"} == set(lines[0])  # fmt: skip
     assert all(
-        line["chosen"] == app.manifests["zen4"] and line["runtime"] == "podman" for line in lines
-    )
+        line["chosen"] == app.manifests["zen4"] and line["build"] == "zen4"
+        and line["runtime"] == "podman" for line in lines
+    )  # fmt: skip
     assert "password" not in log.read_text().lower()
