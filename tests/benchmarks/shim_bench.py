@@ -5,9 +5,17 @@ measured in the same run (DESIGN: speed is measured, never asserted).
 
 0. the interpreter floor: ``PYTHON -I -S -c pass`` with the interpreter and
    flags of the shim's launcher (read from its shebang), timed in the same
-   rounds as 1 and 2: what any Python shim costs at least;
+   rounds as 1 and 2: what any Python shim costs at least; then the shim
+   alone (its runtime ``/bin/true``: a hit and ``ps``) in rounds with the
+   floor, and what it adds above the floor;
 1. hot path: `podman run --rm IMG id` through the shim (decision cache hit)
-   vs podman directly, paired runs, median ratio (target <= 1.05);
+   vs podman directly (in the same environment) running the very argv the
+   shim execs (the digest, and the login-container recipe: the same
+   container), paired runs, median
+   ratio (target <= 1.05): the shim's own cost. Beside it, in the same
+   rounds, plain `podman run --rm IMG id` (the tag, no login recipe): what a
+   user sees, the recipe's container-side work (a login shell, a tmpfs HOME)
+   included;
 2. pass-through: `podman ps` through the shim vs directly (target: added
    median <= 8 ms);
 3. cold resolution (decision cache off) against the local registry, for an
@@ -72,18 +80,27 @@ def _timed(argv, env) -> float:
     return elapsed
 
 
-def _paired(label, direct, shimmed, env, shim_env, runs, floor=None) -> tuple[float, float]:
+def _paired(
+    label, direct, shimmed, env, shim_env, runs, floor=None, plain=None
+) -> tuple[float, float]:
     """Median of `direct` and of `shimmed`, run alternately `runs` times;
-    with `floor` (a command), it runs in each round too (its times: ``FLOOR``)."""
-    d, s = [], []
+    with `floor` (a command), it runs in each round too (its times: ``FLOOR``),
+    and so does `plain` (a command; its median printed beside)."""
+    d, s, u = [], [], []
     for _ in range(runs):
         d.append(_timed(direct, env))
         s.append(_timed(shimmed, shim_env))
+        if plain:
+            u.append(_timed(plain, env))
         if floor:
             FLOOR.append(_timed(floor, env))
     md, ms = statistics.median(d), statistics.median(s)
     print(f"{label}: direct median {md * 1000:.1f} ms, shim median {ms * 1000:.1f} ms, "
           f"added {1000 * (ms - md):+.1f} ms, ratio {ms / md:.3f} ({runs} paired runs)")  # fmt: skip
+    if plain:
+        mu = statistics.median(u)
+        print(f"   beside it, plain podman run --rm IMG id (tag, no login recipe): median {mu * 1000:.1f} ms; "
+              f"through the shim {1000 * (ms - mu):+.1f} ms, ratio {ms / mu:.3f}")  # fmt: skip
     return md, ms
 
 
@@ -156,21 +173,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"podman {subprocess.run([real, '--version'], capture_output=True, text=True).stdout.split()[-1]}, "
               f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")  # fmt: skip
         floor = launcher_floor(shim)
-        # 1. hot path
+        # 1. hot path: against the argv the shim execs (the same container), and the plain command beside
+        dry = subprocess.run([shim, *pargv[1:], *run], env={**shim_env, "IMAGEFIT_DRY_RUN": "1"},
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        same = json.loads(dry.stdout.splitlines()[-1])
+        if same[0] != real or same == [real, *pargv[1:], *run]:
+            raise SystemExit(f"the shim did not resolve the benchmark image: {same}")
         _paired("1. hot path: podman run --rm IMG id (decision cache hit)",
-                [real, *pargv[1:], *run], [shim, *pargv[1:], *run], env, shim_env, args.runs, floor)  # fmt: skip
+                same, [shim, *pargv[1:], *run], shim_env, shim_env, args.runs, floor, [real, *pargv[1:], *run])  # fmt: skip
         # 2. pass-through
-        _paired("2. pass-through: podman ps", [real, *pargv[1:], "ps"], [shim, *pargv[1:], "ps"], env, shim_env,
+        _paired("2. pass-through: podman ps", [real, *pargv[1:], "ps"], [shim, *pargv[1:], "ps"], shim_env, shim_env,
                 args.runs, floor)  # fmt: skip
-        # 0. the floor, timed in the rounds of 1 and 2; the shim alone (runtime /bin/true) beside it
+        # 0. the floor, timed in the rounds of 1 and 2; then the shim alone (its runtime /bin/true)
+        # in rounds of its own with the floor again: what the shim adds above the interpreter
         own = {**shim_env, "IMAGEFIT_PODMAN": "/bin/true"}
-        alone = statistics.median(_timed([shim, *pargv[1:], *run], own) for _ in range(args.runs))
-        ps_alone = statistics.median(
-            _timed([shim, *pargv[1:], "ps"], own) for _ in range(args.runs)
-        )
+        alone: dict[str, list[float]] = {"floor": [], "hit": [], "ps": []}
+        for _ in range(args.runs):
+            alone["floor"].append(_timed(floor, env))
+            alone["hit"].append(_timed([shim, *pargv[1:], *run], own))
+            alone["ps"].append(_timed([shim, *pargv[1:], "ps"], own))
+        f0, hit0, ps0 = (statistics.median(alone[k]) * 1000 for k in ("floor", "hit", "ps"))
         print(f"0. interpreter floor: {' '.join(floor[:2])} -c pass median {statistics.median(FLOOR) * 1000:.1f} ms "
-              f"({len(FLOOR)} runs, in the rounds of 1 and 2); the shim alone, exec of /bin/true: "
-              f"hit {alone * 1000:.1f} ms, ps {ps_alone * 1000:.1f} ms ({args.runs} runs each)")  # fmt: skip
+              f"({len(FLOOR)} runs, in the rounds of 1 and 2); the shim alone, exec of /bin/true, "
+              f"{args.runs} rounds with the floor ({f0:.1f} ms): hit {hit0:.1f} ms ({hit0 - f0:+.1f}), "
+              f"ps {ps0:.1f} ms ({ps0 - f0:+.1f})")  # fmt: skip
         # 3. cold resolution (cache off), dry run so podman's own time is not in it
         cold_env = {**shim_env, "IMAGEFIT_DRY_RUN": "1"}
         site.write_text("decision_cache_ttl = 0\n")
