@@ -41,6 +41,7 @@ several builds is an error, :meth:`scoring.policy.Policy.pin_error`).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -142,11 +143,12 @@ def _fabric_part(annotations: dict[str, str]) -> list[str]:
     return [",".join(fabrics)] if fabrics and "tcp" not in fabrics else []
 
 
-def base_label(candidate: Candidate, tags: Sequence[str] = ()) -> str:
+def base_label(candidate: Candidate, tags: Sequence[str] = (), cpu: str | None = "") -> str:
     """The label of one build before it is made unique within its index
     (the module docstring says how): e.g. ``x86_64_v3+cuda12.2+sm90``.
-    `tags`: the tags of the NFD sets attached to the build or to the index."""
-    cpu = cpu_part(candidate)
+    `tags`: the tags of the NFD sets attached to the build or to the index;
+    `cpu`: its :func:`cpu_part` when already known."""
+    cpu = cpu_part(candidate) if cpu == "" else cpu
     if cpu:
         head = cpu
     elif tags:
@@ -179,19 +181,21 @@ def name_builds(
         are equal).
     """
     tags = tags if tags is not None else [()] * len(candidates)
-    bases = [base_label(c, t) for c, t in zip(candidates, tags, strict=True)]
+    cpus = [cpu_part(c) for c in candidates]
+    bases = [base_label(c, t, u) for c, t, u in zip(candidates, tags, cpus, strict=True)]
+    counts = Counter(bases)  # linear: an index may hold thousands of builds
     labels = [
-        f"{b}@{_short(c.digest)}" if bases.count(b) > 1 else b
+        f"{b}@{_short(c.digest)}" if counts[b] > 1 else b
         for c, b in zip(candidates, bases, strict=True)
     ]
+    counts = Counter(labels)
     labels = [
-        f"{label}#{c.position}" if labels.count(label) > 1 else label
+        f"{label}#{c.position}" if counts[label] > 1 else label
         for c, label in zip(candidates, labels, strict=True)
     ]
     taken = set(labels)
     out = []
-    for c, base, label in zip(candidates, bases, labels, strict=True):
-        cpu = cpu_part(c)
+    for c, base, label, cpu in zip(candidates, bases, labels, cpus, strict=True):
         aliases = {f"{base}@{_short(c.digest)}"}
         if cpu and cpu not in taken:
             aliases.add(cpu)
