@@ -318,3 +318,23 @@ def test_explain_words_each_rule_as_people_write_it(imagefit_cmd, env, pushed, t
     assert "x  gpu.nvidia count > 0; host has 0" in text
     for never in ("Ge [", "In [", "host: ''", "; host: "):
         assert never not in text, never
+
+
+def test_index_create_prints_a_label_per_build(registry, imagefit_cmd, env, tmp_path):
+    # the report: index create labelled a CUDA build and a CPU build both x86_64_v3
+    from tests.test_author import push_image
+
+    h = registry.host
+    cpu = push_image(h, "labels/cpu:1", "cpu", tmp_path)
+    gpu = push_image(h, "labels/gpu:1", "gpu", tmp_path)
+    done = run(imagefit_cmd, env, "index", "create", f"{h}/labels/made:1", "--tls-verify", "false",
+               "--build", f"{h}/labels/cpu:1=x86_64_v3",
+               "--build", f"{h}/labels/gpu:1=x86_64_v3,gpu.vendor=nvidia,cuda=>=12.2,"
+                          "compute_capabilities=9.0")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [re.split(r"\s+", ln.strip())[:3] for ln in done.stdout.splitlines()[:-1]]
+    assert rows == [
+        ["0", "x86_64_v3", "linux/amd64/v3"],
+        ["1", "x86_64_v3+cuda12.2+sm90", "linux/amd64/v3"],
+    ]
+    assert f"{cpu[:19]}" in done.stdout and f"{gpu[:19]}" in done.stdout
