@@ -95,8 +95,12 @@ def _paired(
         if floor:
             FLOOR.append(_timed(floor, env))
     md, ms = statistics.median(d), statistics.median(s)
+    # per round: the shim's run against the direct run just before it (drifts of a shared machine cancel)
+    added = statistics.median(b - a for a, b in zip(d, s, strict=True))
+    ratio = statistics.median(b / a for a, b in zip(d, s, strict=True))
     print(f"{label}: direct median {md * 1000:.1f} ms, shim median {ms * 1000:.1f} ms, "
-          f"added {1000 * (ms - md):+.1f} ms, ratio {ms / md:.3f} ({runs} paired runs)")  # fmt: skip
+          f"added {1000 * (ms - md):+.1f} ms, ratio {ms / md:.3f}; per round: median added "
+          f"{1000 * added:+.1f} ms, median ratio {ratio:.3f} ({runs} paired runs)")  # fmt: skip
     if plain:
         mu = statistics.median(u)
         print(f"   beside it, plain podman run --rm IMG id (tag, no login recipe): median {mu * 1000:.1f} ms; "
