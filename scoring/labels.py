@@ -81,10 +81,9 @@ def _version(value: str) -> str:
 def cpu_part(candidate: Candidate) -> str | None:
     """The build's CPU target: annotation, else ``platform.features`` token,
     else the variant's generic level; None when it names none."""
-    from archspec.cpu import TARGETS
-
     from scoring.cpu import annotated_target
     from scoring.platform import variant_target
+    from scoring.tokens import token_target
 
     target = annotated_target(candidate.annotations)
     if target:
@@ -92,11 +91,8 @@ def cpu_part(candidate: Candidate) -> str | None:
     plat = candidate.platform
     if plat is None:
         return None
-    for token in plat.features:
-        name = token[4:] if token.startswith("cpu:") else token
-        if name in TARGETS:
-            return name
-    return variant_target(plat)
+    # the token ranking uses (the deepest target named), so label and rank agree
+    return token_target(tuple(plat.features)) or variant_target(plat)
 
 
 def _gpu_parts(candidate: Candidate) -> list[str]:

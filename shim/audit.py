@@ -2,7 +2,8 @@
 
 Fields: ``event`` ("decision"), ``time`` (ISO 8601 UTC), ``user``, ``uid``,
 ``host``, ``runtime``, ``reference`` (as the user gave it), ``index_digest``,
-``chosen`` (digest or null), ``outcome`` (selected, passthrough, refused,
+``chosen`` (digest or null), ``build`` (the chosen build's label, unique
+within its index: docs/compatibility.md, Build labels), ``outcome`` (selected, passthrough, refused,
 error), ``reason`` (the cause: the refusal's first line, or the error),
 ``cache`` (hit, miss, stale, revalidated, waited), ``duration_ms``.
 Credentials are never among them (nor the environment, nor argv beyond the

@@ -234,8 +234,8 @@ def cmd_explain(args) -> int:
         node_class = settings.node_class_for(socket.gethostname()) if own else None
         facts = _facts(args)
     classes = (node_class,) if node_class else ()
-    entry = policy_entry(settings, ref.name, classes)
-    decision = decide(data, facts, policy_of(settings, ref.name, classes))
+    entry = policy_entry(settings, str(ref), classes)  # a policy may name a tag or digest
+    decision = decide(data, facts, policy_of(settings, str(ref), classes))
     rewritten = prefix + str(ref.with_digest(decision.chosen.digest)) if decision.chosen else None
     return _show(decision, str(ref), data.digest, rewritten, args, node_class, entry)
 
@@ -276,8 +276,8 @@ def cmd_check(args) -> int:
             name = node_class
         else:
             name = facts.hostname or os.path.splitext(os.path.basename(path))[0]
-        entry = policy_entry(settings, ref.name, scope)
-        rows.append((name, decide(data, facts, policy_of(settings, ref.name, scope))))
+        entry = policy_entry(settings, str(ref), scope)
+        rows.append((name, decide(data, facts, policy_of(settings, str(ref), scope))))
         hosts.append(render.host_cell(facts))
         paths.append(path)
         classes.append(node_class)

@@ -756,7 +756,7 @@ def _pins(settings, images: list[str], environ, report: _Report) -> list[dict]:
             report.problems.append(f"--image {text}: {row['error']}")
             continue
         ref = found[1]
-        row["policies"] = len(applicable_policies(settings, ref.name))
+        row["policies"] = len(applicable_policies(settings, str(ref)))
         try:
             data = fetch(
                 ref, environ=environ,

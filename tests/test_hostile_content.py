@@ -210,6 +210,12 @@ CASES = [
         "version-5000-digits-refused",
         lambda: {"1": (index([_one({CPU_TARGET: "x86_64", KERNEL: "5." + "9" * 5000})]), INDEX)},
         "refused",
+        "characters (at most 4096)",  # the value is bounded before it is read
+    ),  # fmt: skip
+    Case(
+        "version-1000-digits-refused",
+        lambda: {"1": (index([_one({CPU_TARGET: "x86_64", KERNEL: "5." + "9" * 1000})]), INDEX)},
+        "refused",
         "more than 18 digits",
     ),  # fmt: skip
     Case(

@@ -417,3 +417,40 @@ def test_an_invalid_redirect_location_or_token_realm_is_a_registry_error(
     names is the registry's error (one line naming it), not an unexpected one."""
     ref = reg.behaviour(f"bad-url-{name}/app", _raw(answer)) + ":1"
     fails_open(shim_bin, facts_file, tmp_path, ref, says)
+
+
+def test_podman_creds_are_the_credentials_sent_not_the_auth_file(
+    reg, shim_bin, facts_file, tmp_path
+):
+    """``podman run --creds carol:PW`` authenticates the index request as
+    carol, as podman's own pull does, although auth.json holds bob's
+    credentials for the registry (which are used without --creds)."""
+    seen: list[str] = []
+    documents = serve_documents({"1": (plain_index(), INDEX)})
+
+    def basic_only(handler, route):
+        given = handler.headers.get("Authorization", "")
+        seen.append(given)
+        if not given.startswith("Basic "):
+            return send(handler, 401, b"{}", {"WWW-Authenticate": 'Basic realm="r"'})
+        return documents(handler, route)
+
+    ref = reg.behaviour("creds/app", basic_only) + ":1"
+    auth = tmp_path / "auth.json"
+    bob = base64.b64encode(b"bob:S3CRET").decode()
+    auth.write_text(json.dumps({"auths": {reg.host: {"auth": bob}}}))
+    site = tmp_path / "site.toml"
+    site.write_text("decision_cache_ttl = 0\n")
+    environ = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+               "IMAGEFIT_DRY_RUN": "1", "IMAGEFIT_FACTS": facts_file, "IMAGEFIT_SITE_CONFIG": str(site),
+               "IMAGEFIT_REGISTRY_TIMEOUT": f"{BUDGET:g}", "REGISTRY_AUTH_FILE": str(auth)}  # fmt: skip
+    for creds, who in ((["--creds", "carol:P4SS"], b"carol:P4SS"), ([], b"bob:S3CRET")):
+        seen.clear()
+        args = ["run", "--rm", *creds, "--tls-verify=false", ref, "id"]
+        done = subprocess.run([str(shim_bin / "podman"), *args], env=environ,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        argv = json.loads(done.stdout)[1:]
+        assert f"{ref.rsplit(':', 1)[0]}@{CHOSEN}" in argv, argv
+        assert "Basic " + base64.b64encode(who).decode() in seen, seen
+        assert all("S3CRET" not in s for s in seen) or who == b"bob:S3CRET", seen

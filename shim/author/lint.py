@@ -341,7 +341,7 @@ def policy_findings(settings, reference: str, data, environ=None) -> list[Findin
     labels = ", ".join(name for name, _, _ in builds) or "none"
     known = frozenset().union(*(names for _, _, names in builds)) if builds else frozenset()
     findings = []
-    for entry, where in applicable_policies(settings, data.reference.name):
+    for entry, where in applicable_policies(settings, str(data.reference)):
         origin = f"{policy_origin(entry, settings, environ)} (for {', '.join(where)})"
         if data.candidates is None:
             findings.append(
@@ -403,7 +403,7 @@ def _run_policy(args, ref) -> tuple[str, list[Finding]]:
         authfile=args.authfile,
         nfd_artifacts=args.nfd and settings.nfd_artifacts,
     )
-    if not applicable_policies(settings, ref.name):
+    if not applicable_policies(settings, str(ref)):
         print(
             f"imagefit: no [[policy]] entry (nor IMAGEFIT_PIN) applies to {ref.name}",
             file=sys.stderr,

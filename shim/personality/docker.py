@@ -107,11 +107,14 @@ def config_dir(inv: Invocation, environ: Mapping[str, str]) -> str:
 
 
 def _json(path: str):
-    import json
+    """The JSON document in `path` (docker's config.json, a context's
+    meta.json), or None when absent or unreadable: read bounded and without
+    blocking (a FIFO or a device there, e.g. under ``sudo -E`` from another
+    user's home, is skipped: :func:`shim.untrusted.read_bounded`)."""
+    from shim.untrusted import loads_json, read_bounded
 
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+        return loads_json(read_bounded(path), "docker config")
     except (OSError, ValueError):
         return None
 

@@ -109,6 +109,19 @@ class Podman(Personality):
     def authfile(self, inv: Invocation, environ: Mapping[str, str]) -> str | None:
         return inv.last("authfile") or environ.get("REGISTRY_AUTH_FILE") or None
 
+    def credentials(self, inv: Invocation, environ: Mapping[str, str]) -> tuple[str, str] | None:
+        """``--creds USERNAME[:PASSWORD]`` (podman-pull(1), podman-run(1)): the
+        credentials podman itself uses for this pull, before any auth file
+        (containers/image ``DockerAuthConfig`` in the SystemContext wins over
+        auth.json). Without a password podman prompts for one; the shim
+        cannot, so it asks with the user name alone (a registry that needs the
+        password answers 401: the shim fails open and podman prompts)."""
+        given = inv.last("creds")
+        if not given:
+            return None
+        user, _, password = given.partition(":")
+        return user, password
+
     def pulls_many(self, inv: Invocation) -> bool:
         return inv.verb == "pull"
 
