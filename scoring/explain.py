@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 
 from hostfacts import HostFacts
-from scoring.rules import ExpressionResult, RuleResult
+from scoring.rules import UNREADABLE_RULE, ExpressionResult, RuleResult
 
 _OPS = {"Ge": ">=", "Gt": ">", "Le": "<=", "Lt": "<"}
 
@@ -148,6 +148,9 @@ def describe(result: RuleResult, facts: HostFacts) -> str:
     by its first failed expression, or its first expressions when it matched."""
     nvidia, system = facts.gpu.nvidia, facts.system
     name = result.name
+    if name == UNREADABLE_RULE:  # a compatibility set that could not be read
+        errors = [e.error for e in result.expressions if e.error]
+        return "the compatibility set cannot be read" + (f": {errors[0]}" if errors else "")
     if name == "gpu.nvidia":
         if nvidia.devices:
             names = ", ".join(dict.fromkeys(d.name for d in nvidia.devices if d.name))

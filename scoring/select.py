@@ -181,9 +181,14 @@ def evaluate(
             detail = f"NFD set {best.tag or '(untagged)'} matches ({best.source})"
             checks.append(Check(name="nfd", passed=True, detail=detail))
         else:
-            first = next((r for r in alternatives), None)
+            # a readable set's reason first: it says what the host lacks
+            first = next((r for r in alternatives if not r.error), None) or next(
+                iter(alternatives), None
+            )
             failed = next((rr for rr in first.rules if not rr.is_match), None) if first else None
             why = describe(failed, facts) if failed else "no set matches"
+            if first is not None and first.tag:
+                why = f"set {first.tag}: {why}"
             checks.append(
                 Check(
                     name="nfd",
