@@ -546,8 +546,10 @@ def _launcher(bindir: str, *, site: bool) -> str:
         return script
     paths = package_paths(python)
     if site:
+        # the interpreter, the directory of the name the shebang uses (a venv's
+        # bin/python link), and every directory the launcher imports from
         reason = untrusted_reason(os.path.realpath(python), 0)
-        for path in paths:
+        for path in [os.path.dirname(python), *paths]:
             reason = reason or _root_safe(path)
         if reason:
             raise ShimError(f"the shim's Python is not safe to run as root: {reason}")

@@ -470,6 +470,28 @@ def test_site_install_refuses_an_unsafe_bin_directory(tmp_path):
     assert not (prefix / "bin/podman").exists() and not (tmp_path / "site.toml").exists()
 
 
+def test_site_install_refuses_an_import_path_others_can_write(tmp_path):
+    """Root runs the launcher (rootful podman): every directory it imports
+    from must be root's and not writable by others, e.g. a PYTHONPATH entry
+    at install time."""
+    _require_root()
+    _fakes(tmp_path / "runtimes", "podman")
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    env = _env(tmp_path, str(tmp_path / "runtimes"), IMAGEFIT_SITE_CONFIG=str(tmp_path / "site.toml"),
+               PYTHONPATH=str(open_dir))  # fmt: skip
+    done = imagefit("install", "--site", "--prefix", tmp_path / "opt", env=env)
+    assert done.returncode == 125 and done.stderr.count("\n") == 1, done.stderr
+    assert f"{open_dir} is writable by group or others" in done.stderr
+    assert not (tmp_path / "opt/bin/podman").exists() and not (tmp_path / "opt/libexec").exists()
+    assert not (tmp_path / "site.toml").exists()
+    open_dir.chmod(0o755)  # the same, safe: installed, and the launcher names it
+    done = imagefit("install", "--site", "--prefix", tmp_path / "opt", env=env)
+    assert done.returncode == 0, done.stderr
+    assert repr(str(open_dir)) in (tmp_path / "opt/libexec/imagefit-shim").read_text()
+
+
 def test_site_install_as_an_ordinary_user_is_refused():
     _require_test_user()
     base = world_readable_tmp("imagefit-site-user-")
