@@ -14,9 +14,10 @@ Three modes, each undone by ``--uninstall``:
     Root-owned links in ``DIR/bin``; the site config skeleton
     ``/etc/imagefit/config.toml`` (``IMAGEFIT_SITE_CONFIG`` redirects it),
     written only when absent; a profile snippet ``DIR/etc/profile.d/imagefit.sh``
-    for the admin to link into ``/etc/profile.d``. The shim and the
-    directories it is linked from must be root's and not writable by others:
-    the shim runs as root for rootful podman and docker.
+    for the admin to link into ``/etc/profile.d``. The launcher, its
+    interpreter, every directory it imports from and the directories it is
+    linked from must be root's and not writable by others: the shim runs as
+    root for rootful podman and docker.
 
 The links lead to the shim's launcher, ``PREFIX/libexec/imagefit-shim``
 (:func:`launcher_text`), written by every install: a Python script whose
@@ -25,8 +26,10 @@ shebang runs this installation's interpreter with ``-IS`` (isolated, no
 imports from (found now: its site-packages, paths that ``.pth`` files or
 ``PYTHONPATH`` added, an editable install's checkout) and calls
 ``shim.main.main()``. No ``site`` processing, no ``.pth`` scan, no
-environment-dependent ``sys.path`` on every ``podman`` (pip's console script
-pays ~5 ms for them before the shim starts). Where that shebang cannot be
+``PYTHONPATH`` or user site on every ``podman`` (pip's console script pays
+for them before the shim starts: ~1-2.5 ms, docs/benchmarks.md), and none
+that root, running the shim for rootful podman, could be handed by a
+user's environment (``sudo -E``). Where that shebang cannot be
 written (an interpreter path with blanks, or longer than kernels before
 Linux 5.1 read: 127 bytes), the links lead to pip's ``imagefit-shim``
 script instead, and install says so.
@@ -126,13 +129,16 @@ def package_paths(python: str | None = None) -> list[str]:
     for name in ("shim", "hostfacts", "scoring"):
         module = importlib.import_module(name)
         homes.append(os.path.dirname(os.path.dirname(os.path.abspath(module.__file__))))
-    incidental = {os.path.normpath(os.getcwd())}
+    try:
+        incidental = {os.path.normpath(os.getcwd())}
+    except OSError:  # a working directory since removed
+        incidental = set()
     if sys.path and sys.argv and sys.argv[0]:
         incidental.add(os.path.normpath(os.path.abspath(sys.path[0] or ".")))
     paths: list[str] = []
     for entry in [*sys.path, *homes]:
         path = os.path.normpath(os.path.abspath(entry or "."))
-        if path in base or path in paths or not os.path.isdir(path):
+        if path in base or path in paths or not os.path.exists(path):  # a directory, or a zip
             continue
         if path in incidental and path not in homes:
             continue
