@@ -250,3 +250,12 @@ def test_a_pass_through_with_a_site_config_imports_no_hashing(shim_bin, quiet_en
     assert [m for m in _heavy(modules) if m not in ("hostfacts", "hostfacts.fingerprint")] == []
     assert _heavy(modules, NEVER) == []
     assert (tmp_path / ".cache" / "imagefit" / "config").is_dir()  # the parse cache was used
+
+
+def test_the_launcher_run_by_its_own_name_says_how_to_use_it(shim_bin):
+    launcher = os.path.realpath(shim_bin / "podman")
+    done = subprocess.run([launcher, "run", "x"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 125 and done.stdout == "" and done.stderr.count("\n") == 1, (
+        done.stderr
+    )
+    assert "run it through a link named podman" in done.stderr
