@@ -34,7 +34,6 @@ lock older than its lease (a crashed holder, another node's) is broken.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import time
@@ -302,10 +301,10 @@ def _private(environ) -> str | None:
 def key(reference: str, identity: str, policy: dict) -> str:
     """The cache key of a decision: `reference` on node class `identity`
     under the policy material `policy`."""
-    from hostfacts.fingerprint import canonical
+    from hostfacts.fingerprint import canonical, sha256_hex  # sha256_hex: no OpenSSL load
 
     material = canonical({"ref": reference, "class": identity, "policy": policy})
-    return hashlib.sha256(material.encode()).hexdigest()
+    return sha256_hex(material.encode())
 
 
 def readers(trusted_uids: tuple[int, ...] = ()) -> list[int]:

@@ -113,11 +113,6 @@ def test_a_hit_makes_no_request_and_imports_nothing_heavy(
     assert heavy == [], heavy  # ... through the installed launcher, with nothing heavy
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shim/decisions.py key() hashes with hashlib (OpenSSL's _hashlib, ~3 ms): "
-    "hostfacts.fingerprint.sha256_hex gives the same digest without it",
-)
 def test_a_hit_through_the_launcher_imports_no_hashlib(registry, app, shim_bin, env):
     """The facts fingerprint and the decision key are sha256s; CPython's
     built-in sha256 computes them without importing hashlib."""

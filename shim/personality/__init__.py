@@ -10,8 +10,6 @@ way for all of them.
 
 from __future__ import annotations
 
-import importlib
-
 from shim.personality.base import Personality, Plan, Resolved
 
 _MODULES = {
@@ -30,7 +28,9 @@ def get(name: str) -> Personality | None:
     if module is None:
         return None
     try:
-        return importlib.import_module(module).personality(name)
+        # __import__, not importlib.import_module: the importlib package (and
+        # the warnings module it loads) is not needed on every command
+        return __import__(module, fromlist=["personality"]).personality(name)
     except ModuleNotFoundError:
         return None
 
