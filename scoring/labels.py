@@ -154,7 +154,10 @@ def base_label(candidate: Candidate, tags: Sequence[str] = (), cpu: str | None =
     else:
         return candidate.digest[:19]
     a = candidate.annotations
-    return "+".join([head, *_gpu_parts(candidate), *_mpi_part(a), *_fabric_part(a)])
+    label = "+".join([head, *_gpu_parts(candidate), *_mpi_part(a), *_fabric_part(a)])
+    # "@" and "#" start the suffixes that make labels unique (name_builds): an
+    # index's own words (a CPU target "zen4@1a2b3c4d#1") must not imitate one
+    return label.replace("@", "-").replace("#", "-")
 
 
 def _short(digest: str) -> str:

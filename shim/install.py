@@ -381,6 +381,33 @@ def _root_safe(path: str) -> str | None:
     return None
 
 
+def _import_dir_problem(path: str, owners: tuple[int, ...]) -> str | None:
+    """Why the launcher must not import from `path` (a directory or a zip
+    file), or None: every directory from ``/`` down to it, links on the way
+    included, owned by a uid of `owners` and not writable by group or others
+    unless sticky (``/tmp`` above it); `path` itself owned by `owners` and not
+    writable by group or others at all (a sticky directory still lets others
+    add a module)."""
+    parts = [p for p in os.path.normpath(path).split("/") if p]
+    here = "/"
+    for i in range(len(parts) + 1):
+        if i:
+            here = os.path.join(here, parts[i - 1])
+        try:
+            lst = os.lstat(here)
+            st = os.stat(here) if stat.S_ISLNK(lst.st_mode) else lst
+        except OSError as exc:
+            return f"cannot be checked ({exc.strerror})"
+        if stat.S_ISLNK(lst.st_mode) and lst.st_uid not in owners:
+            return f"has the link {here} owned by uid {lst.st_uid}"
+        if st.st_uid not in owners:
+            return f"has {here} owned by uid {st.st_uid}"
+        writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if writable and (i == len(parts) or not st.st_mode & stat.S_ISVTX):
+            return f"has {here} writable by group or others"
+    return None
+
+
 def _makedirs(path: str, root_owned: bool) -> None:
     missing = []
     probe = path
@@ -551,12 +578,23 @@ def _launcher(bindir: str, *, site: bool) -> str:
                 raise ShimError(f"the shim {script} is not safe to run as root: {reason}")
         return script
     paths = package_paths(python)
+    # every directory the launcher imports from (and every directory above
+    # it) must be one only root or the installer can change: the launcher
+    # runs for everyone who calls the runtime, root included. PYTHONPATH at
+    # install time (Spack's modules set it) is kept only under that rule.
+    owners = (0,) if site else (0, os.geteuid())
+    for path in paths:
+        reason = _import_dir_problem(path, owners)
+        if reason:
+            raise ShimError(
+                f"the launcher would import from {path}, which {reason}; install from an "
+                "environment whose import paths only root (or you) can change"
+            )
     if site:
-        # the interpreter, the directory of the name the shebang uses (a venv's
-        # bin/python link), and every directory the launcher imports from
+        # the interpreter, and the directory of the name the shebang uses (a
+        # venv's bin/python link)
         reason = untrusted_reason(os.path.realpath(python), 0)
-        for path in [os.path.dirname(python), *paths]:
-            reason = reason or _root_safe(path)
+        reason = reason or _root_safe(os.path.dirname(python))
         if reason:
             raise ShimError(f"the shim's Python is not safe to run as root: {reason}")
     path = launcher_path(bindir)

@@ -470,10 +470,13 @@ def test_site_install_refuses_an_unsafe_bin_directory(tmp_path):
     assert not (prefix / "bin/podman").exists() and not (tmp_path / "site.toml").exists()
 
 
-def test_site_install_refuses_an_import_path_others_can_write(tmp_path):
-    """Root runs the launcher (rootful podman): every directory it imports
-    from must be root's and not writable by others, e.g. a PYTHONPATH entry
-    at install time."""
+@pytest.mark.parametrize("site", [True, False], ids=["site", "user"])
+def test_install_refuses_an_import_path_others_can_write(tmp_path, site):
+    """Everyone who calls the runtime runs the launcher (root too, for rootful
+    podman), so every directory it imports from, and every directory above
+    it, must be one only root (or, without --site, the installer) can change:
+    e.g. a PYTHONPATH entry at install time, world-writable or under another
+    user's directory."""
     _require_root()
     _fakes(tmp_path / "runtimes", "podman")
     open_dir = tmp_path / "open"
@@ -481,13 +484,21 @@ def test_site_install_refuses_an_import_path_others_can_write(tmp_path):
     open_dir.chmod(0o777)
     env = _env(tmp_path, str(tmp_path / "runtimes"), IMAGEFIT_SITE_CONFIG=str(tmp_path / "site.toml"),
                PYTHONPATH=str(open_dir))  # fmt: skip
-    done = imagefit("install", "--site", "--prefix", tmp_path / "opt", env=env)
+    flags = ["--site"] if site else []
+    done = imagefit("install", *flags, "--prefix", tmp_path / "opt", env=env)
     assert done.returncode == 125 and done.stderr.count("\n") == 1, done.stderr
-    assert f"{open_dir} is writable by group or others" in done.stderr
+    assert f"{open_dir} writable by group or others" in done.stderr
     assert not (tmp_path / "opt/bin/podman").exists() and not (tmp_path / "opt/libexec").exists()
     assert not (tmp_path / "site.toml").exists()
+    # root's own directory under a directory of another user: she can rename it away
+    theirs = tmp_path / "theirs"
+    (theirs / "lib").mkdir(parents=True)
+    os.chown(theirs, 65534, 65534)
+    done = imagefit("install", *flags, "--prefix", tmp_path / "opt",
+                    env={**env, "PYTHONPATH": str(theirs / "lib")})  # fmt: skip
+    assert done.returncode == 125 and f"{theirs} owned by uid 65534" in done.stderr, done.stderr
     open_dir.chmod(0o755)  # the same, safe: installed, and the launcher names it
-    done = imagefit("install", "--site", "--prefix", tmp_path / "opt", env=env)
+    done = imagefit("install", *flags, "--prefix", tmp_path / "opt", env=env)
     assert done.returncode == 0, done.stderr
     assert repr(str(open_dir)) in (tmp_path / "opt/libexec/imagefit-shim").read_text()
 

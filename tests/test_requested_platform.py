@@ -221,6 +221,8 @@ DOCKER_CASES = [
     (["--platform", "linux"], {}, "generic"),  # one word: an OS; this machine's amd64
     ([], {"DOCKER_DEFAULT_PLATFORM": "linux/amd64/v2"}, "v2"),
     (["--platform", "linux/amd64/v4"], {"DOCKER_DEFAULT_PLATFORM": "linux/amd64/v2"}, "zen4"),
+    # an explicit empty --platform is the host's: the variable is only the flag's default
+    (["--platform="], {"DOCKER_DEFAULT_PLATFORM": "linux/arm64"}, "zen4"),
     (["--platform", "linux/arm64"], {}, None),
     (["--platform", "armhf"], {}, None),  # arm/v7 (containerd normalizeArch): not this machine
     (["--platform", "linux/amd64/foo/bar"], {}, None),  # docker refuses it itself

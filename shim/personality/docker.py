@@ -324,7 +324,13 @@ class Docker(Personality):
         podman = self.podman()
         if podman:
             return podman.requested_platform(inv, environ)
-        return platform_request(inv.last("platform") or environ.get("DOCKER_DEFAULT_PLATFORM"))
+        # DOCKER_DEFAULT_PLATFORM is only the flag's default: an explicit
+        # --platform, even empty (the host's platform), wins (docker/cli
+        # cli/command/container/opts.go: the flag defaults to the variable)
+        given = inv.last("platform")
+        return platform_request(
+            given if given is not None else environ.get("DOCKER_DEFAULT_PLATFORM")
+        )
 
     def wants_cmd(self, inv: Invocation) -> bool:
         podman = self.podman()

@@ -63,6 +63,16 @@ def test_equal_labels_get_the_digest_then_the_position():
     ]
 
 
+def test_an_index_cannot_imitate_a_suffix():
+    """A CPU target spelled like a made-unique label ("zen4@XXXXXXXX#0") is
+    written with "-": every label stays unique (a hostile index)."""
+    short = digest("a")[7:15]
+    out = labels(desc("x", target=f"zen4@{short}#0"), desc("a", target="zen4"),
+                 desc("a", target="zen4"))  # fmt: skip
+    assert out == [f"zen4-{short}-0", f"zen4@{short}#1", f"zen4@{short}#2"]
+    assert len(set(out)) == 3
+
+
 def test_a_bare_target_is_an_alias_only_where_no_label_is_that_target():
     cpu, cuda = name_builds(parse_index(index(
         desc("cpu", target="x86_64_v3"), desc("cuda", target="x86_64_v3", annotations=CUDA))))  # fmt: skip
