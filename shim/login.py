@@ -73,6 +73,8 @@ ENTRYPOINT_JSON = "[" + ", ".join(_json_string(part) for part in ENTRYPOINT) + "
 #: HOME when the caller's home cannot be named in a mount (not absolute, ``/``,
 #: or holding ``:``, ``,`` or a control character).
 FALLBACK_HOME = "/tmp"
+#: HOME for root when its home is not mounted: root's home in (almost) every image
+ROOT_HOME = "/root"
 
 
 def caller_home(environ: Mapping[str, str], euid: int) -> str | None:
@@ -161,6 +163,9 @@ def home_flags(
       there): ``--env=HOME=<home>``.
     - The caller's home is mounted elsewhere (``-v $HOME:/home/me``):
       ``--env=HOME=<that destination>``.
+    - The caller is root: ``--env=HOME=/root``, no mount (root can write
+      anywhere in its container; a tmpfs would hide what the image keeps in
+      ``/root``).
     - Otherwise an empty tmpfs at the caller's home path, private to the
       caller and gone with the container (as apptainer's ``--contain``):
       ``--env=HOME=<home>`` and ``--tmpfs=<home>:rw,exec,mode=0700,U``
@@ -188,6 +193,12 @@ def home_flags(
     elsewhere = [d for s, d in found if s == home and d != "/" and _usable(d)]
     if elsewhere:
         return [f"--env=HOME={elsewhere[-1]}"]
+    if euid == 0:
+        # root may write anywhere in its container, and an image keeps things
+        # under /root (conda, pip --user, caches) that a tmpfs would hide:
+        # root's home in the image, as podman itself sets it from the image's
+        # passwd entry
+        return [f"--env=HOME={ROOT_HOME}"]
     owner = "U" if podman else f"uid={euid},gid={egid}"
     return [f"--env=HOME={home}", f"--tmpfs={home}:rw,exec,mode=0700,{owner}"]
 

@@ -49,8 +49,8 @@ HM = f"--env=HOME={HOME}"
 #: ... and, the caller's home not being mounted, an empty tmpfs there (shim.login.home_flags)
 TM = f"--tmpfs={HOME}:rw,exec,mode=0700,uid=1000,gid=1000"
 LG = [EP, US, HM, TM]
-#: root's HOME flags (uid/gid 0)
-RH = [HM, f"--tmpfs={HOME}:rw,exec,mode=0700,uid=0,gid=0"]
+#: root's HOME flags (uid/gid 0): root's home in the image, nothing mounted over it
+RH = ["--env=HOME=/root"]
 #: podman's HOME flags (when docker is podman-docker's script)
 PH = [HM, f"--tmpfs={HOME}:rw,exec,mode=0700,U"]
 #: podman's login flags (when docker is podman-docker's script)

@@ -394,8 +394,12 @@ def test_table_is_large_enough():
     ],
 )
 def test_rootful_gets_no_keep_id(args, expected, fake, environ, monkeypatch):
+    """As root: no keep-id, and HOME=/root without a mount where the recipe
+    applies (a tmpfs would hide what the image keeps in /root)."""
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert final(args, environ) == expected
+    out = final(args, environ)
+    assert not any(a.startswith("--tmpfs") for a in out), out  # nothing mounted over /root
+    assert [a for a in out if a != "--env=HOME=/root"] == expected
     assert fake.asked == [IMG]
 
 

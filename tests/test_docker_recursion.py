@@ -43,7 +43,10 @@ DOCKER_EP = "--entrypoint=/bin/sh"
 
 def home_flags(podman: bool) -> list[str]:
     """HOME for a login container as the test's caller (shim.login.home_flags):
-    its $HOME, not mounted in these lines, so an empty tmpfs there."""
+    its $HOME, not mounted in these lines, so an empty tmpfs there (root:
+    HOME=/root only)."""
+    if os.geteuid() == 0:  # root: its home in the image, nothing mounted over it
+        return ["--env=HOME=/root"]
     home = os.environ["HOME"]
     owner = "U" if podman else f"uid={os.geteuid()},gid={os.getegid()}"
     return [f"--env=HOME={home}", f"--tmpfs={home}:rw,exec,mode=0700,{owner}"]

@@ -162,8 +162,8 @@ def test_dry_run_argv_and_explain_agree(shim_bin, podman_env, app, facts_files, 
     assert entrypoint.startswith("--entrypoint=[")
     assert final == [
         shutil.which("podman"), *argv[1:], "run", entrypoint,
-        # root's HOME: an empty tmpfs at root's home (not mounted here)
-        "--env=HOME=/root", "--tmpfs=/root:rw,exec,mode=0700,U", "--rm", "-it", "--network=none",
+        # root's HOME: its home in the image, nothing mounted over it
+        "--env=HOME=/root", "--rm", "-it", "--network=none",
         "--tls-verify=false", pinned, "ls", "-l", ref,
     ]  # fmt: skip
     explained = subprocess.run(
@@ -365,18 +365,21 @@ def test_insecure_registry_from_imagefit_config_reaches_podman(
 def test_rootful_login_container_home_cmd_and_path(
     shim_bin, podman_env, app, facts_files, registry
 ):
-    """As root: HOME is root's home, an empty tmpfs when not mounted (the test
-    image has no /root), writable; PATH holds each directory once, the
-    image's first; with no command and no TTY the image's Cmd runs through
-    the login shell (its PATH finds whichbuild), not its ENTRYPOINT."""
+    """As root: HOME is root's home in the image, nothing mounted over it
+    (root may create it: the test image has no /root); PATH holds each
+    directory once, the image's first; with no command and no TTY the
+    image's Cmd runs through the login shell (its PATH finds whichbuild),
+    not its ENTRYPOINT."""
     ref = f"{app.repository}:2024"
     base = ["run", "--rm", "--network=none", "--tls-verify=false", ref]
     env = {"HOME": "/root"}
-    done = shim_run(shim_bin, podman_env, [*base, "sh", "-c", PROBE], facts=facts_files["zen4"],
+    script = 'mkdir -p "$HOME"; grep -q " /root " /proc/mounts && echo mounted; ' + PROBE
+    done = shim_run(shim_bin, podman_env, [*base, "sh", "-c", script], facts=facts_files["zen4"],
                     extra_env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     seen = probe(done.stdout)
     assert seen["home"] == "/root" and "writable" in seen, done.stdout
+    assert "mounted" not in seen, done.stdout  # the image's /root, not a tmpfs
     assert seen["dups"].strip() == "", done.stdout
     assert seen["path"].startswith("/opt/app/bin:/usr/bin:/bin:"), done.stdout
     assert (seen["build"], seen["uid"]) == ("zen4", "0")
