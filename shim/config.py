@@ -92,18 +92,20 @@ def split_image(text: str) -> tuple[str, str | None, str | None]:
 
 def image_pattern_problem(image: str) -> str | None:
     """Why a ``[[policy]] image`` cannot match anything, or None: an empty
-    repository, tag or digest, or a digest that is not ``ALGORITHM:HEX``."""
+    repository, tag or digest, or a digest no reference can carry
+    (:func:`shim.reference._digest_error`: sha256 of 64 or sha512 of 128
+    lowercase hex digits, as go-digest validates)."""
     name, tag, digest = split_image(image)
     if not name or name.endswith("/"):
         return "names no repository"
     if tag is not None and not tag:
         return "has an empty tag (write repo:TAG, or repo alone for every tag)"
     if digest is not None:
-        algorithm, colon, hexpart = digest.partition(":")
-        hexdigits = set("0123456789abcdef")
-        if not (colon and algorithm.isascii() and algorithm.isalnum() and hexpart
-                and set(hexpart) <= hexdigits):  # fmt: skip
-            return "has no valid digest after @ (write repo@sha256:<64 hex>)"
+        from shim.reference import _digest_error  # the digests a reference may carry
+
+        why = _digest_error(digest)
+        if why:
+            return f"has no valid digest after @ ({why}; write repo@sha256:<64 hex>)"
     return None
 
 
