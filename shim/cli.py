@@ -235,9 +235,29 @@ def cmd_explain(args) -> int:
         facts = _facts(args)
     classes = (node_class,) if node_class else ()
     entry = policy_entry(settings, str(ref), classes)  # a policy may name a tag or digest
-    decision = decide(data, facts, policy_of(settings, str(ref), classes))
+    requested = _requested_platform(args.platform, facts) if args.platform else None
+    decision = decide(data, facts, policy_of(settings, str(ref), classes), requested)
     rewritten = prefix + str(ref.with_digest(decision.chosen.digest)) if decision.chosen else None
     return _show(decision, str(ref), data.digest, rewritten, args, node_class, entry)
+
+
+def _requested_platform(text: str, facts) -> tuple[str, str, str | None]:
+    """``--platform OS[/ARCH[/VARIANT]]`` of ``imagefit explain`` as the shim
+    reads a runtime's (:func:`shim.personality.platforms.split_specifier`,
+    containerd's ``Parse``; names normalised by :func:`scoring.platform.normalize`),
+    the architecture defaulting to the facts' own.
+
+    Raises:
+        ShimError: not a platform containerd's ``Parse`` reads (one line).
+    """
+    from scoring.platform import normalize
+    from shim.personality import platforms
+
+    split = platforms.split_specifier(text)
+    if split == platforms.UNREADABLE:
+        raise ShimError(f"--platform {text!r}: not OS[/ARCH[/VARIANT]] (e.g. linux/amd64/v3)")
+    os_, arch, variant = normalize(*split)
+    return os_, arch or normalize("", facts.cpu.architecture, None)[1], variant
 
 
 def _check_rows(args, settings):
@@ -538,6 +558,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--node-class", metavar="NAME",
         help="for that node class of the config (its facts file and policy scope)",
+    )  # fmt: skip
+    p.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]",
+        help="as `podman run --platform`: only builds that platform accepts (linux/amd64/v3)",
     )  # fmt: skip
     p.set_defaults(func=cmd_explain)
 

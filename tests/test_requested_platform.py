@@ -365,3 +365,30 @@ def test_a_platform_adds_no_import_to_a_cache_hit(shim_dir, app, zen4, tmp_path)
         loaded[build] = set(modules.split())
     assert "shim.decisions" in loaded["zen3"]
     assert loaded["zen3"] - loaded["zen4"] == set()
+
+
+# -- imagefit explain --platform -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("platform", "build"),
+    [("linux/amd64/v3", "zen3"), ("linux/amd64/v2", "v2"), ("x86_64", "generic"), (None, "zen4")],
+)
+def test_explain_platform_shows_what_the_shim_would_run(imagefit_cmd, app, zen4, platform, build):
+    """`imagefit explain --platform` decides as `podman run --platform` does
+    (the same parser and normalisation; tests above), without a container."""
+    import json
+
+    argv = [*imagefit_cmd, "explain", app.ref, "--json", "--tls-verify", "false", "--facts", zen4]
+    done = subprocess.run([*argv, *(["--platform", platform] if platform else [])],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["chosen"]["digest"] == app.manifests[build]
+
+
+def test_explain_platform_refuses_what_is_not_a_platform(imagefit_cmd, app, zen4):
+    argv = [*imagefit_cmd, "explain", app.ref, "--tls-verify", "false", "--facts", zen4,
+            "--platform", "linux/amd64/foo/bar"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 125 and done.stderr.count("\n") == 1, done.stderr
+    assert "not OS[/ARCH[/VARIANT]]" in done.stderr
