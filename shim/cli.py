@@ -241,6 +241,12 @@ def cmd_explain(args) -> int:
     return _show(decision, str(ref), data.digest, rewritten, args, node_class, entry)
 
 
+def _registry_flags(p) -> None:
+    """``--tls-verify`` and ``--authfile``, as podman's, on subcommand parser `p`."""
+    p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
+    p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
+
+
 def _requested_platform(text: str, facts) -> tuple[str, str, str | None]:
     """``--platform OS[/ARCH[/VARIANT]]`` of ``imagefit explain`` as the shim
     reads a runtime's (:func:`shim.personality.platforms.split_specifier`,
@@ -552,8 +558,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("reference", metavar="REF")
     p.add_argument("--json", action="store_true", help="the decision as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="every check of every candidate")
-    p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
-    p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
+    _registry_flags(p)
     facts_options(p)
     p.add_argument(
         "--node-class", metavar="NAME",
@@ -580,8 +585,7 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--csv", action="store_true", help="the matrix as CSV (one row per node class)"
     )
-    p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
-    p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
+    _registry_flags(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
@@ -593,8 +597,7 @@ def _parser() -> argparse.ArgumentParser:
         "its decision_cache_ttl is refreshed: run it every decision_cache_ttl/2 seconds.",
     )
     p.add_argument("references", nargs="+", metavar="REF")
-    p.add_argument("--tls-verify", choices=("true", "false"), help="as podman's --tls-verify")
-    p.add_argument("--authfile", metavar="FILE", help="credentials file, as podman's --authfile")
+    _registry_flags(p)
     p.set_defaults(func=cmd_warm)
 
     p = sub.add_parser(

@@ -180,12 +180,30 @@ def shebang_problem(python: str) -> str | None:
     return None
 
 
+def _regular_head(path: str, limit: int) -> bytes | None:
+    """The first `limit` bytes of the regular file `path`, or None: no link
+    followed, no FIFO waited on (``O_NOFOLLOW|O_NONBLOCK``, then fstat), as
+    root must read a name in a directory someone else may write."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        from hostfacts.fingerprint import read_fd
+
+        return read_fd(fd, limit) or b""
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def is_our_launcher(path: str) -> bool:
     """True when `path` is a regular file that imagefit wrote as a launcher."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
+    head = _regular_head(path, 1 << 20)
+    if head is None:
         return False
     lines = head.split(b"\n", 2)
     return len(lines) > 1 and lines[1].startswith(LAUNCHER_MARK.encode())
@@ -195,11 +213,7 @@ def write_launcher(path: str, text: str, *, site: bool) -> bool:
     """Write the launcher `text` at `path` (mode 0755; root's with `site`),
     atomically: a ``podman`` started meanwhile runs the old file or the new.
     Returns False when an identical launcher was already there."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            same = fh.read() == text
-    except (OSError, UnicodeDecodeError):
-        same = False
+    same = _regular_head(path, len(text.encode()) + 1) == text.encode()
     if same and is_our_launcher(path) and not os.path.islink(path):
         if site:
             os.chown(path, 0, 0, follow_symlinks=False)
