@@ -81,8 +81,10 @@ def live_fingerprint(environ, hostname: str) -> str | None:
         except (OSError, ValueError):
             return None
     try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-            boot_id = fh.read().strip()
+        # bytes, decoded as UTF-8 (its codec is loaded at start-up; "ascii"
+        # would import encodings.ascii on the hot path): the same text for a UUID
+        with open("/proc/sys/kernel/random/boot_id", "rb") as fh:
+            boot_id = fh.read(256).decode("utf-8", "replace").strip()
     except OSError:
         return None
     if not boot_id:
@@ -278,7 +280,7 @@ def cached_identity(environ, fingerprint: str) -> str | None:
     data = read_private(_identity_path(environ, fingerprint), 256)
     if data is None:
         return None
-    text = data.decode("ascii", "replace")
+    text = data.decode("utf-8", "replace")  # not "ascii": see fingerprint()
     fields = text.split()
     if len(fields) != 2 or fields[0] != fingerprint or not owned_dir(directory):
         return None
