@@ -643,7 +643,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prefix", metavar="DIR", help="link into DIR/bin")
     p.add_argument(
-        "--runtime", action="append", choices=INSTALL_RUNTIMES,
+        "--runtime",
+        action="append",
+        choices=INSTALL_RUNTIMES,
         help="link this runtime (repeatable)",
     )
     p.add_argument("--force", action="store_true", help="replace existing files")

@@ -242,21 +242,49 @@ def _credentials(tmp_path, text: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("uri", "text", "extra", "expected"),
     [
-        (NGC, "machine nvcr.io login $oauthtoken password nvapi-xyz\n", {}, ("$oauthtoken", "nvapi-xyz")),
+        (
+            NGC,
+            "machine nvcr.io login $oauthtoken password nvapi-xyz\n",
+            {},
+            ("$oauthtoken", "nvapi-xyz"),
+        ),
         # the user of the URI picks its line
-        ("docker://bob@nvcr.io#a/b", "machine nvcr.io login al password 1\nmachine nvcr.io login bob password 2\n",
-         {}, ("bob", "2")),
+        (
+            "docker://bob@nvcr.io#a/b",
+            "machine nvcr.io login al password 1\nmachine nvcr.io login bob password 2\n",
+            {},
+            ("bob", "2"),
+        ),
         # without a user: the first line of the registry
-        ("docker://nvcr.io#a/b", "machine nvcr.io login al password 1\nmachine nvcr.io login bob password 2\n",
-         {}, ("al", "1")),
+        (
+            "docker://nvcr.io#a/b",
+            "machine nvcr.io login al password 1\nmachine nvcr.io login bob password 2\n",
+            {},
+            ("al", "1"),
+        ),
         # the port is dropped (${registry%:*})
         ("docker://127.0.0.1:5000#a/b", "machine 127.0.0.1 login u password p\n", {}, ("u", "p")),
         # Docker Hub is registry-1.docker.io for enroot
-        ("docker://ubuntu", "machine registry-1.docker.io login hub password h\n", {}, ("hub", "h")),
+        (
+            "docker://ubuntu",
+            "machine registry-1.docker.io login hub password h\n",
+            {},
+            ("hub", "h"),
+        ),
         ("docker://ubuntu", "machine docker.io login hub password h\n", {}, None),
         # a $VARIABLE password is expanded; a command is never run
-        (NGC, "machine nvcr.io login $oauthtoken password $NGC_KEY\n", {"NGC_KEY": "k1"}, ("$oauthtoken", "k1")),
-        (NGC, "machine nvcr.io login $oauthtoken password ${NGC_KEY}\n", {"NGC_KEY": "k2"}, ("$oauthtoken", "k2")),
+        (
+            NGC,
+            "machine nvcr.io login $oauthtoken password $NGC_KEY\n",
+            {"NGC_KEY": "k1"},
+            ("$oauthtoken", "k1"),
+        ),
+        (
+            NGC,
+            "machine nvcr.io login $oauthtoken password ${NGC_KEY}\n",
+            {"NGC_KEY": "k2"},
+            ("$oauthtoken", "k2"),
+        ),
         (NGC, "machine nvcr.io login x password $(cat /etc/shadow)\n", {}, None),
         # another registry, a user without a password line, a malformed line
         (NGC, "machine quay.io login u password p\n", {}, None),
@@ -271,7 +299,9 @@ def test_credentials_as_enroot_reads_them(tmp_path, uri, text, extra, expected):
 
 def test_credentials_default_to_xdg_config_home(tmp_path, fake, environ):
     (tmp_path / "xdg" / "enroot").mkdir(parents=True)
-    (tmp_path / "xdg" / "enroot" / ".credentials").write_text("machine nvcr.io login u password p\n")
+    (tmp_path / "xdg" / "enroot" / ".credentials").write_text(
+        "machine nvcr.io login u password p\n"
+    )
     planned(["import", NGC], {**environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
     assert fake.calls[0]["credentials"] == ("u", "p")
 

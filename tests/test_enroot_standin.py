@@ -26,7 +26,7 @@ from tests.conftest import world_readable_tmp
 from tests.support import oci
 from tests.support.registry import LocalRegistry
 from tests.support.standin import StandIn, path_with
-from tests.test_e2e_scoring import HASWELL, P, ZEN4, h100, host, t4
+from tests.test_e2e_scoring import HASWELL, ZEN4, P, h100, host, t4
 
 REPO = "hpc/enroot-app"
 
@@ -194,12 +194,16 @@ def test_lines_the_shim_leaves_alone_reach_enroot_unchanged(
 ):
     args = [enroot_uri(app, "2024") if a == "URI" else a for a in args]
     standin = EnrootStandIn(tmp_path / "bin", status=5)
-    done = run_shim(enroot_shim, args, shim_env(enroot_shim, standin, tmp_path, facts_files["h100"]))
+    done = run_shim(
+        enroot_shim, args, shim_env(enroot_shim, standin, tmp_path, facts_files["h100"])
+    )
     assert done.returncode == 5
     assert standin.argvs() == [args]
 
 
-def test_http_registry_without_enroot_allow_http_fails_open(enroot_shim, app, facts_files, tmp_path):
+def test_http_registry_without_enroot_allow_http_fails_open(
+    enroot_shim, app, facts_files, tmp_path
+):
     """Without ENROOT_ALLOW_HTTP enroot (and so the shim) speaks HTTPS only:
     the plain-HTTP registry cannot answer, the command runs unchanged."""
     standin = EnrootStandIn(tmp_path / "bin")
@@ -227,7 +231,9 @@ def private(tmp_path_factory):
 
 
 @pytest.mark.parametrize("user", ["", "ngc@"])
-def test_credentials_file_opens_a_private_registry(enroot_shim, private, facts_files, tmp_path, user):
+def test_credentials_file_opens_a_private_registry(
+    enroot_shim, private, facts_files, tmp_path, user
+):
     standin = EnrootStandIn(tmp_path / "bin")
     config = tmp_path / "ecfg"
     config.mkdir()
@@ -243,7 +249,9 @@ def test_credentials_file_opens_a_private_registry(enroot_shim, private, facts_f
     assert "s3cret" not in done.stderr + done.stdout
 
 
-def test_a_private_registry_without_credentials_fails_open(enroot_shim, private, facts_files, tmp_path):
+def test_a_private_registry_without_credentials_fails_open(
+    enroot_shim, private, facts_files, tmp_path
+):
     standin = EnrootStandIn(tmp_path / "bin")
     env = shim_env(enroot_shim, standin, tmp_path, facts_files["t4"],
                    {"ENROOT_CONFIG_PATH": str(tmp_path / "none")})  # fmt: skip

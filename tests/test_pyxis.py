@@ -33,15 +33,14 @@ import subprocess
 
 import pytest
 
+from tests import test_enroot_standin as standin_tests
 from tests.support.standin import path_with
-from tests.test_enroot_standin import (  # noqa: F401 - fixtures
-    EXPECTED,
-    REPO,
-    EnrootStandIn,
-    app,
-    enroot_shim,
-    facts_files,
-)
+from tests.test_enroot_standin import EXPECTED, REPO, EnrootStandIn
+
+#: the fixtures of tests/test_enroot_standin.py: the installed shim, the index, facts files
+enroot_shim = standin_tests.enroot_shim
+app = standin_tests.app
+facts_files = standin_tests.facts_files
 
 #: pyxis_slurmstepd.c ``enroot_deny_env``
 DENY = (
@@ -130,7 +129,8 @@ def test_srun_container_image_reaches_the_shim_and_gets_the_nodes_build(
     image = image_form.replace("HOST", host).replace("REPO", REPO)
     standin = EnrootStandIn(tmp_path / "real-bin")
     stepd_path = path_with(enroot_shim.parent, standin.path.parent).split(os.pathsep)
-    stepd_path = os.pathsep.join(stepd_path[:2] + ["/usr/bin", "/bin"])  # pyxis_slurmd.c's default
+    # slurmstepd's PATH: the shim, the real enroot, then the system
+    stepd_path = os.pathsep.join(stepd_path[:2] + ["/usr/bin", "/bin"])
     env = pyxis_environ(stepd_path, job_environment(tmp_path, facts_files[node], site_config, standin),
                         os.getuid(), os.getgid())  # fmt: skip
     uri = pyxis_uri(image)

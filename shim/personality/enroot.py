@@ -52,9 +52,8 @@ import sys
 from collections.abc import Mapping
 
 from shim import reference
-from shim.argv import Invocation
+from shim.argv import Invocation, enroot_uri
 from shim.argv import enroot as grammar
-from shim.argv import enroot_uri
 from shim.errors import InvalidReference
 from shim.personality.base import Personality, Plan, Resolved
 
@@ -125,9 +124,7 @@ def _password(fields: list[str], environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def netrc_login(
-    uri: enroot_uri.EnrootURI, environ: Mapping[str, str]
-) -> tuple[str, str] | None:
+def netrc_login(uri: enroot_uri.EnrootURI, environ: Mapping[str, str]) -> tuple[str, str] | None:
     """(user, password) enroot would use for the registry of `uri`, or None.
 
     As ``docker::_parse_uri`` and ``docker::_authenticate`` (src/docker.sh):
