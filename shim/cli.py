@@ -17,6 +17,8 @@ from shim import __version__
 from shim.errors import EXIT_SHIM_ERROR, ShimError
 
 RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus")
+#: what `imagefit install --runtime` links (shim.install.RUNTIME_NAMES): enroot has no `pull`
+INSTALL_RUNTIMES = (*RUNTIME_NAMES, "enroot")
 
 
 def _facts(args):
@@ -641,7 +643,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prefix", metavar="DIR", help="link into DIR/bin")
     p.add_argument(
-        "--runtime", action="append", choices=RUNTIME_NAMES, help="link this runtime (repeatable)"
+        "--runtime",
+        action="append",
+        choices=INSTALL_RUNTIMES,
+        help="link this runtime (repeatable)",
     )
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.add_argument(

@@ -698,6 +698,7 @@ def test_doctor_json_shape(tmp_path, shim_dir):
         "apptainer",
         "singularity",
         "sarus",
+        "enroot",
     ]
     assert set(data["runtimes"][0]) == {"name", "status", "resolves_to", "resolves_to_shim", "shim_links", "real",
                                         "real_configured", "real_error", "version"}  # fmt: skip

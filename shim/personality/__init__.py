@@ -1,5 +1,5 @@
 """Runtime personalities: what the shim does differently as podman, docker,
-apptainer/singularity or Sarus. Standard library only.
+apptainer/singularity, Sarus or enroot. Standard library only.
 
 A personality knows its runtime's grammar (:mod:`shim.argv`), which operands
 name registry images, how a pinned reference is written, which flags and
@@ -18,6 +18,7 @@ _MODULES = {
     "apptainer": "shim.personality.apptainer",
     "singularity": "shim.personality.apptainer",
     "sarus": "shim.personality.sarus",
+    "enroot": "shim.personality.enroot",
 }
 
 

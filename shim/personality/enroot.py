@@ -1,0 +1,221 @@
+"""enroot (NVIDIA/enroot 3.1 to 4.1): ``import``, ``load`` and ``digest``.
+
+Intercepted: ``enroot import [options] docker://URI`` (a registry image
+converted to a squashfs file), ``enroot load [options] docker://URI`` (the
+same, unpacked as a container root filesystem) and ``enroot digest
+docker://URI`` (the digest of the manifest enroot would import: pyxis's
+``importers/caching_importer.sh`` names its cache by it and imports
+``URI@DIGEST``). The grammar is :mod:`shim.argv.enroot` (``enroot.in``),
+the URI :mod:`shim.argv.enroot_uri` (``src/docker.sh``
+``docker::_parse_uri``). Left alone: ``dockerd://`` and ``podman://`` (a
+local daemon's images), a URI enroot refuses, ``--help``, and every other
+command: ``create`` and ``start`` take a squashfs file or a container
+name, never a registry image.
+
+enroot itself takes the first manifest of the index whose
+``platform.architecture`` is the requested one (``--arch``, by default
+``uname -m``; ``docker::_download``): no variant, no GPU, no CUDA. The shim
+chooses the build instead and pins it: the URI keeps the user's spelling up
+to the image and gets ``:sha256:HEX`` in place of its tag
+(:meth:`~shim.argv.enroot_uri.EnrootURI.pinned`: the digest spelling every
+enroot release reads). ``--arch`` is the requested platform (enroot's
+``common::debarch``: ``x86_64``, ``aarch64``, ``ppc64le``; anything else is
+enroot's own error, and another machine's architecture its own choice).
+
+enroot names its output after the URI when the user names none
+(``URI.sqsh`` for ``import``, ``URI`` for ``load``): a pinned URI would
+change that name, so the shim adds ``--output NAME.sqsh`` (``--name NAME``)
+with the name enroot derives from the URI as the user wrote it
+(``docker::import``/``docker::load``, enroot 4: ``nvidia+pytorch+24.05``).
+
+Registry access, as enroot's: plain HTTP only when ``ENROOT_ALLOW_HTTP`` is
+set to a true value in the environment (``enroot.in`` ``config::fini``
+unsets ``n``, ``no``, ``false``...); a registry insecure only by
+registries.conf or imagefit's ``insecure_registries`` is resolved with one
+warning that enroot will not reach it without ``ENROOT_ALLOW_HTTP``.
+Credentials: ``$ENROOT_CONFIG_PATH/.credentials`` (default
+``$XDG_CONFIG_HOME/enroot``, ``~/.config/enroot``), netrc lines
+``machine HOST login USER password PASS`` read as ``docker::_parse_uri``
+and ``docker::_authenticate`` do (:func:`netrc_login`); never logged. The
+``ENROOT_*`` environment is passed to enroot untouched.
+
+No login recipe: ``enroot start`` runs the container as the caller with the
+image's ``/etc/rc``; the shim does not intercept it.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+from shim import reference
+from shim.argv import Invocation, enroot_uri
+from shim.argv import enroot as grammar
+from shim.errors import InvalidReference
+from shim.personality.base import Personality, Plan, Resolved
+
+#: enroot's ``common::debarch``: the only ``--arch`` values it accepts.
+DEBARCH = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le"}
+#: ``config::fini``: ENROOT_* values enroot reads as "unset".
+_FALSE = frozenset({"n", "no", "N", "No", "NO", "f", "false", "F", "False", "FALSE"})
+#: The most of a credentials file read (a netrc file is a few lines).
+_CREDENTIALS_LIMIT = 1 << 20
+
+
+def enabled(environ: Mapping[str, str], name: str) -> bool:
+    """True when ENROOT_* variable `name` is set to a value enroot keeps
+    (``enroot.in``: ``config::export`` turns "" into the default, then
+    ``config::fini`` unsets ``^(no?|N[oO]?|[fF](alse)?|FALSE)$``)."""
+    value = environ.get(name, "")
+    return bool(value) and value not in _FALSE
+
+
+def credentials_file(environ: Mapping[str, str]) -> str:
+    """``$ENROOT_CONFIG_PATH/.credentials`` with enroot's defaults
+    (``enroot.in``: ``ENROOT_CONFIG_PATH=${XDG_CONFIG_HOME}/enroot``,
+    ``XDG_CONFIG_HOME=${HOME}/.config``). A value set only in the site's
+    ``enroot.conf`` is not seen."""
+    config = environ.get("ENROOT_CONFIG_PATH")
+    if not config:
+        xdg = environ.get("XDG_CONFIG_HOME")
+        if not xdg:
+            xdg = os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".config")
+        config = os.path.join(xdg, "enroot")
+    return os.path.join(config, ".credentials")
+
+
+def _read_lines(path: str) -> list[str]:
+    """The lines of a regular file of at most :data:`_CREDENTIALS_LIMIT`
+    bytes, or [] (missing, unreadable, a FIFO or device: never waited on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return []
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        data = os.read(fd, _CREDENTIALS_LIMIT + 1)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    if len(data) > _CREDENTIALS_LIMIT:
+        return []
+    return data.decode("utf-8", "replace").splitlines()
+
+
+def _password(fields: list[str], environ: Mapping[str, str]) -> str | None:
+    """The password of one netrc line's fields (from the 6th on, as
+    ``common::evalnetrc`` hands it to the shell). A value starting with
+    ``$`` is shell-expanded by enroot: the shim expands a lone ``$NAME`` or
+    ``${NAME}`` from the environment and gives up (None) on anything else
+    (``$(command)``): it never runs a shell."""
+    text = " ".join(fields[5:])
+    if not text.startswith("$"):
+        return text
+    name = text[2:-1] if text.startswith("${") and text.endswith("}") else text[1:]
+    if name and (name[0].isalpha() or name[0] == "_") and name.replace("_", "a").isalnum():
+        return environ.get(name, "")
+    return None
+
+
+def netrc_login(uri: enroot_uri.EnrootURI, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """(user, password) enroot would use for the registry of `uri`, or None.
+
+    As ``docker::_parse_uri`` and ``docker::_authenticate`` (src/docker.sh):
+    the user is the URI's ``USER@``, else the login of the first line
+    ``machine REGISTRY login USER ...`` (the port dropped: ``${registry%:*}``);
+    its password is that of the line ``machine REGISTRY login USER password
+    PASS`` (a line starting with ``machine``). enroot hands the file to curl,
+    which sends the entry of the token realm's host; the shim sends the
+    registry's entry (sites list both with the same credentials, as enroot's
+    doc/cmd/import.md shows for nvcr.io).
+    """
+    host = uri.registry.rsplit(":", 1)[0] if not uri.registry.endswith("]") else uri.registry
+    lines = [line.split() for line in _read_lines(credentials_file(environ))]
+    entries = [
+        f for f in lines if len(f) >= 4 and f[0] == "machine" and f[1] == host and f[2] == "login"
+    ]
+    user = uri.user or (entries[0][3] if entries else "")
+    if not user:
+        return None
+    for fields in entries:
+        if fields[3] == user and len(fields) >= 6 and fields[4] == "password":
+            password = _password(fields, environ)
+            return None if password is None else (user, password)
+    return None
+
+
+class Enroot(Personality):
+    grammar = grammar
+    login_verbs: frozenset[str] = frozenset()
+    tls_flag = None
+
+    def _uri(self, inv: Invocation) -> enroot_uri.EnrootURI | None:
+        return enroot_uri.parse(inv.args[inv.images[0]]) if inv.images else None
+
+    def operand(self, text: str, inv: Invocation, environ: Mapping[str, str]):
+        """(head of the URI as written, the registry reference) for a
+        ``docker://`` URI enroot reads, else None."""
+        uri = enroot_uri.parse(text)
+        if uri is None:
+            return None
+        domain = "docker.io" if uri.registry == enroot_uri.HUB else uri.registry
+        if not reference.valid_domain(domain):
+            return None
+        pinned = reference.is_digest(uri.tag)
+        try:  # the path and tag checked as a reference's; the domain is enroot's
+            parsed = reference.parse(
+                f"registry.invalid/{uri.image}{'@' if pinned else ':'}{uri.tag}"
+            )
+        except InvalidReference:
+            return None
+        return uri.head, reference.Reference(domain, parsed.path, parsed.tag, parsed.digest)
+
+    def pin(self, prefix: str, ref: reference.Reference, digest: str) -> str:
+        """``HEAD:sha256:HEX``: `prefix` is the URI's head (:meth:`operand`)."""
+        return f"{prefix}:{digest}"
+
+    def tls_verify(self, inv: Invocation, environ: Mapping[str, str]) -> bool | None:
+        """False (plain HTTP allowed) with ``ENROOT_ALLOW_HTTP``, else no choice."""
+        return False if enabled(environ, "ENROOT_ALLOW_HTTP") else None
+
+    def credentials(self, inv: Invocation, environ: Mapping[str, str]) -> tuple[str, str] | None:
+        uri = self._uri(inv)
+        return netrc_login(uri, environ) if uri is not None else None
+
+    def requested_platform(self, inv: Invocation, environ: Mapping[str, str]):
+        arch = inv.last("arch")
+        if arch is None:
+            return None
+        from shim.personality import platforms
+
+        return ("linux", DEBARCH[arch], None) if arch in DEBARCH else platforms.UNREADABLE
+
+    def finish(
+        self, args, inv, resolved: list[Resolved], *, login, insecure_by_config, environ, euid
+    ) -> Plan:
+        if not resolved:
+            return Plan(args)
+        if not enabled(environ, "ENROOT_ALLOW_HTTP") and insecure_by_config:
+            print(
+                f"imagefit: {resolved[0].ref.domain} is insecure only by imagefit's "
+                "insecure_registries; enroot reaches a registry over plain HTTP only "
+                "with ENROOT_ALLOW_HTTP",
+                file=sys.stderr,
+            )
+        uri = self._uri(inv)
+        named = {"import": "output", "load": "name"}.get(inv.verb)
+        if named and named not in inv.flags and uri is not None:
+            name = uri.default_name() + (".sqsh" if inv.verb == "import" else "")
+            args[inv.insert_at : inv.insert_at] = ["--" + named, name]
+        return Plan(args)
+
+
+def personality(name: str) -> Enroot:
+    return Enroot(name)
