@@ -65,7 +65,7 @@ from shim.trust import untrusted_reason
 SITE_CONFIG = "/etc/imagefit/config.toml"
 ON_ERROR = ("passthrough", "refuse")
 LOGIN = ("auto", "always", "never")
-RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus")
+RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus", "enroot")
 CONSISTENCY = ("node", "job")
 #: characters of a node class name (IMAGEFIT_NODE_CLASS separates names with commas)
 #: syslog facilities audit_facility may name, with their codes (RFC 5424 section 6.2.1,

@@ -260,3 +260,20 @@ def test_a_private_registry_without_credentials_fails_open(
     assert done.returncode == 0
     assert standin.argvs() == [["import", uri]]
     assert done.stderr.startswith("imagefit: ")
+
+
+def test_runtimes_enroot_in_the_site_config_names_the_real_enroot(
+    enroot_shim, app, facts_files, tmp_path
+):
+    """``[runtimes] enroot = PATH`` (shim.config.RUNTIMES) is the enroot the
+    shim execs, found nowhere on PATH."""
+    standin = EnrootStandIn(tmp_path / "elsewhere")
+    site = tmp_path / "site.toml"
+    site.write_text(f'[runtimes]\nenroot = "{standin.path}"\n')
+    site.chmod(0o644)
+    env = shim_env(enroot_shim, standin, tmp_path, facts_files["h100"],
+                   {"IMAGEFIT_SITE_CONFIG": str(site), "PATH": path_with(enroot_shim.parent)})  # fmt: skip
+    done = run_shim(enroot_shim, ["import", "-o", "x.sqsh", enroot_uri(app, "2024")], env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert standin.argvs() == [["import", "-o", "x.sqsh", enroot_uri(app, app.manifests["cuda-sm90"])]]
