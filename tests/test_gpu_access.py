@@ -414,3 +414,41 @@ def test_real_podman_gets_the_cdi_device_for_a_gpu_build_only(
     cpu = shim_run(shim_bin, podman_env, args, facts=facts["cpu"])
     assert cpu.returncode == 0, cpu.stderr
     assert cpu.stdout.split() == ["absent", "cpu"], cpu.stdout
+
+
+@pytest.mark.parametrize(
+    ("annotations", "features", "vendor"),
+    [
+        ({}, [], ""),
+        ({TARGET: "zen4"}, ["cpu:zen4"], ""),
+        ({P + "hardware.gpu.vendor": "nvidia"}, [], "nvidia"),
+        ({P + "hardware.gpu.cuda.version": ">=12.0"}, [], "nvidia"),
+        ({P + "hardware.gpu.compute_capabilities": "8.0+"}, [], "nvidia"),
+        ({P + "hardware.gpu.vendor": "amd"}, [], "amd"),
+        ({P + "hardware.gpu.amd.gfx": "gfx942"}, [], "amd"),
+        ({P + "hardware.gpu.vendor": "none"}, [], ""),
+        ({}, ["nv-compute-capability-9-0"], "nvidia"),
+        ({}, ["nvidia-12-4"], "nvidia"),
+    ],
+)
+def test_the_builds_gpu_vendor_from_annotations_and_feature_tokens(annotations, features, vendor):
+    from scoring import parse_index
+
+    platform = {"architecture": "amd64", "os": "linux", "features": features}
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "digest": "sha256:" + "a" * 64, "size": 1, "platform": platform,
+                            "annotations": annotations}]}  # fmt: skip
+    assert gpu_access.build_vendor(parse_index(index)[0]) == vendor
+
+
+def test_cdi_spec_and_hook_recognition():
+    assert gpu_access.cdi_spec_all({"kind": "nvidia.com/gpu", "devices": [{"name": "all"}]})
+    assert not gpu_access.cdi_spec_all({"kind": "nvidia.com/gpu", "devices": [{"name": "0"}]})
+    assert not gpu_access.cdi_spec_all({"kind": "amd.com/gpu", "devices": [{"name": "all"}]})
+    assert not gpu_access.cdi_spec_all(["kind", "nvidia.com/gpu"])
+    assert not gpu_access.cdi_spec_all({"kind": "nvidia.com/gpu", "devices": "all"})
+    assert gpu_access.nvidia_hook({"hook": {"path": "/usr/bin/nvidia-container-runtime-hook"}})
+    assert gpu_access.nvidia_hook({"hook": {"path": "/usr/bin/nvidia-container-toolkit"}})
+    assert not gpu_access.nvidia_hook({"hook": {"path": "/usr/bin/other-hook"}})
+    assert not gpu_access.nvidia_hook({"hook": "nvidia-container-toolkit"})
