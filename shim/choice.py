@@ -288,11 +288,13 @@ class Context:
                 str(ref), data.digest, "refused", refusal=str(_refusal(ref, decision, target))
             )
         if decision.outcome == Outcome.SELECTED and decision.chosen is not None:
+            from shim.gpu_access import build_vendor
+
             chosen = decision.chosen
             build = next((v.build for v in decision.verdicts if v.candidate == chosen), "")
             return decisions.Entry(
                 str(ref), data.digest, "selected", chosen.digest, dict(chosen.annotations),
-                build=build,
+                build=build, gpu=build_vendor(chosen),
             )  # fmt: skip
         return decisions.Entry(str(ref), data.digest, "passthrough")
 

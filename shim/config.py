@@ -12,6 +12,7 @@ Keys::
 
     on_error = "passthrough"   # or "refuse": what a failed resolution does
     login = "auto"             # or "always" / "never": the login-container recipe
+    gpu_access = "auto"        # or "never": give a chosen GPU build its GPU (--nv, CDI, --gpus)
     registry_timeout = 5.0     # seconds, total, for one resolution's registry I/O
     insecure_registries = []   # hosts reached over plain HTTP / without TLS checks
     [runtimes]                 # absolute paths of the real runtimes
@@ -45,7 +46,7 @@ reuse a site class's name.
 Environment: ``IMAGEFIT_ON_ERROR``, ``IMAGEFIT_LOGIN`` (``0``/``1`` for one
 command, or auto/always/never), ``IMAGEFIT_REGISTRY_TIMEOUT``,
 ``IMAGEFIT_<RUNTIME>`` (e.g. ``IMAGEFIT_PODMAN=/usr/bin/podman``),
-``IMAGEFIT_CONSISTENCY`` (node/job), ``IMAGEFIT_PIN`` (a build label or
+``IMAGEFIT_CONSISTENCY`` (node/job), ``IMAGEFIT_GPU_ACCESS`` (auto/never), ``IMAGEFIT_PIN`` (a build label or
 digest for one command), ``IMAGEFIT_NODE_CLASS`` (``NAME[,NAME...]``: pull
 for those classes).
 
@@ -65,6 +66,8 @@ from shim.trust import untrusted_reason
 SITE_CONFIG = "/etc/imagefit/config.toml"
 ON_ERROR = ("passthrough", "refuse")
 LOGIN = ("auto", "always", "never")
+#: shim.gpu_access.MODES (that module is imported only when a build was chosen)
+GPU_ACCESS = ("auto", "never")
 RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus", "enroot")
 CONSISTENCY = ("node", "job")
 #: characters of a node class name (IMAGEFIT_NODE_CLASS separates names with commas)
@@ -117,6 +120,7 @@ class Settings:
     __slots__ = (
         "on_error",
         "login",
+        "gpu_access",
         "registry_timeout",
         "insecure_registries",
         "runtimes",
@@ -140,6 +144,7 @@ class Settings:
         self,
         on_error: str = "passthrough",
         login: str = "auto",
+        gpu_access: str = "auto",
         registry_timeout: float = 5.0,
         insecure_registries: tuple[str, ...] = (),
         runtimes: Mapping[str, str] | None = None,
@@ -160,6 +165,7 @@ class Settings:
     ) -> None:
         self.on_error = on_error
         self.login = login
+        self.gpu_access = gpu_access
         self.registry_timeout = registry_timeout
         self.insecure_registries = insecure_registries
         self.runtimes = dict(runtimes or {})
@@ -302,8 +308,8 @@ def check_path(where: str, key: str, value: object, alternatives: str = "") -> s
 
 
 def _check(path: str, key: str, value: object) -> object:
-    if key in ("on_error", "login"):
-        allowed = ON_ERROR if key == "on_error" else LOGIN
+    if key in ("on_error", "login", "gpu_access"):
+        allowed = {"on_error": ON_ERROR, "login": LOGIN, "gpu_access": GPU_ACCESS}[key]
         if value not in allowed:
             raise ConfigError(f"{path}: {key} must be one of {', '.join(allowed)}, not {value!r}")
     elif key == "registry_timeout":
@@ -561,6 +567,9 @@ def load(environ: Mapping[str, str] | None = None, euid: int | None = None) -> S
     if env_login:
         env_login = {"0": "never", "1": "always"}.get(env_login, env_login)
         values["login"] = _check("IMAGEFIT_LOGIN", "login", env_login)
+    env_gpu = environ.get("IMAGEFIT_GPU_ACCESS")
+    if env_gpu:
+        values["gpu_access"] = _check("IMAGEFIT_GPU_ACCESS", "gpu_access", env_gpu)
     env_timeout = environ.get("IMAGEFIT_REGISTRY_TIMEOUT")
     if env_timeout:
         try:

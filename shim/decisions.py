@@ -39,7 +39,11 @@ import stat
 import time
 
 DEFAULT_TTL = 600.0
-FORMAT = 3
+#: 4: entries carry the chosen build's GPU vendor (``gpu``); older entries are
+#: not read (a miss decides again), since a hit must add the same GPU flags
+FORMAT = 4
+#: values of an entry's ``gpu`` (shim.gpu_access NVIDIA, AMD; "" no GPU)
+GPU_VENDORS = ("", "nvidia", "amd")
 #: the one annotation the hot path needs (scoring.vocabulary.CONTAINER_KIND)
 KIND_KEY = "org.supercontainers.container.kind"
 #: bounds of an image's Cmd kept in an entry (words, characters in all)
@@ -114,6 +118,9 @@ class Entry:
             none), run through the login shell when the user gives no
             command; None when unknown (not fetched, or an entry written
             before this field: such entries stay readable).
+        gpu: the GPU the chosen build requires, ``nvidia``, ``amd`` or ""
+            (none): what a hit needs to give the container its GPU
+            (:mod:`shim.gpu_access`) without the index.
     """
 
     __slots__ = (
@@ -127,6 +134,7 @@ class Entry:
         "build",
         "key",
         "cmd",
+        "gpu",
     )
 
     def __init__(
@@ -141,6 +149,7 @@ class Entry:
         build="",
         key="",
         cmd=None,
+        gpu="",
     ):
         self.reference = reference
         self.index_digest = index_digest
@@ -152,6 +161,7 @@ class Entry:
         self.build = build or ""
         self.key = key or ""
         self.cmd = list(cmd) if cmd is not None else None
+        self.gpu = gpu or ""
 
     def dumps(self) -> str:
         """The entry file's text."""
@@ -166,6 +176,7 @@ class Entry:
             "decided_at": repr(float(self.decided_at)),
             "build": self.build,
             "key": self.key,
+            "gpu": self.gpu,
         }
         if self.cmd is not None:
             fields["cmd"] = _dump_cmd(self.cmd)
@@ -201,12 +212,13 @@ class Entry:
             and (outcome != "refused" or refusal is not None)
         )
         cmd_ok, cmd = _load_cmd(fields.get("cmd"))
-        if not ok or not cmd_ok:
+        gpu = fields.get("gpu", "")
+        if not ok or not cmd_ok or gpu not in GPU_VENDORS:
             return None
         kind = fields.get("kind")
         return cls(fields["reference"], fields["index_digest"], outcome, chosen,
                    {KIND_KEY: kind} if kind else {}, refusal, decided_at,
-                   fields.get("build", ""), fields.get("key", ""), cmd)  # fmt: skip
+                   fields.get("build", ""), fields.get("key", ""), cmd, gpu)  # fmt: skip
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.decided_at

@@ -139,7 +139,7 @@ def plan(
             apply_login = "application" not in kinds
     if not resolved and not apply_login:
         return Plan(args)
-    return personality.finish(
+    done = personality.finish(
         args,
         inv,
         resolved,
@@ -148,6 +148,23 @@ def plan(
         environ=environ,
         euid=euid,
     )
+    vendor = _gpu_vendor(personality, inv, resolved, settings)
+    if vendor and inv.insert_at is not None:
+        done.args[inv.insert_at : inv.insert_at] = personality.gpu_flags(inv, vendor, environ, euid)
+    return done
+
+
+def _gpu_vendor(
+    personality: Personality, inv: Invocation, resolved: list[Resolved], settings: Settings
+) -> str:
+    """The GPU vendor whose device the container must get (""; none): the
+    build chosen for the image this command starts requires one, the verb
+    starts a container (``Personality.gpu_verbs``) and ``gpu_access`` is
+    ``auto``. From the decision (:attr:`Resolved.gpu`): a cache hit knows it."""
+    if settings.gpu_access != "auto" or inv.verb not in personality.gpu_verbs or not inv.images:
+        return ""
+    image = inv.images[0]
+    return next((r.gpu for r in resolved if r.position == image), "")
 
 
 _MACHINES = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "riscv64": "riscv64"}
@@ -269,7 +286,9 @@ def _resolve_operands(
         for other in dict.fromkeys(e.chosen for e in chosen[1:]):
             if other != first.chosen:
                 extra.append(personality.pin(prefix, ref, other))
-        resolved.append(Resolved(position, prefix, ref, first.chosen, first.annotations, first.cmd))
+        resolved.append(
+            Resolved(position, prefix, ref, first.chosen, first.annotations, first.cmd, first.gpu)
+        )
         if tls_verify is None and ref.domain in settings.insecure_registries:
             by_config = by_config or why_insecure() == "imagefit config"
     args.extend(extra)

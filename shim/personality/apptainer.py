@@ -140,9 +140,16 @@ def default_pull_name(uri: str) -> str:
     return f"{container}_{tag}.sif"
 
 
+#: apptainer options by which the user chooses GPU support (or none) for
+#: themselves, and their environment keys (pkg/cmdline flags' EnvKeys)
+USER_GPU_FLAGS = ("nv", "nvccli", "rocm", "no-nv", "no-rocm")
+USER_GPU_ENV = ("NV", "NVCCLI", "ROCM", "NO_NV", "NV_OFF", "NO_ROCM", "ROCM_OFF")
+
+
 class Apptainer(Personality):
     grammar = apptainer
     login_verbs = frozenset({"run", "exec", "shell"})
+    gpu_verbs = frozenset({"run", "exec", "shell", "instance start", "instance run"})
     tls_flag = "--no-https"
 
     def operand(self, text: str, inv: Invocation, environ: Mapping[str, str]):
@@ -229,6 +236,24 @@ class Apptainer(Personality):
         if insecure_by_config and resolved and inv.insert_at is not None:
             args.insert(inv.insert_at, self.tls_flag)
         return Plan(args)
+
+    def gpu_flags(self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int):
+        """``--nv`` (NVIDIA) or ``--rocm`` (AMD): apptainer binds the host's
+        driver libraries and device nodes. Nothing when the user chose
+        ``--nv``, ``--nvccli``, ``--rocm``, ``--no-nv``, ``--no-rocm`` or
+        their ``APPTAINER_``/``SINGULARITY_`` variables, or hid the GPUs.
+        ``--contain``/``--containall`` are not GPU choices (``--nv`` works
+        with them); the caller's environment, visible-device variables
+        included, reaches the container as apptainer passes it."""
+        from shim import gpu_access as g
+
+        if inv.has(*USER_GPU_FLAGS) or any(
+            env_option(environ, key) is not None for key in USER_GPU_ENV
+        ):
+            return []
+        if g.hidden(vendor, environ):
+            return []
+        return ["--nv"] if vendor == g.NVIDIA else ["--rocm"]
 
     def _names_pull_output(self, inv: Invocation, environ: Mapping[str, str]) -> bool:
         """pull with no output file of the user's: the shim names it."""

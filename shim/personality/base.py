@@ -21,9 +21,11 @@ class Resolved:
         annotations: the chosen descriptor's annotations.
         cmd: the chosen build's own ``Cmd`` (its image config), ``[]`` when it
             has none, None when unknown (a decision cached before it was kept).
+        gpu: the GPU the chosen build requires: ``nvidia``, ``amd`` or ""
+            (:func:`shim.gpu_access.build_vendor`).
     """
 
-    __slots__ = ("position", "prefix", "ref", "digest", "annotations", "cmd")
+    __slots__ = ("position", "prefix", "ref", "digest", "annotations", "cmd", "gpu")
 
     def __init__(
         self,
@@ -33,6 +35,7 @@ class Resolved:
         digest: str,
         annotations: dict,
         cmd: list[str] | None = None,
+        gpu: str = "",
     ) -> None:
         self.position = position
         self.prefix = prefix
@@ -40,6 +43,7 @@ class Resolved:
         self.digest = digest
         self.annotations = annotations
         self.cmd = cmd
+        self.gpu = gpu
 
 
 class Plan:
@@ -104,6 +108,8 @@ class Personality:
     name = ""
     grammar = None  # a module with parse(args) -> Invocation
     login_verbs: frozenset[str] = frozenset()
+    #: verbs that start a container: GPU access applies to them (:meth:`gpu_flags`)
+    gpu_verbs: frozenset[str] = frozenset()
     #: the personality knows how to tell the runtime to skip TLS verification
     #: for a registry only imagefit's config marks insecure
     tls_flag: str | None = None
@@ -180,6 +186,17 @@ class Personality:
     def pin(self, prefix: str, ref: reference.Reference, digest: str) -> str:
         """The operand rewritten to the chosen build: ``prefix`` + ``name@digest``."""
         return prefix + str(ref.with_digest(digest))
+
+    def gpu_flags(
+        self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int
+    ) -> list[str]:
+        """The options that give the container the `vendor` GPU (``nvidia``,
+        ``amd``) the chosen build requires, inserted right after the
+        subcommand word; ``[]`` when the user gave a device or GPU option of
+        their own, hid every GPU (:func:`shim.gpu_access.hidden`), or the
+        runtime needs none (its hooks do it: Sarus, the default). Asked only
+        for :attr:`gpu_verbs` with ``gpu_access = "auto"``."""
+        return []
 
     def finish(
         self,

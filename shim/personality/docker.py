@@ -252,6 +252,7 @@ def daemon_insecure(domain: str, daemon_json: str) -> bool:
 class Docker(Personality):
     grammar = docker
     login_verbs = frozenset({"run", "create"})
+    gpu_verbs = frozenset({"run", "create"})
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -364,6 +365,37 @@ class Docker(Personality):
             args[image + 1 : image + 1] = after
             args[inv.insert_at : inv.insert_at] = front
         return Plan(args)
+
+    def gpu_flags(self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int):
+        """podman's words when the real docker is podman (podman 4.3's
+        ``--gpus`` does nothing). Real docker: NVIDIA ``--gpus=all`` (the
+        daemon's NVIDIA runtime or CDI does the rest); AMD
+        ``--device=/dev/kfd --device=/dev/dri`` and ``--group-add=GID`` of
+        the groups owning them (unless the user gave ``--group-add``); then
+        ``--env=NAME`` for the caller's ``CUDA_VISIBLE_DEVICES`` (NVIDIA;
+        docker sets ``NVIDIA_VISIBLE_DEVICES`` from ``--gpus`` itself) or
+        ``ROCR_VISIBLE_DEVICES``/``HIP_VISIBLE_DEVICES`` (AMD) unless the
+        user set it or gave ``--env-file``. Nothing after ``--device`` or
+        ``--gpus`` of the user's, or hidden GPUs."""
+        podman = self.podman()
+        if podman:
+            return podman.gpu_flags(inv, vendor, environ, euid)
+        from shim import gpu_access as g
+
+        if inv.has("device", "gpus"):
+            return []
+        given = g.command_env(inv.flags.get("env"))
+        if g.hidden(vendor, environ, given):
+            return []
+        envs = []
+        if "env-file" not in inv.flags:
+            envs = [w for w in g.env_words(vendor, environ, given) if "NVIDIA_" not in w]
+        if vendor == g.NVIDIA:
+            return ["--gpus=all", *envs]
+        words = [f"--device={d}" for d in g.AMD_DEVICES]
+        if "group-add" not in inv.flags:
+            words += [f"--group-add={n}" for n in g.amd_groups()]
+        return words + envs
 
     def login_flags(
         self, inv: Invocation, environ: Mapping[str, str], euid: int

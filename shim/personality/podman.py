@@ -47,9 +47,15 @@ REMOTE_FLAGS = ("url", "connection", "host", "identity")
 REMOTE_ENV = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
 
 
+#: podman options by which the user gives devices or GPUs of their own:
+#: imagefit then adds none (``--hooks-dir`` is a root-level flag)
+USER_DEVICE_FLAGS = ("device", "gpus")
+
+
 class Podman(Personality):
     grammar = podman
     login_verbs = frozenset({"run", "create"})
+    gpu_verbs = frozenset({"run", "create"})
     tls_flag = "--tls-verify=false"
 
     def operand(self, text: str, inv: Invocation, environ: Mapping[str, str]):
@@ -184,6 +190,49 @@ class Podman(Personality):
                 if r.ref.tag and not r.ref.digest
             ]
         return Plan(args, after=after)
+
+    def gpu_flags(self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int):
+        """NVIDIA: ``--device=nvidia.com/gpu=all`` when a CDI spec defines it
+        (:func:`shim.gpu_access.podman_nvidia`), nothing when the NVIDIA OCI
+        hook is installed (it injects the GPU), else one warning with the fix
+        and nothing (podman would refuse an unknown CDI device). AMD:
+        ``--device=/dev/kfd --device=/dev/dri`` and the groups that own them
+        (rootless: ``--group-add=keep-groups``, podman-run(1): a rootless
+        container reaches a device its user has through a group only so;
+        rootful: the devices' group ids), unless the user gave
+        ``--group-add``. Then ``--env=NAME`` for each visible-device variable
+        of the caller's (:func:`shim.gpu_access.env_words`), unless the user
+        set it, gave ``--env-file`` or ``--env-host``. Nothing when the user
+        gave ``--device``, ``--gpus`` or ``--hooks-dir``, or hid the GPUs."""
+        from shim import gpu_access as g
+
+        if inv.has(*USER_DEVICE_FLAGS) or "hooks-dir" in inv.global_flags:
+            return []
+        given = g.command_env(inv.flags.get("env"))
+        if g.hidden(vendor, environ, given):
+            return []
+        envs = []
+        if "env-file" not in inv.flags and not inv.enabled("env-host"):
+            envs = g.env_words(vendor, environ, given)
+        if vendor == g.AMD:
+            words = [f"--device={d}" for d in g.AMD_DEVICES]
+            if "group-add" not in inv.flags:
+                groups = ["keep-groups"] if euid != 0 else g.amd_groups()
+                words += [f"--group-add={n}" for n in groups]
+            return words + envs
+        mode = g.podman_nvidia(environ)
+        if mode == "cdi":
+            return [f"--device={g.CDI_DEVICE}", *envs]
+        if mode == "hook":
+            return envs
+        from shim.intercept import warn
+
+        warn(
+            f"the chosen build needs an NVIDIA GPU, and podman has no CDI spec for "
+            f"{g.CDI_DEVICE} (in {', '.join(g.CDI_DIRS)}) nor the NVIDIA hook: the container "
+            f"starts without it; as root run: {g.CDI_FIX}"
+        )
+        return []
 
     def login_flags(self, inv: Invocation, environ: Mapping[str, str], euid: int) -> list[str]:
         import os
