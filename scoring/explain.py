@@ -168,9 +168,11 @@ def describe(result: RuleResult, facts: HostFacts) -> str:
     if name == "gpu.nvidia":
         if nvidia.devices:
             names = ", ".join(dict.fromkeys(d.name for d in nvidia.devices if d.name))
-            return f"needs an NVIDIA GPU; host has {len(nvidia.devices)}" + (
-                f" ({names})" if names else ""
-            ) + _visibility(facts)
+            return (
+                f"needs an NVIDIA GPU; host has {len(nvidia.devices)}"
+                + (f" ({names})" if names else "")
+                + _visibility(facts)
+            )
         return f"needs an NVIDIA GPU; {_nvidia_missing(facts)}"
     if name == "gpu.cuda":
         have = (
@@ -186,9 +188,11 @@ def describe(result: RuleResult, facts: HostFacts) -> str:
     if name == "gpu.amd":
         gfx = sorted({d.gfx_target for d in facts.gpu.amd.devices if d.gfx_target})
         need = f"an AMD GPU {_or(_values(result))}" if _values(result) else "an AMD GPU"
-        return f"needs {need}; " + (
-            f"host has {', '.join(gfx)}" if gfx else "host has no AMD GPU"
-        ) + _visibility(facts)
+        return (
+            f"needs {need}; "
+            + (f"host has {', '.join(gfx)}" if gfx else "host has no AMD GPU")
+            + _visibility(facts)
+        )
     if name == "mpi.abi":
         return f"needs MPI ABI {_or(_values(result))}; {_mpi_has(facts)}"
     if name == "mpi.implementation":

@@ -58,6 +58,16 @@ _TOKEN = re.compile(r"^nv-compute-capability-(\d+)-(\d+)$")
 Version = tuple[int, int]
 
 
+def tier(grade: int) -> str:
+    """A word for a grade's tier, for tables: ``exact``, ``native`` (a lower
+    minor, a generic gfx target), ``ptx``; '' for a build naming no code."""
+    if grade >= EXACT:
+        return "exact"
+    if grade >= NATIVE:
+        return "native"
+    return "ptx" if grade >= PTX else ""
+
+
 @dataclass(frozen=True)
 class CudaCode:
     """The code of a CUDA build: SASS and PTX compute capabilities."""
@@ -128,7 +138,8 @@ def _device_grade(code: CudaCode, cc: Version) -> tuple[int, str]:
     jit = [p for p in code.ptx if p <= cc]
     if jit:
         best = max(jit)
-        return PTX + min(10 * best[0] + best[1], 999), f"PTX {_v(best)}, JIT-compiled for {_v(cc)} at load"
+        how = f"PTX {_v(best)}, JIT-compiled for {_v(cc)} at load"
+        return PTX + min(10 * best[0] + best[1], 999), how
     return 0, ""
 
 
@@ -165,7 +176,9 @@ def nvidia_fit(code: CudaCode, devices: Sequence[NvidiaDevice], notes: Sequence[
     failed = [(d, cc) for d, cc, grade, _ in grades if grade == 0]
     if failed:
         d, cc = failed[0]
-        which = f": GPU {d.index} ({_v(cc)}) runs none of {_code_text(code)}" if len(known) > 1 else ""
+        which = (
+            f": GPU {d.index} ({_v(cc)}) runs none of {_code_text(code)}" if len(known) > 1 else ""
+        )
         return Fit(False, 0, f"{have}; host has {ccs}{which}{left_out}{_notes(notes)}", "")
     worst = min(grades, key=lambda g: g[2])
     grade, how = worst[2], worst[3]
@@ -179,11 +192,14 @@ def nvidia_fit(code: CudaCode, devices: Sequence[NvidiaDevice], notes: Sequence[
     return Fit(True, grade, f"{have}; host has {ccs}: {summary}{left_out}{_notes(notes)}", summary)
 
 
-def _describe_code(code: CudaCode) -> str:
-    parts = [_v(s) for s in sorted(code.sass)] + [
-        f"{_v(p)} or newer (PTX)" for p in sorted(code.ptx)
-    ]
+def _or(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def _describe_code(code: CudaCode) -> str:
+    return _or(
+        [_v(s) for s in sorted(code.sass)] + [f"{_v(p)} or newer (PTX)" for p in sorted(code.ptx)]
+    )
 
 
 def amd_targets(value: str) -> tuple[str, ...]:
@@ -203,8 +219,7 @@ def amd_fit(targets: Sequence[str], devices: Sequence[AmdGpu], notes: Sequence[s
     """How a build with code for gfx `targets` runs on the visible AMD
     `devices`: exact target (:data:`EXACT`) > generic target listing the
     device (:data:`NATIVE`); a device neither covers: no fit."""
-    need = " or ".join(targets) if len(targets) < 2 else ", ".join(targets[:-1]) + " or " + targets[-1]
-    have = f"needs an AMD GPU {need}"
+    have = f"needs an AMD GPU {_or(list(targets))}"
     if not devices:
         return Fit(False, 0, f"{have}; host has no visible AMD GPU{_notes(notes)}", "")
     gfx = ", ".join(dict.fromkeys(d.gfx_target for d in devices))

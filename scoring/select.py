@@ -14,10 +14,11 @@ Ranking (DESIGN.md "Choosing"): policy (pin/prefer/avoid) > weight (the
 weight annotation plus the best fitting NFD set's weight) > GPU build on a
 fitting GPU host, graded by how its code runs on every visible GPU (native
 for the exact compute capability or gfx target > native for a lower minor,
-or a generic gfx target > PTX, the newest first: :mod:`scoring.gpu`) > build for the host's MPI > the most specific CPU target
-(deeper in archspec's DAG) > index order (image-index.md: the first match
-wins); see :class:`scoring.model.Score`. The same inputs always give the
-same decision. An index with no compatibility data at all passes through
+or a generic gfx target > PTX, the newest first: :mod:`scoring.gpu`) >
+build for the host's MPI > the most specific CPU target (deeper in
+archspec's DAG) > index order (image-index.md: the first match wins);
+see :class:`scoring.model.Score`. The same inputs always give the same
+decision. An index with no compatibility data at all passes through
 untouched: the runtime's own platform match applies.
 """
 
@@ -242,7 +243,7 @@ def evaluate(
         stated = [f for f in gpu_fits.values() if f.fits]
         worst = min(stated, key=lambda f: f.grade, default=None)
         grade, gpu_code = (
-            (worst.grade, worst.summary) if worst else (gpu.UNSTATED, "a GPU build naming no GPU code")
+            (worst.grade, worst.summary) if worst else (gpu.UNSTATED, "a GPU build naming no code")
         )
     if fits:
         score = Score(

@@ -39,7 +39,8 @@ CPU_FEATURES = P + "hardware.cpu.features"
 GPU_VENDOR = P + "hardware.gpu.vendor"
 #: lowest CUDA version the host driver must support (``nvmlSystemGetCudaDriverVersion``), e.g. ``12.2``.
 CUDA_VERSION = P + "hardware.gpu.cuda.version"
-#: compute capabilities the build has code for: ``8.0,9.0`` (SASS: runs on X.Y to X.9); ``X.Y+`` has PTX for X.Y that any newer GPU can JIT.
+#: compute capabilities the build has code for: ``8.0,9.0`` (SASS: runs on X.Y to X.9);
+#: ``X.Y+`` has PTX for X.Y that any newer GPU can JIT.
 COMPUTE_CAPABILITIES = P + "hardware.gpu.compute_capabilities"
 #: AMD gfx targets the build has code for: ``gfx90a,gfx942``, or LLVM generic targets (``gfx9-generic``).
 AMD_GFX = P + "hardware.gpu.amd.gfx"

@@ -448,9 +448,8 @@ def test_gpu_build_beats_cpu_build_and_says_so(annot, annot_decisions):
     assert fits["cuda"]["score"]["gpu"] == 4000 and fits["zen4"]["score"]["gpu"] == 0
     assert fits["ptx"]["score"]["gpu"] == 2070
     assert fits["cuda"]["gpu"] == "nvidia sm 8.0,9.0 cuda >=12.2"
-    assert "ranks first of 5 fitting builds (native sm_90 code for every visible GPU; " in (
-        decision["reason"]
-    )
+    why = "ranks first of 5 fitting builds (native sm_90 code for every visible GPU; "
+    assert why in decision["reason"]
     assert "has PTX 7.0, JIT-compiled for 9.0 at load)" in decision["reason"]
     assert "NVIDIA GPU (sm 9.0, CUDA 12.4)" in decision["host"]
 
@@ -692,7 +691,7 @@ def _validate_explain(doc: dict) -> None:
     assert doc["candidates"]
     for c in doc["candidates"]:
         assert set(c) == {"position", "digest", "platform", "build", "gpu", "mpi", "fits", "score",
-                          "checks", "sets"}  # fmt: skip
+                          "checks", "sets", "gpu_code"}  # fmt: skip
         assert isinstance(c["position"], int) and isinstance(c["fits"], bool)
         assert isinstance(c["platform"], opt_str)
         assert all(isinstance(c[k], str) for k in ("digest", "build", "gpu", "mpi"))

@@ -57,6 +57,7 @@ INDEXES = {
     "mixed": [CPU, PTX80, SM90, SM80, SM80_90],
     "amd-generic-first": [CPU, _b("generic", **{GFX: "gfx9-4-generic"}), _b("exact", **{GFX: "gfx942"})],
     "amd-exact-first": [CPU, _b("exact", **{GFX: "gfx942"}), _b("generic", **{GFX: "gfx9-4-generic"})],
+    "amd-generic-only": [CPU, _b("generic", **{GFX: "gfx9-4-generic"})],
 }  # fmt: skip
 
 
@@ -93,8 +94,9 @@ NODES = {
 @pytest.fixture(scope="module")
 def indexes(registry, tmp_path_factory):
     return {
-        name: oci.build_and_push(registry.host, f"gpu/{name}", "1", builds,
-                                 layout_dir=tmp_path_factory.mktemp(name))  # fmt: skip
+        name: oci.build_and_push(
+            registry.host, f"gpu/{name}", "1", builds, layout_dir=tmp_path_factory.mktemp(name)
+        )  # fmt: skip
         for name, builds in INDEXES.items()
     }
 
@@ -111,13 +113,20 @@ def facts(tmp_path_factory):
     return paths
 
 
-VISIBLE = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
+VISIBLE = (
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+)
 
 
 @pytest.fixture
 def env(tmp_path):
     """No site or user config, a cache of its own, no visible-device variable of the caller's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEFIT_") and k not in VISIBLE}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("IMAGEFIT_") and k not in VISIBLE
+    }
     (tmp_path / "registries.conf").write_text("")
     env.update({"IMAGEFIT_SITE_CONFIG": str(tmp_path / "no-site.toml"), "HOME": str(tmp_path),
                 "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
@@ -246,11 +255,15 @@ AMD_CASES = [
     ("amd-generic-first", {"HIP_VISIBLE_DEVICES": "1"}, "exact"),
     ("amd-generic-first", {}, "cpu"),  # the gfx90a is visible too: neither build runs on it
     ("amd-generic-first", {"ROCR_VISIBLE_DEVICES": "0"}, "cpu"),
+    ("amd-generic-only", {"ROCR_VISIBLE_DEVICES": "1"}, "generic"),  # gfx9-4-generic runs on gfx942
+    ("amd-generic-only", {"ROCR_VISIBLE_DEVICES": "0"}, "cpu"),  # not on gfx90a (LLVM's table)
 ]
 
 
 @pytest.mark.parametrize(("index", "visible", "build"), AMD_CASES)
-def test_amd_exact_gfx_target_beats_a_generic_one(shim_bin, env, indexes, facts, index, visible, build):
+def test_amd_exact_gfx_target_beats_a_generic_one(
+    shim_bin, env, indexes, facts, index, visible, build
+):
     assert chosen(shim_bin, env, indexes[index], facts["mi250-mi300"], **visible) == build
 
 
@@ -274,4 +287,5 @@ def test_the_decision_cache_keys_on_the_visible_devices(shim_bin, env, indexes, 
     got = [chosen(shim_bin, env, pushed, facts["mixed"], **{k: v}) for k, v in sets]
     assert got == expected
     entries = list((tmp_path / "cache" / "imagefit" / "decisions").glob("*.entry"))
-    assert len(entries) == 4, entries  # HIP_VISIBLE_DEVICES=1 changes nothing on NVIDIA, but is a set of its own
+    # HIP_VISIBLE_DEVICES=1 changes nothing on NVIDIA, but is a set of its own
+    assert len(entries) == 4, entries
