@@ -52,8 +52,10 @@ GENERIC_GFX = {
     "gfx12-generic": ("gfx1200", "gfx1201"),
 }  # fmt: skip
 
-_CC = re.compile(r"^(\d+)\.(\d+)(\+?)$")
-_TOKEN = re.compile(r"^nv-compute-capability-(\d+)-(\d+)$")
+# at most 9 digits a number: a longer one is no compute capability (and int()
+# of thousands of digits raises); such a value is left to the rule alone
+_CC = re.compile(r"^(\d{1,9})\.(\d{1,9})(\+?)$")
+_TOKEN = re.compile(r"^nv-compute-capability-(\d{1,9})-(\d{1,9})$")
 
 Version = tuple[int, int]
 

@@ -46,6 +46,15 @@ def test_grades_follow_cuda_compatibility():
     assert grade("8.0,9.0+", "9.0") == gpu.PTX + 90 and grade("8.0,9.0", "9.0") == gpu.EXACT
 
 
+def test_unreadable_or_huge_values_are_no_code():
+    assert gpu.parse_capabilities("9.0a") is None and gpu.parse_capabilities("") == gpu.CudaCode()
+    assert gpu.parse_capabilities("9" * 5000 + ".0") is None  # never int() of 5000 digits
+    assert gpu.token_capabilities(["nv-compute-capability-" + "9" * 5000 + "-0"]) is None
+    huge = desc("huge", "x86_64", **{COMPUTE_CAPABILITIES: "9" * 5000 + ".0"})
+    decision = select(index(huge, desc("cpu", "x86_64")), node("9.0"))  # no traceback
+    assert decision.chosen.digest != huge["digest"]
+
+
 def test_the_weakest_visible_gpu_grades_a_build():
     assert grade("8.0,9.0", "8.0", "9.0") == gpu.EXACT
     assert grade("9.0", "8.0", "9.0") == 0
