@@ -13,12 +13,19 @@ from __future__ import annotations
 import os
 
 #: Bumped whenever a probe changes what it reports for the same host.
-PROBE_VERSION = 2
+PROBE_VERSION = 3  # 3: MIG instance UUIDs, AMD UUIDs
 SCHEMA_VERSION = 1  # hostfacts.model.SCHEMA_VERSION (checked by a test)
+
+#: The job's visible-device variables (:mod:`hostfacts.visible`): they say
+#: which of the node's GPUs the job uses, so a decision depends on them
+#: whatever the facts come from (probe, ``$IMAGEFIT_FACTS``, a class's file).
+VISIBLE_ENV = (
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+)  # fmt: skip
 
 #: Environment variables whose value changes what a probe finds.
 KEY_ENV = (
-    "PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+    "PATH", "LD_LIBRARY_PATH", *VISIBLE_ENV,
     "IMAGEFIT_MPI_LIBRARY", "LOADEDMODULES", "_LMFILES_", "I_MPI_ROOT", "MPI_HOME", "OMPI_HOME",
     "APPTAINER_CONTAINER", "SINGULARITY_CONTAINER", "container",
 )  # fmt: skip

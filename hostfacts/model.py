@@ -106,6 +106,16 @@ class CpuFacts(_Frozen):
         return target == self.target or target in self.ancestors
 
 
+class NvidiaMigDevice(_Frozen):
+    """One MIG instance of an NVIDIA GPU (``nvmlDeviceGetMigDeviceHandleByIndex``).
+    It runs the code its parent GPU runs: its compute capability is the parent's."""
+
+    index: int = Field(description="MIG device index within its parent GPU.")
+    uuid: str | None = Field(
+        default=None, description="'MIG-...', as CUDA_VISIBLE_DEVICES names it; None if unknown."
+    )
+
+
 class NvidiaDevice(_Frozen):
     """One NVIDIA GPU as NVML reports it (physical index: NVML ignores CUDA_VISIBLE_DEVICES)."""
 
@@ -118,6 +128,9 @@ class NvidiaDevice(_Frozen):
     memory_mib: int | None = None
     mig_enabled: bool | None = Field(
         default=None, description="Current MIG mode; None when not MIG-capable."
+    )
+    mig_devices: tuple[NvidiaMigDevice, ...] = Field(
+        default=(), description="MIG instances (with MIG on); () in files without them."
     )
 
 
@@ -147,6 +160,10 @@ class AmdGpu(_Frozen):
     gfx_target_version: int = Field(description="Raw KFD gfx_target_version, e.g. 90010.")
     vendor_id: int | None = None
     device_id: int | None = None
+    uuid: str | None = Field(
+        default=None,
+        description="'GPU-' and the KFD unique_id in 16 hex digits, as ROCR_VISIBLE_DEVICES names it.",
+    )
 
 
 class AmdFacts(_Frozen):
@@ -160,8 +177,18 @@ class AmdFacts(_Frozen):
 
 
 class GpuFacts(_Frozen):
+    """The node's GPUs; ``visibility`` is empty in probed facts and files.
+
+    When choosing, :func:`hostfacts.visible.narrow` keeps only the devices the
+    job's visible-device variables leave it and says how in ``visibility``
+    (one line per variable that narrowed, or could not be applied)."""
+
     nvidia: NvidiaFacts = NvidiaFacts()
     amd: AmdFacts = AmdFacts()
+    visibility: tuple[str, ...] = Field(
+        default=(),
+        description="How CUDA_/NVIDIA_/ROCR_/HIP_VISIBLE_DEVICES narrowed the devices (set when choosing).",
+    )
 
 
 class MpiFacts(_Frozen):

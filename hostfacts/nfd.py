@@ -34,7 +34,8 @@ Extension domains (imagefit's own, documented in docs/facts.md):
   this host runs (the target itself and its ancestors).
 - ``gpu.nvidia`` (attributes): ``driver_version``, ``cuda_driver_version``,
   ``count``; ``gpu.nvidia.device`` (instances): ``index``, ``name``,
-  ``compute_capability``, ``memory_mib``, ``mig``.
+  ``compute_capability``, ``compute_capability_major``, ``memory_mib``, ``mig``.
+  Only the GPUs the job sees (:func:`hostfacts.visible.narrow`) when choosing.
 - ``gpu.amd.device`` (instances): ``node``, ``gfx_target``.
 - ``mpi.library`` (attributes): ``implementation``, ``version``, ``abi``.
 - ``libc.version`` (attributes): ``libc``, ``version``.
@@ -163,6 +164,7 @@ def features(facts: HostFacts) -> dict:
                             "index": d.index,
                             "name": d.name,
                             "compute_capability": d.compute_capability,
+                            "compute_capability_major": (d.compute_capability or "").split(".")[0],
                             "memory_mib": d.memory_mib,
                             "mig": None if d.mig_enabled is None else str(d.mig_enabled).lower(),
                         }

@@ -111,23 +111,37 @@ def _or(values: list[str]) -> str:
 
 
 def _capabilities(result: RuleResult) -> str:
-    """``8.0 or 9.0``; a PTX alternative as ``7.0 or newer (PTX)``."""
+    """``8.0 or 9.0``; a PTX alternative as ``7.0 or newer (PTX)``. A SASS
+    alternative (:func:`scoring.vocabulary.capability_rule`: ``>=`` X.Y with
+    major X) is X.Y."""
     out = []
     alternatives = [a.expressions for a in result.match_any] or [result.expressions]
     for expressions in alternatives:
+        sass = any(e.name == "compute_capability_major" for e in expressions)
         for e in expressions:
             op, values, _ = _split(e.expression)
+            if e.name == "compute_capability_major":
+                continue
             if op == "In":
                 out += values
             elif op == "Ge" and values:
-                out.append(f"{values[0]} or newer (PTX)")
+                out.append(values[0] if sass else f"{values[0]} or newer (PTX)")
     return _or(list(dict.fromkeys(out))) if out else "-"
+
+
+def _visibility(facts: HostFacts) -> str:
+    """`` [CUDA_VISIBLE_DEVICES='': no GPU visible]``: how the job's
+    visible-device variables narrowed the GPUs, or ''."""
+    notes = facts.gpu.visibility
+    return f" [{'; '.join(notes)}]" if notes else ""
 
 
 def _nvidia_missing(facts: HostFacts) -> str:
     nvidia = facts.gpu.nvidia
     if nvidia.probe.status != "ok" and not nvidia.devices:
         return "host has no NVIDIA driver"
+    if facts.gpu.visibility:
+        return "host has no NVIDIA GPU visible to the job" + _visibility(facts)
     return "host has no NVIDIA GPU"
 
 
@@ -154,8 +168,10 @@ def describe(result: RuleResult, facts: HostFacts) -> str:
     if name == "gpu.nvidia":
         if nvidia.devices:
             names = ", ".join(dict.fromkeys(d.name for d in nvidia.devices if d.name))
-            return f"needs an NVIDIA GPU; host has {len(nvidia.devices)}" + (
-                f" ({names})" if names else ""
+            return (
+                f"needs an NVIDIA GPU; host has {len(nvidia.devices)}"
+                + (f" ({names})" if names else "")
+                + _visibility(facts)
             )
         return f"needs an NVIDIA GPU; {_nvidia_missing(facts)}"
     if name == "gpu.cuda":
@@ -172,7 +188,11 @@ def describe(result: RuleResult, facts: HostFacts) -> str:
     if name == "gpu.amd":
         gfx = sorted({d.gfx_target for d in facts.gpu.amd.devices if d.gfx_target})
         need = f"an AMD GPU {_or(_values(result))}" if _values(result) else "an AMD GPU"
-        return f"needs {need}; " + (f"host has {', '.join(gfx)}" if gfx else "host has no AMD GPU")
+        return (
+            f"needs {need}; "
+            + (f"host has {', '.join(gfx)}" if gfx else "host has no AMD GPU")
+            + _visibility(facts)
+        )
     if name == "mpi.abi":
         return f"needs MPI ABI {_or(_values(result))}; {_mpi_has(facts)}"
     if name == "mpi.implementation":

@@ -37,7 +37,12 @@ class Score(BaseModel):
             entry), 0 neutral, -1 avoided.
         weight: the build's weight annotation plus the weight of its best
             fitting NFD compatibility set.
-        gpu: 1 for a GPU build that fits this host's GPU, else 0.
+        gpu: 0 for a CPU build; for a GPU build that fits every visible GPU
+            its grade (:mod:`scoring.gpu`): 4000 native code for each GPU's
+            exact compute capability or gfx target, 3000 + minor native code
+            of a lower minor (or 3000 a generic gfx target), 2000 + 10*major
+            + minor PTX JIT-compiled at load, 1000 a build naming no code;
+            the grade of its weakest visible GPU.
         mpi: 1 for a build naming an MPI that fits the host's, else 0.
         cpu: depth in archspec's DAG of the build's CPU target (0: none).
         position: place in the index; lower wins the final tie.
@@ -88,6 +93,10 @@ class Verdict(BaseModel):
     score: Score | None = None
     gpu: str = "-"
     mpi: str = "-"
+    #: for a fitting GPU build: how its code runs on the visible GPUs
+    #: (``native sm_90 code for every visible GPU``, ``PTX 8.0, JIT-compiled
+    #: for 9.0 at load``); '' otherwise
+    gpu_code: str = ""
 
     @property
     def why_not(self) -> str:

@@ -12,10 +12,13 @@ and evaluated against the host's NFD features (``hostfacts.nfd.features``):
 
 Ranking (DESIGN.md "Choosing"): policy (pin/prefer/avoid) > weight (the
 weight annotation plus the best fitting NFD set's weight) > GPU build on a
-fitting GPU host > build for the host's MPI > the most specific CPU target
-(deeper in archspec's DAG) > index order (image-index.md: the first match
-wins); see :class:`scoring.model.Score`. The same inputs always give the
-same decision. An index with no compatibility data at all passes through
+fitting GPU host, graded by how its code runs on every visible GPU (native
+for the exact compute capability or gfx target > native for a lower minor,
+or a generic gfx target > PTX, the newest first: :mod:`scoring.gpu`) >
+build for the host's MPI > the most specific CPU target (deeper in
+archspec's DAG) > index order (image-index.md: the first match wins);
+see :class:`scoring.model.Score`. The same inputs always give the same
+decision. An index with no compatibility data at all passes through
 untouched: the runtime's own platform match applies.
 """
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from hostfacts import HostFacts
-from scoring import cpu, labels, platform, tokens, vocabulary
+from scoring import cpu, gpu, labels, platform, tokens, vocabulary
 from scoring.explain import describe
 from scoring.index import MANIFEST_MEDIA_TYPES, Candidate
 from scoring.model import Check, Decision, Outcome, Score, Verdict
@@ -110,10 +113,33 @@ def _mpi_label(annotations: dict[str, str]) -> str:
     return " ".join(p for p in parts if p) or "-"
 
 
-def _rule_checks(result: SetResult, facts: HostFacts, target: str | None) -> list[Check]:
+def _gpu_fits(annotations: dict[str, str], plat_tokens, facts: HostFacts) -> dict[str, gpu.Fit]:
+    """The every-visible-GPU fit of the build's own GPU code, by the name of
+    the rule it stands in for (``gpu.compute_capability``, the CC tokens'
+    rule, ``gpu.amd``): :mod:`scoring.gpu` over the visible devices."""
+    fits: dict[str, gpu.Fit] = {}
+    notes = facts.gpu.visibility
+    code = gpu.parse_capabilities(annotations.get(vocabulary.COMPUTE_CAPABILITIES, ""))
+    if code is not None and (code.sass or code.ptx):
+        fits["gpu.compute_capability"] = gpu.nvidia_fit(code, facts.gpu.nvidia.devices, notes)
+    code = gpu.token_capabilities(plat_tokens)
+    if code is not None:
+        fits[tokens.CC_RULE] = gpu.nvidia_fit(code, facts.gpu.nvidia.devices, notes)
+    targets = gpu.amd_targets(annotations.get(vocabulary.AMD_GFX, ""))
+    if targets:
+        fits["gpu.amd"] = gpu.amd_fit(targets, facts.gpu.amd.devices, notes)
+    return fits
+
+
+def _rule_checks(
+    result: SetResult, facts: HostFacts, target: str | None, gpu_fits: dict[str, gpu.Fit]
+) -> list[Check]:
     checks = []
     for rule in result.rules:
-        if rule.name == "cpu.target" and target:
+        if rule.name in gpu_fits:  # every visible GPU, not NFD's any instance
+            fit = gpu_fits[rule.name]
+            checks.append(Check(name=rule.name, passed=fit.fits, detail=fit.detail))
+        elif rule.name == "cpu.target" and target:
             checks.append(cpu.check_target(target, facts.cpu))  # archspec's words for the same rule
         else:
             checks.append(
@@ -163,10 +189,11 @@ def evaluate(
         checks.append(Check(name="annotation", passed=False, detail=f"invalid annotation {exc}"))
     if candidate.platform is not None:
         required.append(tokens.compile_tokens(candidate.platform.features))
+    gpu_fits = _gpu_fits(candidate.annotations, plat_tokens, facts)
     for cs in (s for s in required if s is not None):
         result = evaluate_set(cs, features)
         results.append(result)
-        checks.extend(_rule_checks(result, facts, target))
+        checks.extend(_rule_checks(result, facts, target, gpu_fits))
     if not target and candidate.platform is not None:
         target = cpu_target or platform.variant_target(candidate.platform)
     tags: tuple[str, ...] = ()
@@ -211,13 +238,18 @@ def evaluate(
         )
     fits = all(c.passed for c in checks)
     score = None
+    grade, gpu_code = 0, ""
+    if vocabulary.requires_gpu(candidate.annotations) or tokens.names_gpu(plat_tokens):
+        stated = [f for f in gpu_fits.values() if f.fits]
+        worst = min(stated, key=lambda f: f.grade, default=None)
+        grade, gpu_code = (
+            (worst.grade, worst.summary) if worst else (gpu.UNSTATED, "a GPU build naming no code")
+        )
     if fits:
         score = Score(
             policy=policy.rank(names),
             weight=weight,
-            gpu=int(
-                vocabulary.requires_gpu(candidate.annotations) or tokens.names_gpu(plat_tokens)
-            ),
+            gpu=grade,
             mpi=int(vocabulary.names_mpi(candidate.annotations)),
             cpu=cpu.depth(target),
             position=candidate.position,
@@ -231,6 +263,7 @@ def evaluate(
         score=score,
         gpu=_gpu_label(candidate.annotations),
         mpi=_mpi_label(candidate.annotations),
+        gpu_code=gpu_code if fits else "",
     )
 
 
@@ -362,6 +395,8 @@ def _why_first(best: Verdict, fitting: list[Verdict]) -> str:
         ("cpu", "the most specific CPU target"),
     ):
         if getattr(mine, field) != getattr(runner, field):
+            if field == "gpu" and runner.gpu:  # two GPU builds: say how their code differs
+                return f"{best.gpu_code}; {others[0].build} has {others[0].gpu_code}"
             return text
     return "first in index order"
 
@@ -500,7 +535,9 @@ def _common_verdict(per_class: list[tuple[str, Verdict]]) -> Verdict:
     first = per_class[0][1]
     fits = all(v.fits for _, v in per_class)
     score = None
+    gpu_code = ""
     if fits:
+        gpu_code = min((v for _, v in per_class), key=lambda v: v.score.gpu).gpu_code
         scores = [v.score for _, v in per_class]
         score = Score(
             **{
@@ -526,4 +563,5 @@ def _common_verdict(per_class: list[tuple[str, Verdict]]) -> Verdict:
         score=score,
         gpu=first.gpu,
         mpi=first.mpi,
+        gpu_code=gpu_code,
     )

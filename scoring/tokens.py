@@ -6,7 +6,10 @@ qnib MetaHub: shared/reference/spec-landscape.md section 3). Tokens read:
 
 - ``cpu:<archspec target>`` (MetaHub) or a bare archspec target name
   (``haswell``, ``skylake``): the host must run that target;
-- ``nv-compute-capability-<X>-<Y>``: a GPU of compute capability X.Y;
+- ``nv-compute-capability-<X>-<Y>``: code (SASS) for compute capability
+  X.Y; the tokens of a descriptor together list its code and compile into
+  one rule, ``platform.features nv-compute-capability``, judged and ranked
+  as the compute capability annotation (:mod:`scoring.gpu`);
 - ``nvidia-<major>-<minor>``: an NVIDIA driver of at least that version.
 
 Any other token is unsatisfied (it compiles to a rule on a feature no host
@@ -21,6 +24,8 @@ from scoring.rules import CompatibilitySet, FeatureMatcher, MatchExpression, Rul
 
 _CC = re.compile(r"^nv-compute-capability-(\d+)-(\d+)$")
 _DRIVER = re.compile(r"^nvidia-(\d+)-(\d+)$")
+#: The one rule all ``nv-compute-capability-X-Y`` tokens of a descriptor compile into.
+CC_RULE = "platform.features nv-compute-capability"
 
 
 def _token_rule(token: str) -> Rule:
@@ -33,12 +38,6 @@ def _token_rule(token: str) -> Rule:
         return Rule(
             name=name,
             matchFeatures=(FeatureMatcher(feature="archspec.compatible", matchExpressions=expr),),
-        )
-    if match := _CC.match(token):
-        expr = {"compute_capability": MatchExpression(op="In", value=(f"{match[1]}.{match[2]}",))}
-        return Rule(
-            name=name,
-            matchFeatures=(FeatureMatcher(feature="gpu.nvidia.device", matchExpressions=expr),),
         )
     if match := _DRIVER.match(token):
         expr = {
@@ -82,4 +81,10 @@ def compile_tokens(tokens: tuple[str, ...]) -> CompatibilitySet | None:
     """The tokens as one CompatibilitySet (source ``platform.features``), or None if there are none."""
     if not tokens:
         return None
-    return CompatibilitySet(rules=tuple(_token_rule(t) for t in tokens), source="platform.features")
+    rules = [_token_rule(t) for t in tokens if not _CC.match(t)]
+    capabilities = [f"{m[1]}.{m[2]}" for t in tokens if (m := _CC.match(t))]
+    if capabilities:
+        from scoring.vocabulary import capability_rule
+
+        rules.append(capability_rule(CC_RULE, list(dict.fromkeys(capabilities))))
+    return CompatibilitySet(rules=tuple(rules), source="platform.features")

@@ -39,9 +39,10 @@ CPU_FEATURES = P + "hardware.cpu.features"
 GPU_VENDOR = P + "hardware.gpu.vendor"
 #: lowest CUDA version the host driver must support (``nvmlSystemGetCudaDriverVersion``), e.g. ``12.2``.
 CUDA_VERSION = P + "hardware.gpu.cuda.version"
-#: compute capabilities the build has code for: ``8.0,9.0``; ``X.Y+`` has PTX for X.Y that any newer GPU can JIT.
+#: compute capabilities the build has code for: ``8.0,9.0`` (SASS: runs on X.Y to X.9);
+#: ``X.Y+`` has PTX for X.Y that any newer GPU can JIT.
 COMPUTE_CAPABILITIES = P + "hardware.gpu.compute_capabilities"
-#: AMD gfx targets the build has code for: ``gfx90a,gfx942``.
+#: AMD gfx targets the build has code for: ``gfx90a,gfx942``, or LLVM generic targets (``gfx9-generic``).
 AMD_GFX = P + "hardware.gpu.amd.gfx"
 #: MPI ABI the build links against: ``mpich``, ``openmpi`` or ``mpi-abi`` (MPI-5 standard ABI).
 MPI_ABI = P + "mpi.abi"
@@ -167,25 +168,17 @@ def _rules(annotations: dict[str, str]) -> list[Rule]:
             )
         )
     if get(COMPUTE_CAPABILITIES, "").strip():
-        options = []
         for cc in _list(get(COMPUTE_CAPABILITIES)):
             if not _CC.match(cc):
                 raise InvalidAnnotation(
                     f"{COMPUTE_CAPABILITIES}: {cc!r} is not a compute capability like 9.0 or 8.0+"
                 )
-            expr = (
-                MatchExpression(op="Ge", value=(cc[:-1],), type="version")
-                if cc.endswith("+")
-                else MatchExpression(op="In", value=(cc,))
-            )
-            term = FeatureMatcher(
-                feature="gpu.nvidia.device", matchExpressions={"compute_capability": expr}
-            )
-            options.append(MatchAnyElement(matchFeatures=(term,)))
-        rules.append(Rule(name="gpu.compute_capability", matchAny=tuple(options)))
+        rules.append(capability_rule("gpu.compute_capability", _list(get(COMPUTE_CAPABILITIES))))
     if vendor == "amd" or get(AMD_GFX, "").strip():
-        gfx = _list(get(AMD_GFX, ""))
-        expr = MatchExpression(op="In", value=tuple(gfx)) if gfx else MatchExpression(op="Exists")
+        from scoring.gpu import amd_targets, expand_gfx
+
+        gfx = expand_gfx(amd_targets(get(AMD_GFX, "")))
+        expr = MatchExpression(op="In", value=gfx) if gfx else MatchExpression(op="Exists")
         term = FeatureMatcher(feature="gpu.amd.device", matchExpressions={"gfx_target": expr})
         rules.append(Rule(name="gpu.amd", matchFeatures=(term,)))
     for key, element, rule in (
@@ -225,6 +218,26 @@ def _rules(annotations: dict[str, str]) -> list[Rule]:
             )
         )
     return rules
+
+
+def capability_rule(name: str, capabilities: list[str]) -> Rule:
+    """The rule "some GPU runs this code" for compute capabilities ``X.Y``
+    (SASS: a GPU of major X and minor >= Y) and ``X.Y+`` (PTX: a GPU of X.Y
+    or newer), with NFD's any-instance semantics over ``gpu.nvidia.device``
+    (CUDA C Programming Guide, "Binary Compatibility", "PTX Compatibility").
+    That every visible GPU runs it, and how well, is :mod:`scoring.gpu`'s
+    check, which :func:`scoring.select.evaluate` puts in this rule's place."""
+    options = []
+    for cc in capabilities:
+        version = cc.rstrip("+")
+        exprs = {"compute_capability": MatchExpression(op="Ge", value=(version,), type="version")}
+        if not cc.endswith("+"):
+            exprs["compute_capability_major"] = MatchExpression(
+                op="In", value=(version.split(".")[0],)
+            )
+        term = FeatureMatcher(feature="gpu.nvidia.device", matchExpressions=exprs)
+        options.append(MatchAnyElement(matchFeatures=(term,)))
+    return Rule(name=name, matchAny=tuple(options))
 
 
 def weight(annotations: dict[str, str]) -> int:

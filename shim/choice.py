@@ -203,11 +203,15 @@ class Context:
         policy = _entries(settings, str(ref), target.classes)  # with its tag/digest
         if len(target.classes) <= 1:
             _pin_ignored(settings, ref, policy)
+        from hostfacts.fingerprint import VISIBLE_ENV
+
         material = {
             "policy": policy,
             "nfd": settings.nfd_artifacts,
             "requested": self.requested,
             "common": target.common,
+            # the job's GPUs: never a decision for one visible set served for another
+            "visible": {name: self.environ.get(name) for name in VISIBLE_ENV},
         }
         key = None
         if settings.decision_cache_ttl > 0 and self.directory is not None:
@@ -282,7 +286,9 @@ class Context:
             data = self.index_data(ref, why_insecure)
         except (RegistryError, HostFactsError, ShimError) as exc:
             return self._failed(ref, exc, start)
-        decision = decide(data, facts, _as_policy(entries, target.classes), self.requested)
+        decision = decide(
+            data, facts, _as_policy(entries, target.classes), self.requested, visible=self.environ
+        )
         if decision.outcome == Outcome.REFUSED:
             return decisions.Entry(
                 str(ref), data.digest, "refused", refusal=str(_refusal(ref, decision, target))

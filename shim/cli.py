@@ -238,7 +238,9 @@ def cmd_explain(args) -> int:
     classes = (node_class,) if node_class else ()
     entry = policy_entry(settings, str(ref), classes)  # a policy may name a tag or digest
     requested = _requested_platform(args.platform, facts) if args.platform else None
-    decision = decide(data, facts, policy_of(settings, str(ref), classes), requested)
+    decision = decide(  # the job's GPUs: this command's visible-device variables
+        data, facts, policy_of(settings, str(ref), classes), requested, visible=os.environ
+    )
     rewritten = prefix + str(ref.with_digest(decision.chosen.digest)) if decision.chosen else None
     return _show(decision, str(ref), data.digest, rewritten, args, node_class, entry)
 

@@ -15,6 +15,7 @@ in docs/reference.md)::
      "candidates": [{
          "position": int, "digest": str, "platform": str | null,
          "build": str, "gpu": str, "mpi": str, "fits": bool,
+         "gpu_code": str,
          "score": {"policy": int, "weight": int, "gpu": int, "mpi": int,
                    "cpu": int, "position": int} | null,
          "checks": [{"name": str, "passed": bool, "detail": str}],
@@ -127,6 +128,7 @@ def to_json(
                 "gpu": v.gpu,
                 "mpi": v.mpi,
                 "fits": v.fits,
+                "gpu_code": v.gpu_code,
                 "score": v.score.model_dump() if v.score else None,
                 "checks": [c.model_dump() for c in v.checks],
                 "sets": [s.model_dump(exclude={"description"}) for s in v.sets],
@@ -142,7 +144,9 @@ def _score(v: Verdict) -> str:
     s = v.score
     parts = [f"cpu {s.cpu}"]
     if s.gpu:
-        parts.insert(0, "gpu")
+        from scoring.gpu import tier
+
+        parts.insert(0, f"gpu {tier(s.gpu)}".rstrip())
     if s.mpi:
         parts.insert(0, "mpi")
     if s.weight:

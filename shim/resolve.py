@@ -303,6 +303,7 @@ def decide(
     facts: HostFacts | Mapping[str, HostFacts],
     policy: Policy | Mapping[str, Policy | None] | None = None,
     requested_platform: tuple | None = None,
+    visible: Mapping[str, str] | None = None,
 ) -> Decision:
     """The decision for `facts`: an index is scored (:func:`scoring.select`;
     for ``{node class: facts}``, the one build that fits them all,
@@ -313,11 +314,22 @@ def decide(
     line asked for, this machine's OS and architecture
     (:func:`shim.intercept._native_request`), or None: passed to scoring,
     which keeps only the builds the runtime would take for it
-    (:func:`scoring.platform.check_requested`)."""
+    (:func:`scoring.platform.check_requested`).
+
+    `visible`: the command's environment, whose visible-device variables
+    (``CUDA_VISIBLE_DEVICES``...) narrow every facts' GPUs to the job's
+    (:func:`hostfacts.visible.narrow`); None: the node's GPUs, all of them."""
     if data.candidates is None:
         return Decision(
             outcome=Outcome.PASSTHROUGH, reason="the reference names a single image manifest"
         )
+    if visible:
+        from hostfacts.visible import narrow
+
+        if isinstance(facts, Mapping):
+            facts = {name: narrow(f, visible) for name, f in facts.items()}
+        else:
+            facts = narrow(facts, visible)
     choose = select_common if isinstance(facts, Mapping) else select
     return choose(
         data.candidates,

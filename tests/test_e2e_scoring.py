@@ -444,9 +444,13 @@ def test_gpu_build_beats_cpu_build_and_says_so(annot, annot_decisions):
     decision = annot_decisions["zen4-h100"]
     fits = {name_of(annot, c["digest"]): c for c in decision["candidates"] if c["fits"]}
     assert set(fits) == {"generic", "zen4", "zen3", "cuda", "ptx"}
-    assert fits["cuda"]["score"]["gpu"] == 1 and fits["zen4"]["score"]["gpu"] == 0
+    # native sm_90 code (4000) over PTX 7.0 JIT-compiled at load (2000 + 70) over a CPU build
+    assert fits["cuda"]["score"]["gpu"] == 4000 and fits["zen4"]["score"]["gpu"] == 0
+    assert fits["ptx"]["score"]["gpu"] == 2070
     assert fits["cuda"]["gpu"] == "nvidia sm 8.0,9.0 cuda >=12.2"
-    assert "ranks first of 5 fitting builds (first in index order)" in decision["reason"]
+    why = "ranks first of 5 fitting builds (native sm_90 code for every visible GPU; "
+    assert why in decision["reason"]
+    assert "has PTX 7.0, JIT-compiled for 9.0 at load)" in decision["reason"]
     assert "NVIDIA GPU (sm 9.0, CUDA 12.4)" in decision["host"]
 
 
@@ -654,7 +658,7 @@ def test_mix_checks_annotations_and_the_nfd_set_of_one_build(mix, mix_decisions)
     )
     assert [s["source"] for s in zen4["sets"]] == ["annotations", f"nfd:{mix.artifacts['ib']}"]
     cuda = candidate(mix_decisions["zen4-ib-h100"], mix.manifests["cuda"])
-    assert cuda["score"]["weight"] == 1 and cuda["score"]["gpu"] == 1
+    assert cuda["score"]["weight"] == 1 and cuda["score"]["gpu"] == 4000  # native sm_90 code
     mem = cuda["sets"][1]["rules"][0]["expressions"][0]
     assert (mem["feature"], mem["host_value"], mem["is_match"]) == (
         "gpu.nvidia.device",
@@ -687,7 +691,7 @@ def _validate_explain(doc: dict) -> None:
     assert doc["candidates"]
     for c in doc["candidates"]:
         assert set(c) == {"position", "digest", "platform", "build", "gpu", "mpi", "fits", "score",
-                          "checks", "sets"}  # fmt: skip
+                          "checks", "sets", "gpu_code"}  # fmt: skip
         assert isinstance(c["position"], int) and isinstance(c["fits"], bool)
         assert isinstance(c["platform"], opt_str)
         assert all(isinstance(c[k], str) for k in ("digest", "build", "gpu", "mpi"))

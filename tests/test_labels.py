@@ -287,7 +287,9 @@ def test_explain_words_each_rule_as_people_write_it(imagefit_cmd, env, pushed, t
     cuda = _details(h100_host, pushed, "cuda")
     assert cuda["gpu.nvidia"] == "needs an NVIDIA GPU; host has 1 (NVIDIA H100 80GB HBM3)"
     assert cuda["gpu.cuda"] == "needs CUDA >= 12.2 (driver); host has CUDA 12.4"
-    assert cuda["gpu.compute_capability"] == "needs a GPU of compute capability 9.0; host has 9.0"
+    assert cuda["gpu.compute_capability"] == (
+        "needs a GPU of compute capability 9.0; host has 9.0: native sm_90 code for every visible GPU"
+    )
     assert cuda["cpu.target"] == "needs CPU target x86_64_v3; host zen4 runs it"
     mpich = _details(h100_host, pushed, "mpich")
     assert mpich["mpi.abi"] == "needs MPI ABI mpich; host has no MPI"

@@ -35,6 +35,15 @@ def gfx_target_name(version: int) -> str:
     return f"gfx{major}{minor}{step:x}"
 
 
+def _uuid(unique_id: int | None) -> str | None:
+    """The UUID ROCr gives a GPU, as ROCR_VISIBLE_DEVICES takes it: ``GPU-`` and
+    the KFD node's ``unique_id`` in 16 hex digits (ROCm docs, "GPU isolation
+    techniques"; rocminfo prints the same); None when 0 or absent."""
+    if not unique_id or unique_id < 0:
+        return None
+    return f"GPU-{unique_id:016x}"
+
+
 def parse_properties(text: str) -> dict[str, int]:
     """Integer fields of a KFD node ``properties`` file ('key value' per line).
 
@@ -112,6 +121,7 @@ def _probe(ctx: ProbeContext, evidence: list[Evidence]) -> AmdFacts:
                 gfx_target_version=version,
                 vendor_id=fields.get("vendor_id"),
                 device_id=fields.get("device_id"),
+                uuid=_uuid(fields.get("unique_id")),
             )
         )
 

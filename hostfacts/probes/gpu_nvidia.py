@@ -7,8 +7,11 @@ as wheelnext/nvidia-variant-provider's ``detect_cuda.py`` does),
 ``nvmlSystemGetNVMLVersion``, ``nvmlDeviceGetCount``,
 ``nvmlDeviceGetHandleByIndex``, ``nvmlDeviceGetUUID``, ``nvmlDeviceGetName``,
 ``nvmlDeviceGetCudaComputeCapability``, ``nvmlDeviceGetMemoryInfo``,
-``nvmlDeviceGetMigMode`` and ``nvmlShutdown`` (always, in a ``finally``, once
-``nvmlInit`` succeeded).
+``nvmlDeviceGetMigMode``, for a GPU in MIG mode
+``nvmlDeviceGetMaxMigDeviceCount``, ``nvmlDeviceGetMigDeviceHandleByIndex``
+(``NVMLError_NotFound`` for an empty slot) and ``nvmlDeviceGetUUID`` of each
+instance (the ``MIG-...`` UUIDs CUDA_VISIBLE_DEVICES names), and
+``nvmlShutdown`` (always, in a ``finally``, once ``nvmlInit`` succeeded).
 
 Errors are the binding's ``NVMLError_<Name>`` subclasses of ``NVMLError``,
 matched by name through the module so that fakes work:
@@ -33,7 +36,7 @@ import warnings
 from typing import Any
 
 from hostfacts.context import ProbeContext
-from hostfacts.model import Evidence, NvidiaDevice, NvidiaFacts, Probe, Status
+from hostfacts.model import Evidence, NvidiaDevice, NvidiaFacts, NvidiaMigDevice, Probe, Status
 
 #: Reason when probing a copied tree: NVML would describe this machine instead.
 NOT_LIVE = "not probed: NVML reads the live machine, not --root"
@@ -212,6 +215,7 @@ def _device(nvml: Any, run: _Run, index: int) -> NvidiaDevice:
         f"{name or '?'} {uuid or '?'} cc {capability or '?'} "
         f"{'?' if memory_mib is None else memory_mib} MiB mig {mig_shown}",
     )
+    instances = _mig_devices(nvml, run, handle) if mig_enabled else ()
     return NvidiaDevice(
         index=index,
         uuid=uuid or None,
@@ -219,7 +223,37 @@ def _device(nvml: Any, run: _Run, index: int) -> NvidiaDevice:
         compute_capability=capability or None,
         memory_mib=memory_mib,
         mig_enabled=mig_enabled,
+        mig_devices=instances,
     )
+
+
+#: The most MIG instances one GPU is asked for (an H100 has at most 7).
+MAX_MIG = 64
+
+
+def _mig_devices(nvml: Any, run: _Run, handle: Any) -> tuple[NvidiaMigDevice, ...]:
+    """The MIG instances of a GPU in MIG mode: index and UUID of each
+    occupied slot (an empty slot answers ``NVMLError_NotFound``; a binding or
+    driver without the calls gives ()).
+
+    Raises:
+        NVMLError (the module's): any other failure of the calls.
+    """
+    count = _optional(nvml, run, "nvmlDeviceGetMaxMigDeviceCount", handle)
+    found = []
+    for slot in range(min(int(count or 0), MAX_MIG)):
+        try:
+            mig = _required(nvml, run, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
+        except (_Absent, *_skippable(nvml, "NotFound", "FunctionNotFound", "NotSupported")):
+            continue
+        uuid = _str(_optional(nvml, run, "nvmlDeviceGetUUID", mig))
+        found.append(NvidiaMigDevice(index=slot, uuid=uuid or None))
+    if count is not None:
+        run.call(
+            f"nvmlDeviceGetMigDeviceHandleByIndex(<handle {run.device}>, 0..{int(count) - 1})",
+            ", ".join(d.uuid or "?" for d in found) or "no MIG instances",
+        )
+    return tuple(found)
 
 
 def cuda_version_string(value: Any) -> str | None:
