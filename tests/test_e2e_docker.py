@@ -56,7 +56,6 @@ def shim_docker(shim_bin, daemon, args, *, facts=None, extra_env=None, timeout=1
 
 
 def test_daemon_is_real_quiet_and_treats_loopback_as_insecure(dockerd):
-    assert dockerd.version().startswith("20.10."), dockerd.version()
     info = json.loads(dockerd.docker("info", "--format", "{{json .}}").stdout)
     # what the shim's docker personality assumes (shim.personality.docker.LOOPBACK)
     assert "127.0.0.0/8" in info["RegistryConfig"]["InsecureRegistryCIDRs"]

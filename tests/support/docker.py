@@ -18,6 +18,10 @@ session (SIGTERM if pytest dies), and leaves the host as it was:
   registry", the CIDR added to ``InsecureRegistryCIDRs``), so the plain-HTTP
   test registry on loopback needs no ``insecure-registries`` entry.
 
+What outlives it (dockerd 20.10 has no flag for these): its trust key
+``/etc/docker/key.json``, an empty ``/run/docker/plugins`` and the empty
+``docker`` parent cgroups.
+
 Use :attr:`env` for the client (``DOCKER_HOST`` and a private
 ``DOCKER_CONFIG``) and :meth:`granted_to` to let one ordinary user reach the
 socket for a while (a root-equivalent grant, hence scoped).
