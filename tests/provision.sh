@@ -5,6 +5,9 @@
 #  - Slurm (slurmctld, slurmd, srun) and munge for the simulated cluster of
 #    tests/support/cluster.py, which starts its own daemons with its own config
 #    files (nothing is configured or left running here);
+#  - Debian's docker.io (dockerd, docker) for tests/test_e2e_docker.py, whose
+#    fixture (tests/support/docker.py) starts a daemon of its own, as the
+#    registry's does: none is configured or left running here;
 #  - an ordinary user for rootless podman (IMAGEFIT_TEST_USER, default alice, uid 1234);
 #  - a virtual environment every user can run (/opt/imagefit-venv by default,
 #    IMAGEFIT_VENV overrides) with imagefit and its test extras installed from
@@ -22,6 +25,9 @@ PKGS=(docker-registry podman runc uidmap slirp4netns fuse-overlayfs busybox-stat
 # run daemons of their own, so these are stopped again (only when this run
 # installed them).
 SERVICES=(slurmd slurmctld munge)
+# The system daemon would add iptables rules and a docker0 bridge (podman's
+# networks share the host): stopped like the services above.
+PKGS+=(docker.io)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -37,6 +43,9 @@ if [ ${#missing[@]} -gt 0 ]; then
         *" $svc "*|*" slurm-wlm "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;;
       esac
     done
+    case " ${missing[*]} " in
+      *" docker.io "*) systemctl disable --now docker.socket docker containerd >/dev/null 2>&1 || true ;;
+    esac
   fi
 fi
 
