@@ -798,3 +798,26 @@ def test_docker_that_is_podman_through_main(fake, monkeypatch, podman_docker):
         "run", PEP, KI, f"--env=HOME={home}", f"--tmpfs={home}:rw,exec,mode=0700,U",
         "--tls-verify=false", "--rm", PIN,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, tag_step",
+    [
+        (["pull", IMG], ["tag", PIN, IMG]),
+        (["image", "pull", "-q", IMG], ["tag", PIN, IMG]),
+        # the tag step reaches the same daemon: its selecting flags, not --log-level/--debug
+        (["--context=default", "-D", "pull", IMG], ["--context=default", "tag", PIN, IMG]),
+        (["-H", "unix:///run/user/1/docker.sock", "-l", "debug", "--tlsverify", "--tlscacert", "/c/ca.pem",
+          "pull", IMG],
+         ["--host=unix:///run/user/1/docker.sock", "--tlscacert=/c/ca.pem", "--tlsverify", "tag", PIN, IMG]),
+        (["pull", PIN], None),  # a digest pull keeps its digest: nothing to tag
+        (["run", IMG], None),
+    ],
+)  # fmt: skip
+def test_pull_tags_the_chosen_build_with_the_users_reference(fake, environ, args, tag_step):
+    """The daemon stores ``pull REPO@DIGEST`` as ``REPO:<none>``: a ``docker
+    tag`` step after the pull gives the chosen build the user's tag, as a
+    plain pull would (tested against the real daemon in tests/test_e2e_docker.py)."""
+    personality = personalities.get("docker")
+    done = plan(personality, personality.parse(args), Settings(decision_cache_ttl=0), environ)
+    assert done.after == ([tag_step] if tag_step else [])

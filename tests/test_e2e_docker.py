@@ -123,11 +123,6 @@ def test_pull_fetches_the_chosen_build(docker_shim_bin, dockerd, app, facts_file
     assert app.manifests["haswell"] in listed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shim.personality.docker: `pull REF` runs `docker pull REPO@DIGEST`, which the "
-    "daemon stores under no tag, and no `docker tag REPO@DIGEST REF` follows (podman's does)",
-)
 def test_pull_keeps_the_users_tag(docker_shim_bin, dockerd, app, facts_files):
     ref = f"{app.repository}:2024"
     pinned = f"{app.repository}@{app.manifests['zen4']}"

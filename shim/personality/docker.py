@@ -364,7 +364,30 @@ class Docker(Personality):
                 after += with_cmd(args, image, image_cmd(resolved, image), inv.enabled("tty"))
             args[image + 1 : image + 1] = after
             args[inv.insert_at : inv.insert_at] = front
-        return Plan(args)
+        after_steps = []
+        if inv.verb == "pull":
+            # the daemon stores a digest pull as REPO:<none>: give it the tag the
+            # user pulled, as a plain pull would (podman's finish does the same),
+            # on the same daemon
+            daemon = self.daemon_args(inv)
+            after_steps = [
+                [*daemon, "tag", str(r.ref.with_digest(r.digest)), str(r.ref)]
+                for r in resolved
+                if r.ref.tag and not r.ref.digest
+            ]
+        return Plan(args, after=after_steps)
+
+    def daemon_args(self, inv: Invocation) -> list[str]:
+        """The daemon-selecting global flags of this command line, for another
+        command on the same daemon: ``--config``, ``--context``, ``--host``,
+        ``--tlscacert``/``--tlscert``/``--tlskey`` with their values, ``--tls``
+        and ``--tlsverify`` when on (docker/cli cli/flags/options.go); not
+        ``--log-level``/``--debug``."""
+        out: list[str] = []
+        for name in ("config", "context", "host", "tlscacert", "tlscert", "tlskey"):
+            out += [f"--{name}={v}" for v in inv.global_flags.get(name, []) if v is not None]
+        out += [f"--{n}" for n in ("tls", "tlsverify") if inv.enabled(n, global_level=True)]
+        return out
 
     def gpu_flags(self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int):
         """podman's words when the real docker is podman (podman 4.3's

@@ -44,9 +44,11 @@ class FakeResolver:
             raise self.error
         return shim.resolve.IndexData(ref, U, (), {}, 1)
 
-    def decide(self, data, facts, policy=None, requested_platform=None):
-        """Stands for :func:`shim.resolve.decide`: the fixed decision."""
+    def decide(self, data, facts, policy=None, requested_platform=None, visible=None):
+        """Stands for :func:`shim.resolve.decide`: the fixed decision.
+        `visible`: the environment the visible-GPU variables are read from."""
         assert isinstance(facts, hostfacts.HostFacts)
+        assert visible is not None  # the command's environment, always passed
         self.requested.append(requested_platform)
         self.calls[-1]["platform"] = requested_platform
         if self.outcome == scoring.Outcome.SELECTED:
