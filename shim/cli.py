@@ -16,7 +16,7 @@ from importlib import resources
 from shim import __version__
 from shim.errors import EXIT_SHIM_ERROR, ShimError
 
-RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus")
+RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus", "ch-image")
 
 
 def _facts(args):

@@ -18,6 +18,7 @@ _MODULES = {
     "apptainer": "shim.personality.apptainer",
     "singularity": "shim.personality.apptainer",
     "sarus": "shim.personality.sarus",
+    "ch-image": "shim.personality.charliecloud",
 }
 
 
