@@ -165,10 +165,20 @@ def test_verified_tls_with_the_registrys_certificate(app, ch_bin, home, facts_fi
     assert "certificate" in lines[0]
 
 
-def test_node_classes_get_the_one_build_that_fits_them_all(app, ch_bin, home, facts_files):
+def test_node_classes_get_the_one_build_that_fits_them_all(
+    app, ch_bin, home, facts_files, imagefit_cmd
+):
     (home / "site.toml").write_text(
         f'[node_classes.zen4]\nfacts = "{facts_files["zen4"]}"\nhosts = ["zen4-*"]\n'
         f'[node_classes.ivy]\nfacts = "{facts_files["ivybridge"]}"\nhosts = ["ivy-*"]\n'
     )
     env = ch_env(home, ch_bin, IMAGEFIT_FACTS=facts_files["haswell"], IMAGEFIT_NODE_CLASS="zen4,ivy")
     assert pull_and_show(env, app.ref, pull_options=["--tls-no-verify"]) == ["x86_64_v2", "0"]
+    # the same from `imagefit pull --runtime ch-image --node-class ...` (a login node)
+    env = ch_env(home, None, IMAGEFIT_FACTS=facts_files["zen4"])
+    run_as(env, ["ch-image", "delete", app.ref])
+    done = run_as(env, [*imagefit_cmd, "pull", "--runtime", "ch-image", "--node-class", "zen4",
+                        "--node-class", "ivy", app.ref, "--", "--tls-no-verify"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = run_as(env, ["ch-run", app.ref, "--", "sh", "-c", SHOW])
+    assert shown.stdout.split() == ["x86_64_v2", "0"], shown.stderr
