@@ -224,7 +224,11 @@ def test_ch_image_argparse_reads_every_line_as_the_shim(fake, environ):
     finals = [planned(args, environ).args for args, _e, _a in CASES]
     lines = [args for args, _e, _a in CASES] + finals + BAD
     real = ch_image_argparse.read_lines(lines)
-    given, rewritten, bad = real[: len(CASES)], real[len(CASES) : 2 * len(CASES)], real[2 * len(CASES) :]
+    given, rewritten, bad = (
+        real[: len(CASES)],
+        real[len(CASES) : 2 * len(CASES)],
+        real[2 * len(CASES) :],
+    )
     for (args, _expected, _asked), got in zip(CASES, given, strict=True):
         mine = _positions(args)
         if mine is None:

@@ -22,12 +22,15 @@ from pathlib import Path
 
 import pytest
 
+from tests import test_e2e_podman
 from tests.conftest import world_readable_tmp
 from tests.support import oci
 from tests.support.fixtures import missing_tool
 from tests.support.registry import REGISTRY_BINARY, LocalRegistry
-from tests.test_e2e_podman import _build, facts_files  # noqa: F401 (a fixture)
+from tests.test_e2e_podman import _build
 
+#: facts files of real CPUs (archspec's /proc/cpuinfo dumps), the podman end-to-end fixture
+node_facts = test_e2e_podman.facts_files
 CH_IMAGE, CH_RUN = "/usr/bin/ch-image", "/usr/bin/ch-run"
 BUILDS = [
     _build("x86_64"),
@@ -119,16 +122,16 @@ def test_ch_image_alone_refuses_the_index(app, home):
     ("node", "expected"), [("zen4", "zen4"), ("haswell", "haswell"), ("ivybridge", "x86_64_v2")]
 )
 def test_pull_stores_the_chosen_build_under_the_users_name(
-    app, ch_bin, home, facts_files, node, expected
+    app, ch_bin, home, node_facts, node, expected
 ):
-    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=facts_files[node])
+    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=node_facts[node])
     assert pull_and_show(env, app.ref, pull_options=["--tls-no-verify"]) == [expected, "0"]
     listed = run_as(env, ["ch-image", "list"])
     assert listed.stdout.split() == [app.ref]  # the user's name, nothing else
 
 
-def test_dry_run_shows_the_exact_argv(app, ch_bin, home, facts_files):
-    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=facts_files["haswell"], IMAGEFIT_DRY_RUN="1")
+def test_dry_run_shows_the_exact_argv(app, ch_bin, home, node_facts):
+    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=node_facts["haswell"], IMAGEFIT_DRY_RUN="1")
     done = run_as(env, ["ch-image", "-v", "pull", "--tls-no-verify", app.ref])
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [
@@ -136,27 +139,29 @@ def test_dry_run_shows_the_exact_argv(app, ch_bin, home, facts_files):
     ]  # fmt: skip
 
 
-def test_unprivileged_user_gets_the_build_and_runs_as_themself(app, ch_bin, home, facts_files):
+def test_unprivileged_user_gets_the_build_and_runs_as_themself(app, ch_bin, home, node_facts):
     user = pwd.getpwnam(os.environ.get("IMAGEFIT_TEST_USER", "alice"))
     shim_target = os.path.realpath(ch_bin / "ch-image")
     if subprocess.run(["runuser", "-u", user.pw_name, "--", "test", "-x", shim_target]).returncode:
-        pytest.fail(f"{user.pw_name} cannot run {shim_target}: run the tests with /opt/imagefit-venv/bin/python")
+        pytest.fail(
+            f"{user.pw_name} cannot run {shim_target}: run the tests with /opt/imagefit-venv/bin/python"
+        )
     os.chown(home, user.pw_uid, user.pw_gid)
-    env = ch_env(home, ch_bin, user=user.pw_name, IMAGEFIT_FACTS=facts_files["zen4"])
+    env = ch_env(home, ch_bin, user=user.pw_name, IMAGEFIT_FACTS=node_facts["zen4"])
     shown = pull_and_show(env, app.ref, pull_options=["--tls-no-verify"], user=user.pw_name)
     assert shown == ["zen4", str(user.pw_uid)]
     assert (home / "storage").stat().st_uid == user.pw_uid  # ch-image ran as the caller
 
 
-def test_verified_tls_with_the_registrys_certificate(app, ch_bin, home, facts_files, tls_registry):
+def test_verified_tls_with_the_registrys_certificate(app, ch_bin, home, node_facts, tls_registry):
     """No --tls-no-verify: ch-image and the shim both verify the registry,
     here with its certificate as the CA bundle requests reads from the
     environment; without it the shim says so in one line and runs the
     command unchanged (ch-image then fails on the certificate itself)."""
-    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=facts_files["haswell"],
+    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=node_facts["haswell"],
                  REQUESTS_CA_BUNDLE=str(tls_registry.ca_cert))  # fmt: skip
     assert pull_and_show(env, app.ref) == ["haswell", "0"]
-    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=facts_files["zen4"], IMAGEFIT_DRY_RUN="1",
+    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=node_facts["zen4"], IMAGEFIT_DRY_RUN="1",
                  XDG_CACHE_HOME=str(home / "fresh-cache"))  # the index stored above: not asked  # fmt: skip
     done = run_as(env, ["ch-image", "pull", app.ref])
     assert json.loads(done.stdout) == [CH_IMAGE, "pull", app.ref]
@@ -166,16 +171,16 @@ def test_verified_tls_with_the_registrys_certificate(app, ch_bin, home, facts_fi
 
 
 def test_node_classes_get_the_one_build_that_fits_them_all(
-    app, ch_bin, home, facts_files, imagefit_cmd
+    app, ch_bin, home, node_facts, imagefit_cmd
 ):
     (home / "site.toml").write_text(
-        f'[node_classes.zen4]\nfacts = "{facts_files["zen4"]}"\nhosts = ["zen4-*"]\n'
-        f'[node_classes.ivy]\nfacts = "{facts_files["ivybridge"]}"\nhosts = ["ivy-*"]\n'
+        f'[node_classes.zen4]\nfacts = "{node_facts["zen4"]}"\nhosts = ["zen4-*"]\n'
+        f'[node_classes.ivy]\nfacts = "{node_facts["ivybridge"]}"\nhosts = ["ivy-*"]\n'
     )
-    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=facts_files["haswell"], IMAGEFIT_NODE_CLASS="zen4,ivy")
+    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=node_facts["haswell"], IMAGEFIT_NODE_CLASS="zen4,ivy")
     assert pull_and_show(env, app.ref, pull_options=["--tls-no-verify"]) == ["x86_64_v2", "0"]
     # the same from `imagefit pull --runtime ch-image --node-class ...` (a login node)
-    env = ch_env(home, None, IMAGEFIT_FACTS=facts_files["zen4"])
+    env = ch_env(home, None, IMAGEFIT_FACTS=node_facts["zen4"])
     run_as(env, ["ch-image", "delete", app.ref])
     done = run_as(env, [*imagefit_cmd, "pull", "--runtime", "ch-image", "--node-class", "zen4",
                         "--node-class", "ivy", app.ref, "--", "--tls-no-verify"])  # fmt: skip

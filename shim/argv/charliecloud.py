@@ -96,8 +96,10 @@ def _negative_number(word: str) -> bool:
     if body.isdigit() and body.isascii():
         return True
     whole, dot, frac = body.partition(".")
-    return bool(dot) and (not whole or (whole.isdigit() and whole.isascii())) and (
-        frac.isdigit() and frac.isascii()
+    return (
+        bool(dot)
+        and (not whole or (whole.isdigit() and whole.isascii()))
+        and (frac.isdigit() and frac.isascii())
     )
 
 
@@ -174,7 +176,9 @@ def scan(
                 runs += 1
                 in_run = True
             if runs > 1:
-                raise ArgvError(f"unrecognized argument {word!r} (after an option that follows the image)")
+                raise ArgvError(
+                    f"unrecognized argument {word!r} (after an option that follows the image)"
+                )
             positions.append(i)
             i += 1
             continue
@@ -215,7 +219,9 @@ def scan(
 def _check_build_cache(flags: dict) -> None:
     given = [n for n in BUILD_CACHE if n in flags]
     if len(given) > 1:
-        raise ArgvError("options " + " and ".join("--" + n for n in sorted(given)) + " are exclusive")
+        raise ArgvError(
+            "options " + " and ".join("--" + n for n in sorted(given)) + " are exclusive"
+        )
 
 
 def parse(args: list[str] | tuple[str, ...]) -> Invocation:
@@ -245,7 +251,13 @@ def parse(args: list[str] | tuple[str, ...]) -> Invocation:
         return Invocation(args=args, global_flags=root)
     flags: dict[str, list[str | None]] = {}
     positions, _ = scan(args, at + 1, PULL, flags, stop_at_first=False)
-    common = {"args": args, "verb": "pull", "insert_at": at + 1, "flags": flags, "global_flags": root}
+    common = {
+        "args": args,
+        "verb": "pull",
+        "insert_at": at + 1,
+        "flags": flags,
+        "global_flags": root,
+    }
     if any(n in flags for n in EXITING):
         return Invocation(args=args, global_flags=root, flags=flags)
     _check_build_cache(flags)

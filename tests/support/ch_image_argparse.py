@@ -73,4 +73,3 @@ def read_lines(lines: list[list[str]]) -> list[dict]:
     if done.returncode != 0:
         raise RuntimeError(f"ch-image argparse runner failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout)
-
