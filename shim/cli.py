@@ -16,7 +16,7 @@ from importlib import resources
 from shim import __version__
 from shim.errors import EXIT_SHIM_ERROR, ShimError
 
-RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus")
+RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus", "ch-image")
 #: what `imagefit install --runtime` links (shim.install.RUNTIME_NAMES): enroot has no `pull`
 INSTALL_RUNTIMES = (*RUNTIME_NAMES, "enroot")
 
@@ -609,7 +609,7 @@ def _parser() -> argparse.ArgumentParser:
         help="pull REF for node classes (on a login node): the shimmed pull with IMAGEFIT_NODE_CLASS",
         description="Runs `RUNTIME pull [OPTIONS] REF` through the shim for the named node "
         "classes: podman stores every class's build (and tags the first as REF); apptainer, "
-        "singularity, sarus and docker get the one build that fits every named class.",
+        "singularity, sarus, docker and ch-image get the one build that fits every named class.",
     )
     p.add_argument("reference", metavar="REF")
     p.add_argument(

@@ -68,7 +68,7 @@ ON_ERROR = ("passthrough", "refuse")
 LOGIN = ("auto", "always", "never")
 #: shim.gpu_access.MODES (that module is imported only when a build was chosen)
 GPU_ACCESS = ("auto", "never")
-RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus", "enroot")
+RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus", "enroot", "ch-image")
 CONSISTENCY = ("node", "job")
 #: characters of a node class name (IMAGEFIT_NODE_CLASS separates names with commas)
 #: syslog facilities audit_facility may name, with their codes (RFC 5424 section 6.2.1,

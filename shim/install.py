@@ -50,7 +50,7 @@ import sys
 from shim.errors import ShimError
 from shim.locate import SHIM_NAME, find_runtime, is_shim
 
-RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus", "enroot")
+RUNTIME_NAMES = ("podman", "docker", "apptainer", "singularity", "sarus", "enroot", "ch-image")
 PROFILE_MARK = "# imagefit profile snippet"
 #: The second line of every launcher imagefit writes (how uninstall knows its own).
 LAUNCHER_MARK = "# imagefit shim launcher"

@@ -186,6 +186,13 @@ class RegistryClient:
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         session.auth = _no_auth  # an auth set: requests looks up no netrc entry
         session.headers["Accept-Encoding"] = "gzip"
+        if self.insecure:
+            # verification off was asked for (--tls-verify=false, ch-image
+            # --tls-no-verify, an insecure registry): no urllib3 warning per
+            # request on the user's terminal, as the runtimes print none
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         adapter = _deadline_adapter(self)
         session.mount("https://", adapter)
         session.mount("http://", adapter)

@@ -20,7 +20,7 @@ TEST_USER=${IMAGEFIT_TEST_USER:-alice}
 TEST_UID=${IMAGEFIT_TEST_UID:-1234}
 PKGS=(docker-registry podman runc uidmap slirp4netns fuse-overlayfs busybox-static skopeo apache2-utils python3-venv
       libmpich12 mpich libopenmpi3 openmpi-bin time lmod rpm tcl
-      slurm-wlm slurm-client munge iproute2 util-linux)
+      slurm-wlm slurm-client munge iproute2 util-linux charliecloud python3-lark openssl)
 # Started by their packages' postinst on a systemd machine; the cluster tests
 # run daemons of their own, so these are stopped again (only when this run
 # installed them).

@@ -46,8 +46,10 @@ TEST_USER = os.environ.get("IMAGEFIT_TEST_USER", "alice")
 
 
 def _env(home: Path, path: str, **extra: str) -> dict[str, str]:
-    """A clean environment: no IMAGEFIT_* or XDG_* from the caller."""
+    """A clean environment: no IMAGEFIT_* or XDG_* from the caller; USER as a
+    login sets it (ch-image refuses to run without it, and doctor runs it)."""
     env = {"HOME": str(home), "PATH": path, "LANG": "C.UTF-8", "SHELL": "/bin/bash",
+           "USER": pwd.getpwuid(os.geteuid()).pw_name,
            "IMAGEFIT_SITE_CONFIG": str(home / "no-site-config.toml")}  # fmt: skip
     env.update(extra)
     return {k: v for k, v in env.items() if v is not None}
@@ -699,6 +701,7 @@ def test_doctor_json_shape(tmp_path, shim_dir):
         "singularity",
         "sarus",
         "enroot",
+        "ch-image",
     ]
     assert set(data["runtimes"][0]) == {"name", "status", "resolves_to", "resolves_to_shim", "shim_links", "real",
                                         "real_configured", "real_error", "version"}  # fmt: skip

@@ -19,6 +19,7 @@ _MODULES = {
     "singularity": "shim.personality.apptainer",
     "sarus": "shim.personality.sarus",
     "enroot": "shim.personality.enroot",
+    "ch-image": "shim.personality.charliecloud",
 }
 
 

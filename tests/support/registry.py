@@ -3,7 +3,8 @@
 ``LocalRegistry`` runs ``/usr/bin/docker-registry serve CONFIG`` (Debian's
 ``docker-registry`` package, Distribution 2.8) on a free ``127.0.0.1`` port
 with its own config: filesystem storage under a given directory, deletes
-enabled, plain HTTP, and optionally htpasswd (basic) auth.  The registry's
+enabled, plain HTTP (or, with ``tls=True``, HTTPS with a self-signed
+certificate made by ``openssl req``), and optionally htpasswd (basic) auth.  The registry's
 stdout/stderr (access log included) go to ``log_path`` so tests can count the
 requests a client made (see :meth:`LocalRegistry.requests`).
 """
@@ -102,6 +103,28 @@ def htpasswd_line(user: str, password: str) -> str:
     )
 
 
+def self_signed_certificate(directory: Path, host: str) -> tuple[Path, Path]:
+    """(certificate, key) PEM files in `directory`: a self-signed certificate
+    for IP address `host` (and ``localhost``), valid two days, made with
+    ``openssl req -x509`` (Debian's openssl). The certificate is its own CA:
+    a client trusts it with the file as its CA bundle. Raises RegistryError
+    without openssl."""
+    tool = shutil.which("openssl")
+    if tool is None:
+        raise RegistryError("openssl not found: apt-get install -y openssl")
+    cert, key = directory / "registry.crt", directory / "registry.key"
+    done = subprocess.run(
+        [tool, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}",
+         "-addext", f"subjectAltName=IP:{host},DNS:localhost"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RegistryError(f"openssl req failed: {done.stderr.strip()[-500:]}")
+    cert.chmod(0o644)
+    return cert, key
+
+
 def can_make_htpasswd() -> bool:
     try:
         htpasswd_line("probe", "probe")
@@ -118,7 +141,11 @@ class LocalRegistry:
     (unless ``start=False``).  With ``auth=(user, password)`` it demands
     basic auth.  ``host`` is the local IPv4 address it binds (default
     ``127.0.0.1``; tests/support/cluster.py passes an address of the
-    simulated cluster's bridge).  Use as a context manager or call :meth:`stop`.
+    simulated cluster's bridge).  With ``tls=True`` it speaks HTTPS only
+    (Distribution's ``http.tls``), with a self-signed certificate for
+    ``host`` in :attr:`ca_cert` (a client verifies with it as its CA bundle,
+    or skips verification; plain HTTP is refused).  Use as a context
+    manager or call :meth:`stop`.
     """
 
     def __init__(
@@ -130,8 +157,13 @@ class LocalRegistry:
         startup_timeout: float = 10.0,
         start: bool = True,
         host: str = "127.0.0.1",
+        tls: bool = False,
     ) -> None:
         self.bind_host = host
+        self.tls = tls
+        #: the certificate (its own CA) when ``tls``, made on first start
+        self.ca_cert: Path | None = None
+        self._tls_key: Path | None = None
         self.root_dir = Path(root_dir)
         self.root_dir.mkdir(parents=True, exist_ok=True)
         self.storage_dir = self.root_dir / "data"
@@ -157,7 +189,7 @@ class LocalRegistry:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     @property
     def pid(self) -> int | None:
@@ -186,6 +218,12 @@ class LocalRegistry:
             "http:",
             f"  addr: {self.bind_host}:{port}",
             f"  secret: {secrets.token_hex(16)}",
+        ]
+        if self.tls:
+            if self.ca_cert is None:
+                self.ca_cert, self._tls_key = self_signed_certificate(self.root_dir, self.bind_host)
+            lines += ["  tls:", f"    certificate: {self.ca_cert}", f"    key: {self._tls_key}"]
+        lines += [
             "health:",
             "  storagedriver:",
             "    enabled: false",
@@ -245,7 +283,9 @@ class LocalRegistry:
                     f" log:\n{self.log_text()}"
                 )
             try:
-                with urllib.request.urlopen(f"{self.url}/v2/", timeout=1) as resp:
+                with urllib.request.urlopen(
+                    f"{self.url}/v2/", timeout=1, context=self.ssl_context()
+                ) as resp:
                     if resp.status == 200:
                         return
                     last = resp.status
@@ -295,6 +335,14 @@ class LocalRegistry:
         self.stop()
 
     # -- helpers for tests -------------------------------------------------
+    def ssl_context(self):
+        """An ``ssl.SSLContext`` trusting :attr:`ca_cert` (None without TLS)."""
+        if not self.tls:
+            return None
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.ca_cert))
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
