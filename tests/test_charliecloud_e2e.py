@@ -187,3 +187,21 @@ def test_node_classes_get_the_one_build_that_fits_them_all(
     assert done.returncode == 0, done.stderr
     shown = run_as(env, ["ch-run", app.ref, "--", "sh", "-c", SHOW])
     assert shown.stdout.split() == ["x86_64_v2", "0"], shown.stderr
+
+
+def test_runtimes_ch_image_in_the_site_config_is_the_one_run(app, ch_bin, home, node_facts):
+    """``[runtimes] ch-image = PATH`` (shim.config.RUNTIMES): the shim runs
+    that ch-image, here a copy of Debian's outside PATH's reach."""
+    elsewhere = home / "opt" / "ch-image"
+    elsewhere.parent.mkdir()
+    os.symlink(CH_IMAGE, elsewhere)
+    site = home / "site.toml"
+    site.write_text(f'[runtimes]\n"ch-image" = "{elsewhere}"\n')
+    site.chmod(0o644)
+    env = ch_env(home, ch_bin, IMAGEFIT_FACTS=node_facts["zen4"], IMAGEFIT_DRY_RUN="1")
+    done = run_as(env, ["ch-image", "pull", "--tls-no-verify", app.ref])
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout) == [
+        str(elsewhere), "pull", "--tls-no-verify", "--arch=yolo", app.digest_ref("zen4"), app.ref,
+    ]  # fmt: skip
