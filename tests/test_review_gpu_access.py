@@ -10,22 +10,14 @@ from __future__ import annotations
 import pytest
 
 from shim.argv import enroot_uri
+from tests import test_gpu_access as ga
 from tests.support import oci
-from tests.test_gpu_access import (  # noqa: F401 - fixtures
-    CDI_DEVICE,
-    _b,
-    app,
-    calls,
-    cdi_spec,
-    facts,
-    operand,
-    pinned,
-    shim,
-    shim_dir,
-)
+from tests.test_gpu_access import CDI_DEVICE, _b, calls, operand, pinned, shim
 from tests.test_requested_platform import run
 
 P = "org.supercontainers."
+# the fixtures of tests/test_gpu_access.py (registry index, facts files, installed shim, CDI spec)
+app, facts, shim_dir, cdi_spec = ga.app, ga.facts, ga.shim_dir, ga.cdi_spec
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +79,9 @@ def test_docker_keeps_the_users_nvidia_visible_devices(shim_dir, app, facts, tmp
     ``--gpus=all`` makes dockerd append NVIDIA_VISIBLE_DEVICES=all after it
     (moby daemon/nvidia_linux.go setNvidiaGPUs), widening it to every GPU."""
     words = ["-e", "NVIDIA_VISIBLE_DEVICES=0"]
-    argv, err = shim(shim_dir, "docker", ["run", *words, app.ref, "true"], facts["nvidia"], tmp_path)
+    argv, err = shim(
+        shim_dir, "docker", ["run", *words, app.ref, "true"], facts["nvidia"], tmp_path
+    )
     assert argv == ["run", *words, pinned(app, "cuda"), "true"], err
 
 
