@@ -107,3 +107,12 @@ def test_enroot_refuses_a_uri_with_a_trailing_newline(uri):
     "Invalid image reference"; Python's ``$`` also matches before a final
     newline, so the shim would pin (and so repair) a line enroot refuses."""
     assert enroot_uri.parse(uri) is None
+
+
+def test_ch_image_default_port_of_thousands_of_digits_leaves_the_name_alone():
+    """``CH_REGY_DEFAULT_PORT`` of 5000 digits: int() raised ValueError and the
+    shim said "cannot plan this ch-image command (unexpected ValueError ...)"."""
+    from shim.personality.charliecloud import reference_of
+
+    environ = {"CH_REGY_DEFAULT_HOST": "reg.example", "CH_REGY_DEFAULT_PORT": "9" * 5000}
+    assert reference_of("foo/bar", environ) is None
