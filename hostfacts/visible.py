@@ -82,7 +82,8 @@ def _select(
         if toolkit and ":" in entry and entry.replace(":", "").isdigit():
             entry = entry.split(":", 1)[0]  # GPU:MIG pair: the parent GPU
         if entry.isdigit() and entry.isascii():
-            index = int(entry)
+            digits = entry.lstrip("0") or "0"  # never int() of thousands of digits
+            index = int(digits) if len(digits) <= 9 else len(devices)
             if index < len(devices):
                 found = [devices[index]]
         elif nvidia and entry.upper().startswith("MIG-GPU-"):  # MIG-GPU-<uuid>/<gi>/<ci>

@@ -287,10 +287,13 @@ def compile_annotations(annotations: dict[str, str]) -> CompatibilitySet | None:
 
 
 def requires_gpu(annotations: dict[str, str]) -> bool:
-    """The build is a GPU build (names a GPU vendor, CUDA, compute capabilities or gfx targets)."""
+    """The build is a GPU build (names a GPU vendor, CUDA, compute capabilities or gfx targets),
+    as :func:`_rules` reads it: a blank gfx list is no AMD requirement."""
     vendor = annotations.get(GPU_VENDOR, "").strip().lower()
-    return vendor in ("nvidia", "amd") or any(
-        k in annotations for k in (CUDA_VERSION, COMPUTE_CAPABILITIES, AMD_GFX)
+    return (
+        vendor in ("nvidia", "amd")
+        or any(k in annotations for k in (CUDA_VERSION, COMPUTE_CAPABILITIES))
+        or bool(annotations.get(AMD_GFX, "").strip())
     )
 
 

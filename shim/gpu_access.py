@@ -75,7 +75,7 @@ def build_vendor(candidate) -> str:
     annotations = dict(candidate.annotations or {})
     vendor = annotations.get(v.GPU_VENDOR, "").strip().lower()
     if v.requires_gpu(annotations):
-        if vendor == AMD or (vendor != NVIDIA and v.AMD_GFX in annotations):
+        if vendor == AMD or (vendor != NVIDIA and annotations.get(v.AMD_GFX, "").strip()):
             return AMD
         return NVIDIA
     features = tuple(candidate.platform.features) if candidate.platform else ()

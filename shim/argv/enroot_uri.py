@@ -118,7 +118,7 @@ def parse(uri: str) -> EnrootURI | None:
     if not _COMPILED:
         _COMPILED.extend((re.compile(_USER + p), form) for p, form in _FORMS)
     for pattern, form in _COMPILED:
-        m = pattern.match(uri)
+        m = pattern.fullmatch(uri)  # bash's $ is the end: never before a final newline
         if m is None:
             continue
         user = m.group("user") or ""

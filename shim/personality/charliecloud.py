@@ -85,8 +85,8 @@ def _default_host(environ: Mapping[str, str]) -> str | None:
     if host is None:
         return ""
     port = environ.get("CH_REGY_DEFAULT_PORT", "443")
-    if not port.isdigit() or not port.isascii():
-        return None
+    if not port.isdigit() or not port.isascii() or len(port.lstrip("0")) > 5:
+        return None  # no port (and never int() of thousands of digits)
     prefix = environ.get("CH_REGY_PATH_PREFIX")
     out = host if int(port) == 443 else f"{host}:{int(port)}"
     return f"{out}/{prefix}" if prefix is not None else out
