@@ -222,7 +222,7 @@ NVIDIA = [
     ("podman", "cpu", [], {}, "cpu", []),
     ("docker", "nvidia", [], {}, "cuda", ["--gpus=all"]),
     ("docker", "nvidia", [], {"CUDA_VISIBLE_DEVICES": "0", "NVIDIA_VISIBLE_DEVICES": "0"}, "cuda",
-     ["--gpus=all", "--env=CUDA_VISIBLE_DEVICES"]),
+     ["--gpus=device=0", "--env=CUDA_VISIBLE_DEVICES"]),  # the job's GPU, not all of them
     ("docker", "nvidia", ["--gpus", "device=0"], {}, "cuda", []),
     ("docker", "nvidia", ["--device", "/dev/fuse"], {}, "cuda", []),
     ("docker", "nvidia", [], {"IMAGEFIT_GPU_ACCESS": "never"}, "cuda", []),

@@ -116,3 +116,28 @@ def test_ch_image_default_port_of_thousands_of_digits_leaves_the_name_alone():
 
     environ = {"CH_REGY_DEFAULT_HOST": "reg.example", "CH_REGY_DEFAULT_PORT": "9" * 5000}
     assert reference_of("foo/bar", environ) is None
+
+
+@pytest.mark.parametrize(
+    "visible, option",
+    [
+        ("all", "--gpus=all"),
+        ("0", "--gpus=device=0"),
+        ("0, 1", '--gpus="device=0,1"'),  # docker reads --gpus as one CSV record
+        ("GPU-8d1f2a3b-0000-1111-2222-333344445555", "--gpus=device=GPU-8d1f2a3b-0000-1111-2222-333344445555"),
+    ],
+)  # fmt: skip
+def test_docker_gives_the_job_its_own_gpus(shim_dir, app, facts, tmp_path, visible, option):
+    """The job's NVIDIA_VISIBLE_DEVICES becomes ``--gpus=device=...``: the
+    container gets the job's GPUs, not all (exact argv through the shim)."""
+    argv, err = shim(shim_dir, "docker", ["run", app.ref, "true"], facts["nvidia"], tmp_path,
+                     NVIDIA_VISIBLE_DEVICES=visible)  # fmt: skip
+    assert argv[:2] == ["run", option], err
+
+
+def test_docker_warns_for_a_gpu_list_it_cannot_hand_on(shim_dir, app, facts, tmp_path):
+    argv, err = shim(shim_dir, "docker", ["run", app.ref, "true"], facts["nvidia"], tmp_path,
+                     NVIDIA_VISIBLE_DEVICES='GPU-"\x1b[31m')  # fmt: skip
+    # a UUID the facts do not list: every GPU counts, the CUDA build is chosen
+    assert not any(w.startswith("--gpus") for w in argv)
+    assert "cannot be given to docker --gpus exactly" in err and "\x1b" not in err

@@ -251,7 +251,15 @@ class Apptainer(Personality):
             env_option(environ, key) is not None for key in USER_GPU_ENV
         ):
             return []
-        if g.hidden(vendor, environ):
+        # --env NAME=VALUE[,NAME=VALUE] (pflag stringToString: comma-separated
+        # pairs) sets the container's variable: it wins over the caller's
+        given: dict[str, str | None] = {}
+        for value in inv.flags.get("env") or ():
+            for pair in (value or "").split(","):
+                name, eq, text = pair.partition("=")
+                if eq:
+                    given[name.strip()] = text
+        if g.hidden(vendor, environ, given):
             return []
         return ["--nv"] if vendor == g.NVIDIA else ["--rocm"]
 

@@ -249,6 +249,22 @@ def daemon_insecure(domain: str, daemon_json: str) -> bool:
     return False
 
 
+def _gpus_option(visible: str | None) -> str | None:
+    """``--gpus=all``, or for a job given some GPUs (``NVIDIA_VISIBLE_DEVICES``
+    of indexes, UUIDs or MIG ``GPU:INSTANCE`` pairs) ``--gpus=device=0`` /
+    ``--gpus="device=0,1"``: the same GPUs, never all of them. docker/cli
+    opts/gpus.go ``GpuOpts.Set`` reads the value as one CSV record, so a list
+    with commas is quoted. None for a list with any other character (quotes,
+    spaces inside an entry): it cannot be handed on exactly, and ``all`` would
+    widen it."""
+    value = ",".join(part.strip() for part in (visible or "").strip().split(","))
+    if not value or value.lower() == "all":
+        return "--gpus=all"
+    if all(c.isascii() and (c.isalnum() or c in ",:-_") for c in value):
+        return f'--gpus="device={value}"' if "," in value else f"--gpus=device={value}"
+    return None
+
+
 class Docker(Personality):
     grammar = docker
     login_verbs = frozenset({"run", "create"})
@@ -414,7 +430,22 @@ class Docker(Personality):
         if "env-file" not in inv.flags:
             envs = [w for w in g.env_words(vendor, environ, given) if "NVIDIA_" not in w]
         if vendor == g.NVIDIA:
-            return ["--gpus=all", *envs]
+            if "NVIDIA_VISIBLE_DEVICES" in given:
+                # the user's GPU choice for the NVIDIA runtime: --gpus would make
+                # dockerd append NVIDIA_VISIBLE_DEVICES after it (moby
+                # daemon/nvidia_linux.go setNvidiaGPUs), widening it
+                return []
+            option = _gpus_option(environ.get("NVIDIA_VISIBLE_DEVICES"))
+            if option is None:
+                from shim.intercept import warn  # it makes the value terminal-safe
+
+                shown = environ.get("NVIDIA_VISIBLE_DEVICES", "")[:80]
+                warn(
+                    f"NVIDIA_VISIBLE_DEVICES={shown!r} cannot be given to docker --gpus "
+                    "exactly; no GPU option added (add --gpus yourself)"
+                )
+                return []
+            return [option, *envs]
         words = [f"--device={d}" for d in g.AMD_DEVICES]
         if "group-add" not in inv.flags:
             words += [f"--group-add={n}" for n in g.amd_groups()]
