@@ -251,7 +251,13 @@ def _cache_path(environ: Mapping[str, str]) -> str:
     base = environ.get("XDG_CACHE_HOME") or os.path.join(
         environ.get("HOME") or os.path.expanduser("~"), ".cache"
     )
-    return os.path.join(base, "imagefit", "gpu-access")
+    # one file per node: a home shared by the nodes of a cluster would otherwise
+    # hold one node's listing at a time, and every other node would re-read
+    # (and parse) its CDI specs on each command
+    node = "".join(
+        c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in os.uname().nodename
+    )
+    return os.path.join(base, "imagefit", f"gpu-access.{node[:64] or 'node'}")
 
 
 def podman_nvidia(environ: Mapping[str, str]) -> str:

@@ -398,6 +398,9 @@ def test_a_hit_with_a_cdi_spec_imports_no_parser(shim_bin, app, facts, cdi_spec,
     modules = imported(done)
     assert "shim.gpu_access" in modules
     assert [m for m in modules if m in ("yaml", "json", "re", *NEVER)] == [], modules
+    # the answer is kept per node (a home shared by a cluster's nodes keeps each one's)
+    kept = sorted(p.name for p in (tmp_path / "cache" / "imagefit").glob("gpu-access*"))
+    assert kept == [f"gpu-access.{os.uname().nodename}"]
 
 
 # -- real podman 4.3 ----------------------------------------------------------------------
