@@ -24,8 +24,10 @@ TARGET = "org.supercontainers.hardware.cpu.target.microarch"
 GIVEN = ["x86_64_v4", "x86_64", "x86_64_v3"]  # built and listed most generic first
 
 
-def imagefit(cmd, *args, env=None, timeout=600):
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=timeout)
+def imagefit(cmd, *args, env=None, cwd=None, timeout=600):
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,9 @@ def test_three_targets_built_pushed_and_published_as_one_index(registry, publish
         # each build is also its tag TAG-TARGET, and its image config carries its labels
         assert client(registry).get_manifest("build/kernels", f"1-{target}").digest == m["digest"]
         manifest = json.loads(client(registry).get_manifest("build/kernels", m["digest"]).body)
-        config = json.loads(client(registry).get_blob("build/kernels", manifest["config"]["digest"]))
+        config = json.loads(
+            client(registry).get_blob("build/kernels", manifest["config"]["digest"])
+        )
         assert config["config"]["Labels"][TARGET] == target
         assert config["architecture"] == "amd64"
     # podman's build ran per target with archspec's flags (the build log, on stderr)
@@ -175,7 +179,9 @@ def test_a_bad_target_list_is_one_line_before_anything_is_built(
     assert "build/refused" not in images
 
 
-def test_lint_warnings_of_a_target_list_are_shown_by_a_dry_run(registry, imagefit_cmd, podman, context):
+def test_lint_warnings_of_a_target_list_are_shown_by_a_dry_run(
+    registry, imagefit_cmd, podman, context
+):
     ctx, version, built = context
     ref = f"{registry.host}/build/order:1"
     done = build(imagefit_cmd, podman, ref, str(ctx), "--compiler", f"gcc@{version}",
@@ -216,3 +222,35 @@ def test_a_containerfile_that_reads_no_target_is_refused(registry, imagefit_cmd,
         f"imagefit: {Path(tmp_path) / 'Containerfile'} declares neither ARG IMAGEFIT_TARGET nor "
         "ARG IMAGEFIT_CFLAGS: every target would get the same build"
     ]
+
+
+def test_the_author_guide_walkthrough_runs(registry, imagefit_cmd, podman, tmp_path):
+    """docs/author.md section 2: its Containerfile (busybox: the imported
+    base), its targets file and its ``imagefit index build`` commands, with
+    the binaries compiled per target here."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "author.md").read_text()
+    files = {}
+    for block in re.findall(r"```(?:dockerfile|text)\n(.*?)```", text, flags=re.S):
+        first, _, body = block.partition("\n")
+        if first.startswith("# "):
+            files[first[2:].strip()] = body
+    targets = [ln.split("#")[0].strip() for ln in files["targets.txt"].splitlines()]
+    kernels.write_context(tmp_path, [t for t in targets if t], kernels.gcc_version())
+    (tmp_path / "Containerfile").write_text(
+        re.sub(r"^FROM \S+", f"FROM {kernels.BASE}", files["Containerfile"], flags=re.M)
+    )
+    (tmp_path / "targets.txt").write_text(files["targets.txt"])
+    section = text.split("## 2. Build every target's image", 1)[1].split("\n## ", 1)[0]
+    commands = [ln.strip() for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+                for ln in block.splitlines() if ln.startswith("imagefit index build")]  # fmt: skip
+    assert len(commands) == 2 and commands[0].endswith("--dry-run")
+    argv, env = podman
+    for command in commands:
+        words = command.replace("REGISTRY", registry.host).split()[3:]
+        done = imagefit(imagefit_cmd, "index", "build", *words, "--tls-verify", "false",
+                        *(f"--podman-arg={a}" for a in argv[1:]), env=env, cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+    index = json.loads(client(registry).get_manifest("apps/kernels", "1").body)
+    assert [m["annotations"][TARGET] for m in index["manifests"]] == ["x86_64", "x86_64_v3", "zen2"]

@@ -90,7 +90,9 @@ def parse_compiler(text: str) -> tuple[str, str]:
     if not at or not name or not version:
         raise AuthorError(f"--compiler {text!r} is not NAME@VERSION (gcc@12.2)")
     if name not in known:
-        raise AuthorError(f"--compiler {text!r}: archspec knows no compiler {name!r} ({', '.join(known)})")
+        raise AuthorError(
+            f"--compiler {text!r}: archspec knows no compiler {name!r} ({', '.join(known)})"
+        )
     if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", version):
         raise AuthorError(f"--compiler {text!r}: the version must be dot-separated digits")
     return name, version
@@ -110,7 +112,9 @@ def read_targets(options: list[str], files: list[str]) -> list[TargetBuild]:
             with open(path, encoding="utf-8") as fh:
                 lines = fh.read().splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise AuthorError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise AuthorError(
+                f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
         for n, line in enumerate(lines, 1):
             text = line.split("#", 1)[0].strip()
             if text:
@@ -143,7 +147,9 @@ def containerfile(context: str, given: str | None) -> str:
     """
     if not os.path.isdir(context):
         raise AuthorError(f"build context {context!r} is not a directory")
-    candidates = [given] if given else [os.path.join(context, n) for n in ("Containerfile", "Dockerfile")]
+    candidates = (
+        [given] if given else [os.path.join(context, n) for n in ("Containerfile", "Dockerfile")]
+    )
     path = next((p for p in candidates if os.path.isfile(p)), None)
     if path is None:
         raise AuthorError(f"no {' or '.join(candidates)}: name the build file with -f FILE")
@@ -198,7 +204,9 @@ def plan(args) -> tuple[index.IndexSpec, list[TargetBuild], str]:
     compiler, version = parse_compiler(args.compiler)
     targets = read_targets(args.target or [], args.targets or [])
     for t in targets:
-        t.annotations = index.build_annotations(index.BuildSpec("", t.target, t.annotations, t.where))
+        t.annotations = index.build_annotations(
+            index.BuildSpec("", t.target, t.annotations, t.where)
+        )
     for t in targets:
         t.flags = target_flags(t, compiler, version)
         t.tag = f"{name.name}:{name.tag}-{t.target}"

@@ -83,9 +83,14 @@ def register(sub) -> None:
         "IMAGEFIT_CFLAGS) with podman build, push them, and create their annotated index",
     )
     p.add_argument("name", metavar="NAME", help="HOST/REPO:TAG of the index (builds: TAG-TARGET)")
-    p.add_argument("context", metavar="CONTEXT", nargs="?", default=".", help="build context (default .)")
     p.add_argument(
-        "-f", "--file", metavar="FILE", help="Containerfile (default CONTEXT/Containerfile, else Dockerfile)"
+        "context", metavar="CONTEXT", nargs="?", default=".", help="build context (default .)"
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        metavar="FILE",
+        help="Containerfile (default CONTEXT/Containerfile, else Dockerfile)",
     )
     p.add_argument(
         "--compiler", required=True, metavar="NAME@VERSION",
@@ -111,7 +116,10 @@ def register(sub) -> None:
         help="a global podman option, e.g. --podman-arg=--root=/tmp/store (repeatable)",
     )  # fmt: skip
     p.add_argument(
-        "--runtime", default="podman", metavar="podman|PATH", help="the real podman (default: on PATH)"
+        "--runtime",
+        default="podman",
+        metavar="podman|PATH",
+        help="the real podman (default: on PATH)",
     )
     p.add_argument(
         "--annotation", action="append", metavar="KEY=VALUE", help="an index-level annotation"

@@ -82,9 +82,13 @@ def _run(argv, env) -> tuple[str, float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs per kernel and path (default 7)")
-    parser.add_argument("--targets", help=f"comma-separated (default {','.join(DEFAULT_TARGETS)} and the host's)")
+    parser.add_argument(
+        "--targets", help=f"comma-separated (default {','.join(DEFAULT_TARGETS)} and the host's)"
+    )
     parser.add_argument("--gcc", default="gcc", help="the compiler (default gcc on PATH)")
-    parser.add_argument("--quick", action="store_true", help="3 targets, 1 run, short kernels (tests)")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 targets, 1 run, short kernels (tests)"
+    )
     args = parser.parse_args(argv)
     bindir = Path(sys.executable).parent
     facts = json.loads(subprocess.run([str(bindir / "imagefit"), "facts", "--json"], check=True,
@@ -102,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     from shim.locate import find_runtime
 
     real = find_runtime("podman", os.environ, str(bindir / "imagefit"))
-    podman_version = subprocess.run([real, "--version"], capture_output=True, text=True).stdout.strip()
+    podman_version = subprocess.run(
+        [real, "--version"], capture_output=True, text=True
+    ).stdout.strip()
     print(f"value_bench {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {cpu_model()}, "
           f"archspec target {host_target} ({facts['cpu'].get('generic')}), {os.cpu_count()} CPUs, "
           f"gcc {version}, {podman_version}; load average {load()} at the start")  # fmt: skip
@@ -148,11 +154,19 @@ def main(argv: list[str] | None = None) -> int:
                 shimmed.append(_run(shim_argv, shim_env))
             rows.append((name, stock, shimmed))
         print(f"{runs} runs per kernel and path; load average {load()} at the end")
-        print("kernel   stock podman ran       imagefit ran           speed-up  (median kernel time; median wall time of podman run)")
+        print(
+            "kernel   stock podman ran       imagefit ran           speed-up  (median kernel time; median wall time of podman run)"
+        )
         for name, stock, shimmed in rows:
             s_t, i_t = {r[0] for r in stock}, {r[0] for r in shimmed}
-            s_ms, i_ms = statistics.median(r[1] for r in stock), statistics.median(r[1] for r in shimmed)
-            s_wall, i_wall = statistics.median(r[2] for r in stock), statistics.median(r[2] for r in shimmed)
+            s_ms, i_ms = (
+                statistics.median(r[1] for r in stock),
+                statistics.median(r[1] for r in shimmed),
+            )
+            s_wall, i_wall = (
+                statistics.median(r[2] for r in stock),
+                statistics.median(r[2] for r in shimmed),
+            )
             print(f"{name:<8} {'/'.join(sorted(s_t)):<10} {s_ms:8.1f} ms  {'/'.join(sorted(i_t)):<10} {i_ms:8.1f} ms  "
                   f"{s_ms / i_ms:5.2f}x    (wall {s_wall:.0f} ms vs {i_wall:.0f} ms)")  # fmt: skip
     finally:
