@@ -280,12 +280,13 @@ def push_argv(args, t: TargetBuild, digestfile: str) -> list[str]:
 class Podman:
     """The real podman (never a shim) with the caller's global options."""
 
-    def __init__(self, runtime: str, podman_args: list[str], quiet: bool) -> None:
-        from shim.locate import find_runtime
+    def __init__(
+        self, runtime: str, podman_args: list[str], quiet: bool, *, find: bool = True
+    ) -> None:
+        from shim.author.common import real_runtime
 
-        configured = runtime if os.sep in runtime else None
-        name = os.path.basename(runtime) if configured else runtime
-        self.path = find_runtime(name, os.environ, sys.argv[0], configured)
+        # find=False (a dry run): only shown, so no podman is needed
+        self.path = real_runtime(runtime) if find else runtime
         self.args = list(podman_args)
         self.quiet = quiet
         self.env = {**os.environ, "IMAGEFIT_ACTIVE": "1"}
@@ -300,7 +301,7 @@ class Podman:
             AuthorError: podman cannot start, fails or times out (its last
                 line of output in the message).
         """
-        out = subprocess.PIPE if self.quiet else sys.stderr
+        out = subprocess.PIPE if self.quiet else 2  # podman's log on our stderr
         try:
             done = subprocess.run(
                 [self.path, *self.args, *argv], env=self.env, stdin=subprocess.DEVNULL,
@@ -325,7 +326,7 @@ def run(args) -> int:
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         raise AuthorError(f"refusing to build {spec.name}: " + "; ".join(f.line() for f in errors))
-    podman = Podman(args.runtime, args.podman_arg or [], args.quiet)
+    podman = Podman(args.runtime, args.podman_arg or [], args.quiet, find=not args.dry_run)
     if args.dry_run:
         for f in findings:
             print(f"imagefit: {terminal_safe(f.line(), 2000)}", file=sys.stderr)
