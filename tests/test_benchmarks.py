@@ -70,6 +70,11 @@ def test_value_benchmark_quick_mode():
     assert "load average" in lines[0] and any(
         "load average" in ln and "at the end" in ln for ln in lines
     )
+    if any(
+        ln.startswith(f"skipped {host}: ") for ln in lines
+    ):  # this gcc cannot build the host's target
+        cpu = json.loads(facts.stdout)["cpu"]
+        host = "x86_64_v3" if "x86_64_v3" in [cpu["target"], *cpu["ancestors"]] else "x86_64"
     order = next(ln for ln in lines if ln.startswith("index "))
     assert order.endswith(
         f"in index order: {', '.join(dict.fromkeys(['x86_64', 'x86_64_v3', host]))}"
