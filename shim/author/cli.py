@@ -1,4 +1,4 @@
-"""Argument parsers of the author commands (``index create``, ``attach``,
+"""Argument parsers of the author commands (``index create``, ``index build``, ``attach``,
 ``lint``, ``conform``), registered on ``imagefit``'s subparsers by
 :func:`register`. Only argparse here: each command's module loads when it runs."""
 
@@ -22,6 +22,12 @@ def _index_create(args) -> int:
     return index.run(args)
 
 
+def _index_build(args) -> int:
+    from shim.author import build
+
+    return build.run(args)
+
+
 def _attach(args) -> int:
     from shim.author import attach
 
@@ -42,7 +48,9 @@ def _conform(args) -> int:
 
 def register(sub) -> None:
     """Add ``index``, ``attach``, ``lint`` and ``conform`` to `sub`."""
-    p = sub.add_parser("index", help="image authors: assemble an annotated index (index create)")
+    p = sub.add_parser(
+        "index", help="image authors: assemble an annotated index (index create, index build)"
+    )
     index_sub = p.add_subparsers(dest="index_command", required=True)
     p = index_sub.add_parser(
         "create",
@@ -68,6 +76,65 @@ def register(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the index JSON, push nothing")
     _registry_options(p)
     p.set_defaults(func=_index_create)
+
+    p = index_sub.add_parser(
+        "build",
+        help="build one image per CPU target from a Containerfile (ARG IMAGEFIT_TARGET, "
+        "IMAGEFIT_CFLAGS) with podman build, push them, and create their annotated index",
+    )
+    p.add_argument("name", metavar="NAME", help="HOST/REPO:TAG of the index (builds: TAG-TARGET)")
+    p.add_argument(
+        "context", metavar="CONTEXT", nargs="?", default=".", help="build context (default .)"
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        metavar="FILE",
+        help="Containerfile (default CONTEXT/Containerfile, else Dockerfile)",
+    )
+    p.add_argument(
+        "--compiler", required=True, metavar="NAME@VERSION",
+        help="the compiler the build uses (gcc@12.2): archspec's flags for it go in IMAGEFIT_CFLAGS",
+    )  # fmt: skip
+    p.add_argument(
+        "--target", action="append", metavar="TARGET[,KEY=VALUE...]",
+        help="an archspec CPU target to build, with more annotations (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--targets", action="append", metavar="FILE",
+        help="a file of targets, one TARGET[,KEY=VALUE...] a line (# comments)",
+    )  # fmt: skip
+    p.add_argument(
+        "--build-arg", action="append", metavar="KEY=VALUE", help="another podman build --build-arg"
+    )
+    p.add_argument(
+        "--build-option", action="append", metavar="OPTION",
+        help="another podman build option, e.g. --build-option=--network=none (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--podman-arg", action="append", metavar="ARG",
+        help="a global podman option, e.g. --podman-arg=--root=/tmp/store (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--runtime",
+        default="podman",
+        metavar="podman|PATH",
+        help="the real podman (default: on PATH)",
+    )
+    p.add_argument(
+        "--annotation", action="append", metavar="KEY=VALUE", help="an index-level annotation"
+    )
+    p.add_argument(
+        "--keep-order", action="store_true",
+        help="build and list the targets in the order given (default: most generic first)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dry-run", action="store_true",
+        help="print each target's flags and podman commands, build and push nothing",
+    )  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", help="do not show podman's output")
+    _registry_options(p)
+    p.set_defaults(func=_index_build)
 
     p = sub.add_parser("attach", help="attach an NFD image-compatibility artifact to REF")
     p.add_argument("reference", metavar="REF", help="the index (or image) to attach to")

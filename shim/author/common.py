@@ -82,6 +82,22 @@ class Registries:
         return found
 
 
+def real_runtime(runtime: str) -> str:
+    """The real runtime's path for ``--runtime NAME|PATH``, never the shim
+    (:func:`shim.locate.find_runtime`).
+
+    Raises:
+        RuntimeNotFound: nothing but the shim on PATH, or PATH not executable.
+    """
+    import sys
+
+    from shim.locate import find_runtime
+
+    configured = runtime if os.sep in runtime else None
+    name = os.path.basename(runtime) if configured else runtime
+    return find_runtime(name, os.environ, sys.argv[0], configured)
+
+
 def tls_option(value: str | None) -> bool | None:
     """``--tls-verify true|false`` as a bool (None: not given)."""
     return None if value is None else value == "true"

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 
 from shim.author.common import AuthorError
@@ -57,11 +56,9 @@ class Podman:
     """The real podman with the caller's global options."""
 
     def __init__(self, runtime: str, podman_args: list[str], timeout: float) -> None:
-        from shim.locate import find_runtime
+        from shim.author.common import real_runtime
 
-        configured = runtime if os.sep in runtime else None
-        name = os.path.basename(runtime) if configured else runtime
-        self.path = find_runtime(name, os.environ, sys.argv[0], configured)
+        self.path = real_runtime(runtime)
         self.args = list(podman_args)
         self.timeout = timeout
         self.env = {**os.environ, "IMAGEFIT_ACTIVE": "1"}

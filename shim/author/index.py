@@ -94,10 +94,20 @@ def parse_build_option(text: str, where: str) -> BuildSpec:
     ref, eq, rest = text.partition("=")
     if not eq or not ref.strip():
         raise AuthorError(f"{where}: {text!r} is not REF=TARGET[,key=value...]")
+    target, annotations = parse_target_option(rest, where, text, "REF=TARGET[,key=value...]")
+    return BuildSpec(ref=ref.strip(), target=target, annotations=annotations, where=where)
+
+
+def parse_target_option(
+    rest: str, where: str, text: str | None = None, form: str = "TARGET[,key=value...]"
+) -> tuple[str, dict[str, str]]:
+    """``TARGET[,key=value...]`` as (target, annotations); `text` (the whole
+    option) and `form` are for messages."""
+    text = rest if text is None else text
     pieces = rest.split(",")
     target = pieces[0].strip()
     if "=" in target or not target:
-        raise AuthorError(f"{where}: {text!r} names no CPU target (REF=TARGET[,key=value...])")
+        raise AuthorError(f"{where}: {text!r} names no CPU target ({form})")
     annotations: dict[str, str] = {}
     last = None
     for piece in pieces[1:]:
@@ -111,7 +121,7 @@ def parse_build_option(text: str, where: str) -> BuildSpec:
             annotations[last] += "," + piece
         else:
             raise AuthorError(f"{where}: {piece!r} is not key=value")
-    return BuildSpec(ref=ref.strip(), target=target, annotations=annotations, where=where)
+    return target, annotations
 
 
 def parse_annotation_option(text: str) -> tuple[str, str]:
@@ -419,12 +429,14 @@ def transfer(registries: Registries, build: Build, name: Reference) -> str:
 # -- the command -------------------------------------------------------------------
 
 
-def run(args) -> int:
-    from scoring import parse_index
-    from shim.author.common import tls_option
-    from shim.author.lint import index_labels, lint_document
+def index_name(spec: IndexSpec) -> Reference:
+    """NAME of `spec`, checked: a tag, and no compatibility key among the
+    index annotations.
 
-    spec = make_spec(args)
+    Raises:
+        AuthorError: NAME is not HOST/REPO:TAG, or an index annotation is a
+            compatibility key (those belong on builds).
+    """
     name = parse_reference(spec.name, "index name")
     if name.digest or not name.tag:
         raise AuthorError(f"index name {spec.name!r} must end in a tag (HOST/REPO:TAG)")
@@ -433,13 +445,30 @@ def run(args) -> int:
             raise AuthorError(
                 f"--annotation {key}: compatibility keys go on builds (--build REF=TARGET,{key}=...)"
             )
+    return name
+
+
+def publish(
+    spec: IndexSpec, registries: Registries, *, keep_order: bool = False, dry_run: bool = False
+) -> int:
+    """Resolve `spec`'s builds, order them (most generic first unless
+    `keep_order`), lint the index, then push it to NAME (``dry_run``: print
+    the index JSON instead); what ``index create`` and ``index build`` do
+    once the builds exist. Prints one line per build and ``pushed NAME
+    DIGEST``; lint warnings go to stderr.
+
+    Raises:
+        AuthorError: a build that cannot be resolved, a lint error, a
+            registry refusal (one line).
+    """
+    from scoring import parse_index
+    from shim.author.lint import index_labels, lint_document
+
+    name = index_name(spec)
     for build in spec.builds:  # every local check before any request
         build_annotations(build)
-    registries = Registries(
-        tls_verify=tls_option(args.tls_verify), authfile=args.authfile, timeout=args.timeout
-    )
     builds = [resolve_build(registries, name, b) for b in spec.builds]
-    if not args.keep_order:
+    if not keep_order:
         builds = order(builds)
     body = index_document(builds, spec.annotations)
     findings = lint_document(json.loads(body))
@@ -448,7 +477,7 @@ def run(args) -> int:
         raise AuthorError(f"refusing to create {name}: " + "; ".join(f.line() for f in errors))
     for f in findings:
         print(f"imagefit: {terminal_safe(f.line(), 2000)}", file=sys.stderr)
-    if args.dry_run:
+    if dry_run:
         sys.stdout.write(body.decode())
         return 0
     dst = registries.client(name)
@@ -465,3 +494,14 @@ def run(args) -> int:
         )
     print(f"pushed {name} {pushed.digest}")
     return 0
+
+
+def run(args) -> int:
+    from shim.author.common import tls_option
+
+    spec = make_spec(args)
+    index_name(spec)
+    registries = Registries(
+        tls_verify=tls_option(args.tls_verify), authfile=args.authfile, timeout=args.timeout
+    )
+    return publish(spec, registries, keep_order=args.keep_order, dry_run=args.dry_run)
