@@ -348,6 +348,11 @@ SITE_CONFIG_SKELETON = """\
 # "job": one build for every node class of a Slurm job (default "node": each node its own).
 #consistency = "node"
 
+# GPU access for a chosen GPU build (docs/runtimes.md): "auto" gives the
+# container its GPU (podman CDI nvidia.com/gpu=all, docker --gpus, apptainer
+# --nv/--rocm) unless the user chose devices; "never" adds nothing.
+#gpu_access = "auto"
+
 # Absolute paths of the real runtimes (default: found on PATH, the shim skipped).
 #[runtimes]
 #podman = "/usr/bin/podman"

@@ -62,7 +62,8 @@ class Node:
     def doctor(self, *args: str, user: bool = False, **extra: str):
         """(exit status, the --json report, the text report)."""
         home = self.base / ("user-home" if user else "root-home")
-        env = {"HOME": str(home), "PATH": self.path, "LANG": "C.UTF-8",
+        who = TEST_USER if user else "root"  # as a login sets them (ch-image --version needs USER)
+        env = {"HOME": str(home), "PATH": self.path, "LANG": "C.UTF-8", "USER": who, "LOGNAME": who,
                "IMAGEFIT_SITE_CONFIG": str(self.site), **extra}  # fmt: skip
         results = []
         for fmt in (["--json"], []):
@@ -218,4 +219,19 @@ def test_a_real_runtime_that_cannot_answer_is_a_problem(node):
     assert status == 1 and report["problems"] == [
         f"podman: `{node.real / 'podman'} --version` exited with 3: "
         "the shim runs it for every `podman` command"
+    ]
+
+
+def test_a_failing_runtime_no_shim_fronts_is_a_note(node):
+    """A real runtime on PATH that no shim stands in front of (here a
+    ``sarus`` whose --version fails) is not imagefit's to run: a note, and
+    the node stays healthy; shimmed, the same failure is a problem."""
+    sarus = node.real / "sarus"
+    sarus.write_text("#!/bin/sh\nexit 3\n")
+    sarus.chmod(0o755)
+    status, report, text = node.doctor()
+    _consistent(status, report, text)
+    assert status == 0, report["problems"]
+    assert [n for n in report["notes"] if n.startswith("sarus:")] == [
+        "sarus: `" + str(sarus) + " --version` exited with 3 (not shimmed here)"
     ]

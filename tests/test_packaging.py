@@ -31,7 +31,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from shim.cli import RUNTIME_NAMES
+from shim.install import RUNTIME_NAMES  # every name `imagefit install` can link
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGING = REPO / "packaging"

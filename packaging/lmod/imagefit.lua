@@ -1,5 +1,5 @@
 -- Lmod modulefile for imagefit: puts the imagefit shim (linked as podman,
--- docker, apptainer, singularity, sarus by `imagefit install --prefix PREFIX`)
+-- docker, apptainer, singularity, sarus, enroot, ch-image by `imagefit install --prefix PREFIX`)
 -- first on PATH, so `podman run IMAGE` starts the best build of IMAGE for
 -- this node.
 --
@@ -19,7 +19,7 @@ imagefit: run the best build of an OCI image for this node.
 
 Loading this module puts ]] .. pathJoin(prefix, "bin") .. [[ first on PATH.
 There the imagefit shim stands in for podman (and docker, apptainer,
-singularity, sarus where linked): `podman run IMAGE` picks the build of IMAGE
+singularity, sarus, enroot, ch-image where linked): `podman run IMAGE` picks the build of IMAGE
 that fits this node's CPU and GPUs, or refuses with a reason (exit 125).
 
   imagefit doctor         is the shim first on PATH, which runtime is behind it

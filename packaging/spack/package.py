@@ -26,8 +26,8 @@ try:  # Spack >= 1.0: the build systems live in the builtin repository
 except ImportError:  # Spack 0.x: spack.package provides PythonPackage
     pass
 
-# shim/cli.py RUNTIME_NAMES: the names `imagefit install` can link
-RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus")
+# shim/install.py RUNTIME_NAMES: the names `imagefit install` can link
+RUNTIMES = ("podman", "docker", "apptainer", "singularity", "sarus", "enroot", "ch-image")
 
 
 class PyImagefit(PythonPackage):
