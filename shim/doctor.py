@@ -138,12 +138,12 @@ def _runtimes(shim: str | None, settings, environ, report: _Report) -> list[dict
             )
         if real:
             version, why = _version(real, name, environ)
+            # a runtime no shim stands in front of is not imagefit's to run: its
+            # row says so (version null), no finding
             if why and (shims or configured):
                 report.problems.append(
                     f"{name}: {why}: the shim runs it for every `{name}` command"
                 )
-            elif why:  # a runtime no shim stands in front of: not imagefit's to run
-                report.notes.append(f"{name}: {why} (not shimmed here)")
         if shims and first_is_shim and real:
             status = "ok"
         elif shims and not real:

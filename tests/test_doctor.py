@@ -222,16 +222,16 @@ def test_a_real_runtime_that_cannot_answer_is_a_problem(node):
     ]
 
 
-def test_a_failing_runtime_no_shim_fronts_is_a_note(node):
+def test_a_failing_runtime_no_shim_fronts_is_no_finding(node):
     """A real runtime on PATH that no shim stands in front of (here a
-    ``sarus`` whose --version fails) is not imagefit's to run: a note, and
-    the node stays healthy; shimmed, the same failure is a problem."""
+    ``sarus`` whose --version fails) is not imagefit's to run: no problem, no
+    note, the node stays healthy; its row says ``not-shimmed``, version null."""
     sarus = node.real / "sarus"
     sarus.write_text("#!/bin/sh\nexit 3\n")
     sarus.chmod(0o755)
     status, report, text = node.doctor()
     _consistent(status, report, text)
     assert status == 0, report["problems"]
-    assert [n for n in report["notes"] if n.startswith("sarus:")] == [
-        "sarus: `" + str(sarus) + " --version` exited with 3 (not shimmed here)"
-    ]
+    assert not [f for f in report["problems"] + report["notes"] if "sarus" in f]
+    (row,) = [r for r in report["runtimes"] if r["name"] == "sarus"]
+    assert (row["status"], row["real"], row["version"]) == ("not-shimmed", str(sarus), None)
