@@ -276,4 +276,6 @@ def test_runtimes_enroot_in_the_site_config_names_the_real_enroot(
     done = run_shim(enroot_shim, ["import", "-o", "x.sqsh", enroot_uri(app, "2024")], env)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert standin.argvs() == [["import", "-o", "x.sqsh", enroot_uri(app, app.manifests["cuda-sm90"])]]
+    assert standin.argvs() == [
+        ["import", "-o", "x.sqsh", enroot_uri(app, app.manifests["cuda-sm90"])]
+    ]

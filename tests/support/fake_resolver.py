@@ -59,7 +59,9 @@ class FakeResolver:
                 size=1234,
                 annotations=dict(self.annotations),
             )
-            return scoring.Decision(outcome=self.outcome, reason="zen4 build fits best", chosen=chosen)
+            return scoring.Decision(
+                outcome=self.outcome, reason="zen4 build fits best", chosen=chosen
+            )
         return scoring.Decision(outcome=self.outcome, reason="fake " + str(self.outcome))
 
 
