@@ -40,4 +40,3 @@ def test_a_targets_file_that_is_a_device_is_one_line_not_read_to_its_end(imagefi
     done = _run(imagefit_cmd, tmp_path, "--targets", "/dev/zero")
     assert done.returncode == 125, done.stderr
     assert done.stderr.splitlines() == ["imagefit: cannot read /dev/zero: not a regular file"]
-
