@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from scoring import vocabulary
 from shim.author import index
 from shim.author.common import AuthorError, Registries, tls_option
-from shim.untrusted import terminal_safe
+from shim.untrusted import read_bounded, terminal_safe
 
 #: Seconds one ``podman build`` or ``podman push`` may take.
 PODMAN_TIMEOUT = 4 * 3600.0
@@ -103,14 +103,14 @@ def read_targets(options: list[str], files: list[str]) -> list[TargetBuild]:
     line; blank lines and ``#`` comments skipped), then of ``--target``.
 
     Raises:
-        AuthorError: an unreadable file, a line that is not
+        AuthorError: an unreadable file (not a regular file, such as a FIFO
+            or a device; over :data:`shim.untrusted.MAX_CONFIG_FILE` bytes), a line that is not
             TARGET[,key=value...], a target given twice, no target.
     """
     found: list[TargetBuild] = []
     for path in files:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                lines = fh.read().splitlines()
+        try:  # a regular file of at most 1 MiB: never a FIFO waited on, never a device read
+            lines = read_bounded(path).decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise AuthorError(
                 f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
