@@ -330,6 +330,13 @@ class RegistryClient:
             raise RegistryError(f"registry {self.domain} named an invalid token realm") from None
         host = terminal_safe(parts.netloc, 80)
         where = f"token request to {host} for {self.domain}"
+        if self.credentials and parts.scheme == "http" and self._scheme == "https":
+            # a registry reached over TLS naming a plain-HTTP realm: the Basic
+            # credentials would cross the network in clear text (a downgrade)
+            raise RegistryError(
+                f"registry {self.domain} (HTTPS) named a plain-HTTP token realm on {host}: "
+                "credentials not sent"
+            )
         query = urlencode({k: params[k] for k in ("service", "scope") if params.get(k)})
         url = realm + (("&" if "?" in realm else "?") + query if query else "")
         headers = {"Accept": "application/json"}

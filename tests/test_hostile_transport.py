@@ -454,3 +454,22 @@ def test_podman_creds_are_the_credentials_sent_not_the_auth_file(
         assert f"{ref.rsplit(':', 1)[0]}@{CHOSEN}" in argv, argv
         assert "Basic " + base64.b64encode(who).decode() in seen, seen
         assert all("S3CRET" not in s for s in seen) or who == b"bob:S3CRET", seen
+
+
+def test_credentials_never_go_to_a_plain_http_realm_of_an_https_registry():
+    """A registry reached over TLS whose challenge names an ``http://`` realm
+    would get the Basic credentials in clear text on the network: one line,
+    and no connection to that realm at all (a listener on loopback counts)."""
+    from shim.registry import RegistryClient, RegistryError
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.5)
+        realm = f"http://127.0.0.1:{listener.getsockname()[1]}/token"
+        client = RegistryClient("registry.example.org", credentials=("user", "s3cret"), timeout=3)
+        client._scheme = "https"  # the scheme the challenge came over
+        with pytest.raises(RegistryError, match="plain-HTTP token realm .*credentials not sent"):
+            client._token({"realm": realm, "service": "registry", "scope": "repository:a:pull"})
+        with pytest.raises(TimeoutError):
+            listener.accept()

@@ -44,11 +44,12 @@ def read_spec(path: str) -> bytes:
     """
     from scoring.rules import parse_nfd_spec
     from shim.artifacts import NFD_SPEC_YAML, decode_spec
+    from shim.author.common import SPEC_FILE_LIMIT
     from shim.errors import RegistryError
+    from shim.untrusted import read_bounded
 
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_bounded(path, SPEC_FILE_LIMIT)  # a FIFO or /dev/zero: one line, no hang
     except OSError as exc:
         raise AuthorError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:

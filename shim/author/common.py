@@ -11,6 +11,8 @@ from shim.reference import Reference
 #: Seconds for all the registry requests of one author command (pushing layers
 #: takes longer than the shim's resolution budget).
 DEFAULT_TIMEOUT = 300.0
+#: an author's spec file (index create, attach) read at most, bytes
+SPEC_FILE_LIMIT = 4 * 1024 * 1024
 
 
 class AuthorError(ShimError):

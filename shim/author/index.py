@@ -157,9 +157,11 @@ def load_file(path: str) -> tuple[str | None, dict[str, str], list[BuildSpec]]:
     (TOML: ``[[builds]]`` tables.) ``.toml`` files are read as TOML, anything
     else as YAML.
     """
+    from shim.author.common import SPEC_FILE_LIMIT
+    from shim.untrusted import read_bounded
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_bounded(path, SPEC_FILE_LIMIT)  # a FIFO or /dev/zero: one line, no hang
     except OSError as exc:
         raise AuthorError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:

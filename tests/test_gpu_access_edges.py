@@ -1,4 +1,5 @@
-"""Review findings (adversarial): GPU access, visible-device strings, enroot URIs.
+"""Edge cases of GPU access, visible-device strings, enroot URIs and ch-image
+references, found by an adversarial review.
 
 Each test is one finding, driven through the installed shim where a run is
 involved (fixtures of tests/test_gpu_access.py: real registry, facts files,

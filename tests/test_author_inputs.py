@@ -1,6 +1,7 @@
-"""Review findings (adversarial, second pass): ``imagefit index build`` input
-files, through the installed ``imagefit`` (``--dry-run``: no podman, no
-registry needed to reach the refusal). Each test is one finding."""
+"""Author tools' input files that are not regular files (FIFOs, devices):
+``imagefit index build --targets``, ``index create --from``, ``attach
+--nfd``, through the installed ``imagefit`` (no podman, no registry needed
+to reach the refusal)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,33 @@ def test_a_targets_file_that_is_a_device_is_one_line_not_read_to_its_end(imagefi
     done = _run(imagefit_cmd, tmp_path, "--targets", "/dev/zero")
     assert done.returncode == 125, done.stderr
     assert done.stderr.splitlines() == ["imagefit: cannot read /dev/zero: not a regular file"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["index", "create", "localhost:5000/a/b:1", "--dry-run", "--from", "SPEC"],
+        ["attach", "localhost:5000/a/b:1", "--nfd", "SPEC"],
+    ],
+    ids=["index-create-from", "attach-nfd"],
+)
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_an_author_spec_file_that_is_not_a_regular_file_is_one_line(
+    imagefit_cmd, tmp_path, args, kind
+):
+    """``index create --from`` and ``attach --nfd`` read their spec as the
+    targets file is read (shim.untrusted.read_bounded): a FIFO does not hang
+    them, /dev/zero is not read to its end."""
+    spec = tmp_path / "spec.yaml"
+    if kind == "fifo":
+        os.mkfifo(spec)
+    else:
+        spec = "/dev/zero"
+    argv = [*imagefit_cmd, *(str(spec) if a == "SPEC" else a for a in args)]
+    try:
+        done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL, preexec_fn=_limit_memory)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{' '.join(args)} hung")
+    assert done.returncode == 125, done.stderr
+    assert done.stderr.splitlines() == [f"imagefit: cannot read {spec}: not a regular file"]
