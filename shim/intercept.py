@@ -248,9 +248,15 @@ def _resolve_operands(
     )
     if dir_warning:
         warn(dir_warning)
+    fetch = job = None
+    if personality.fetch_verbs is not None:
+        fetch = inv.verb in personality.fetch_verbs
+    if personality.job_verbs is not None:
+        job = inv.verb in personality.job_verbs
     targets = choose_targets(
-        settings, inv.verb, personality.pulls_many(inv), environ, hostname, warn
-    )
+        settings, inv.verb, personality.pulls_many(inv), environ, hostname, warn,
+        fetch=fetch, job_scoped=job,
+    )  # fmt: skip
     ctx = Context(personality, inv, settings, environ, hostname, requested, directory, shared)
     resolved: list[Resolved] = []
     extra: list[str] = []

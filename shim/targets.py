@@ -80,7 +80,17 @@ def live_fingerprint(environ, hostname: str, cpu_target: str | None) -> str | No
     return fp
 
 
-def choose_targets(settings, verb: str | None, many_images: bool, environ, hostname: str, warn):
+def choose_targets(
+    settings,
+    verb: str | None,
+    many_images: bool,
+    environ,
+    hostname: str,
+    warn,
+    *,
+    fetch: bool | None = None,
+    job_scoped: bool | None = None,
+):
     """The targets of one command.
 
     Args:
@@ -91,6 +101,13 @@ def choose_targets(settings, verb: str | None, many_images: bool, environ, hostn
         environ: the environment (``SLURM_JOB_ID``, ``SLURM_JOB_NODELIST``).
         hostname: this node's name.
         warn: called with one line for each warning.
+        fetch: the verb fetches an image for later runs, here or on nodes of
+            other classes (``IMAGEFIT_NODE_CLASS`` applies); default: the
+            verb is ``pull`` or ``build`` (enroot: ``import``, ``digest``).
+        job_scoped: inside a job the verb serves that job, so ``consistency
+            = "job"`` applies; default: ``run``, ``create``, ``exec``,
+            ``shell`` (enroot under pyxis: ``import``, ``load``, ``digest``,
+            run in every node's job step).
 
     Returns:
         A list of :class:`Target` (one, or one per named class).
@@ -98,13 +115,17 @@ def choose_targets(settings, verb: str | None, many_images: bool, environ, hostn
     Raises:
         ConfigError: an unknown class in ``IMAGEFIT_NODE_CLASS``.
     """
+    if fetch is None:
+        fetch = verb in ("pull", "build")
+    if job_scoped is None:
+        job_scoped = verb in ("run", "create", "exec", "shell")
     requested = settings.node_class_request
-    if requested and verb not in ("pull", "build"):
+    if requested and not fetch:
         warn(
             f"IMAGEFIT_NODE_CLASS applies to pulls; this {verb} chooses for this node "
             "(it runs here)"
         )
-    if requested and verb in ("pull", "build"):
+    if requested:
         files = [settings.class_facts(name) for name in requested]
         if many_images:
             return [
@@ -112,7 +133,7 @@ def choose_targets(settings, verb: str | None, many_images: bool, environ, hostn
                 for name, path in zip(requested, files, strict=True)
             ]
         return [Target(requested, files, True, "node classes " + ", ".join(requested))]
-    if settings.consistency == "job" and verb in ("run", "create", "exec", "shell"):
+    if settings.consistency == "job" and job_scoped:
         job = _job_target(settings, environ, hostname, warn)
         if job is not None:
             return [job]

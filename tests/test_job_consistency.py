@@ -180,3 +180,51 @@ def test_offline_a_job_names_the_digest_it_needs(arm_facts, shim_bin, env, tmp_p
     assert "using the decision made" in lines[0], lines
     assert lines[1].startswith(f"imagefit: {app.ref}: job 4242 (node classes cascadelake, zen4) needs build {COMMON} ")
     assert lines[1].endswith(f"podman --root={storage[1]} --runroot={storage[3]} pull {app.digest_ref(COMMON)}"), lines[1]
+
+
+@pytest.fixture
+def enroot(imagefit_cmd, tmp_path):
+    """The shim linked as ``enroot`` and a recording stand-in enroot behind it."""
+    prefix = world_readable_tmp("imagefit-prefix-enroot-")
+    StandIn(tmp_path / "real", "enroot")
+    subprocess.run([*imagefit_cmd, "install", "--prefix", str(prefix), "--runtime", "enroot"], check=True,
+                   capture_output=True, text=True, env={"PATH": f"{tmp_path / 'real'}:/usr/bin:/bin"})  # fmt: skip
+    return prefix / "bin", tmp_path / "real"
+
+
+def _enroot_uri(ref: str) -> str:
+    """``docker://HOST#REPO:TAG`` (enroot's own form) of ``HOST/REPO:TAG`` or
+    ``HOST/REPO@sha256:HEX`` (written ``:sha256:HEX``, as the shim pins it)."""
+    host, rest = ref.split("/", 1)
+    return f"docker://{host}#{rest.replace('@sha256:', ':sha256:')}"
+
+
+@pytest.mark.parametrize("verb", [["import", "-o", "app.sqsh"], ["load", "--name", "app"], ["digest"]])
+def test_pyxis_steps_of_a_job_import_the_common_build(registry, app, arm_facts, env, enroot, verb):  # noqa: F811
+    """pyxis runs ``enroot import`` (or ``load``, and ``digest`` for its cache)
+    in every node's job step: with ``consistency = "job"`` each node gets the
+    build that fits every class of the job, whatever its own class; outside a
+    job, its own."""
+    shims, real = enroot
+    _site(env, registry, arm_facts, 'consistency = "job"')
+    standin = StandIn(real, "enroot")
+    base = {**env, "PATH": path_with(shims, real), "ENROOT_ALLOW_HTTP": "yes"}
+    for facts_name, job, build in (("cascadelake", JOB, COMMON), ("zen4", JOB, COMMON), ("zen4", {}, "zen4")):
+        done = subprocess.run([str(shims / "enroot"), *verb, _enroot_uri(app.ref)], capture_output=True,
+                              text=True, timeout=60, env={**base, **job, "IMAGEFIT_FACTS": arm_facts[facts_name]})  # fmt: skip
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert standin.argvs()[-1] == [*verb, _enroot_uri(app.digest_ref(build))], (facts_name, job)
+
+
+def test_a_class_import_on_the_login_node_makes_that_class_squashfs(registry, app, arm_facts, env, enroot):  # noqa: F811
+    """``IMAGEFIT_NODE_CLASS=NAME enroot import`` (a login node preparing a
+    squashfs for a class) chooses that class's build, as a podman pull does."""
+    shims, real = enroot
+    _site(env, registry, arm_facts)
+    standin = StandIn(real, "enroot")
+    done = subprocess.run([str(shims / "enroot"), "import", "-o", "c.sqsh", _enroot_uri(app.ref)],
+                          capture_output=True, text=True, timeout=60,
+                          env={**env, "PATH": path_with(shims, real), "ENROOT_ALLOW_HTTP": "yes",
+                               "IMAGEFIT_NODE_CLASS": "cascadelake", "IMAGEFIT_FACTS": arm_facts["neoverse_v2"]})  # fmt: skip
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert standin.argvs() == [["import", "-o", "c.sqsh", _enroot_uri(app.digest_ref("haswell"))]]

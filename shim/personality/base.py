@@ -110,6 +110,11 @@ class Personality:
     login_verbs: frozenset[str] = frozenset()
     #: verbs that start a container: GPU access applies to them (:meth:`gpu_flags`)
     gpu_verbs: frozenset[str] = frozenset()
+    #: verbs that fetch an image for later runs (``IMAGEFIT_NODE_CLASS``
+    #: applies) and verbs that serve the job they run in (``consistency =
+    #: "job"`` applies): None for the default of :func:`shim.targets.choose_targets`
+    fetch_verbs: frozenset[str] | None = None
+    job_verbs: frozenset[str] | None = None
     #: the personality knows how to tell the runtime to skip TLS verification
     #: for a registry only imagefit's config marks insecure
     tls_flag: str | None = None

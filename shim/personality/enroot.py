@@ -155,6 +155,12 @@ class Enroot(Personality):
     grammar = grammar
     login_verbs: frozenset[str] = frozenset()
     tls_flag = None
+    #: ``IMAGEFIT_NODE_CLASS=NAME enroot import URI`` on a login node makes a
+    #: squashfs of that class's build; ``digest`` names pyxis's cached import
+    fetch_verbs = frozenset({"import", "digest"})
+    #: pyxis runs import (or load) and digest in every node's job step
+    #: (pyxis_slurmstepd.c): with ``consistency = "job"`` the whole job gets one build
+    job_verbs = frozenset({"import", "load", "digest"})
 
     def _uri(self, inv: Invocation) -> enroot_uri.EnrootURI | None:
         return enroot_uri.parse(inv.args[inv.images[0]]) if inv.images else None
