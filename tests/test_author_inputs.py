@@ -71,3 +71,25 @@ def test_an_author_spec_file_that_is_not_a_regular_file_is_one_line(
         pytest.fail(f"{' '.join(args)} hung")
     assert done.returncode == 125, done.stderr
     assert done.stderr.splitlines() == [f"imagefit: cannot read {spec}: not a regular file"]
+
+
+def test_a_hash_inside_a_targets_value_is_kept(imagefit_cmd, tmp_path):
+    """In a --targets file a comment starts a line or follows whitespace; a
+    ``#`` inside a value is the value's (it was silently cut: ``a#b`` -> ``a``)."""
+    targets = tmp_path / "targets.txt"
+    targets.write_text("# the builds\nx86_64   # generic first\nx86_64_v3,org.example.note=a#b\n")
+    done = _run(imagefit_cmd, tmp_path, "--targets", str(targets))
+    assert done.returncode == 0, done.stderr
+    assert "org.example.note=a#b" in done.stdout or "'org.example.note': 'a#b'" in done.stdout, (
+        done.stdout
+    )
+
+
+def test_a_build_file_that_is_a_fifo_is_named_as_such(imagefit_cmd, tmp_path):
+    """``-f FIFO``: one line saying what is wrong with it (it said ``no FIFO:
+    name the build file with -f FILE``), no hang."""
+    fifo = tmp_path / "Containerfile.fifo"
+    os.mkfifo(fifo)
+    done = _run(imagefit_cmd, tmp_path, "--target", "x86_64", "-f", str(fifo))
+    assert done.returncode == 125, done.stderr
+    assert done.stderr.splitlines() == [f"imagefit: cannot read {fifo}: not a regular file"]

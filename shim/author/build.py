@@ -55,6 +55,8 @@ from shim.untrusted import read_bounded, terminal_safe
 #: Seconds one ``podman build`` or ``podman push`` may take.
 PODMAN_TIMEOUT = 4 * 3600.0
 BUILD_ARGS = ("IMAGEFIT_TARGET", "IMAGEFIT_CFLAGS")
+#: a comment in a --targets file: '#' after whitespace (one at a line's start is handled apart)
+_COMMENT = re.compile(r"\s#")
 _ARG_LINE = re.compile(r"^\s*ARG\s+(IMAGEFIT_TARGET|IMAGEFIT_CFLAGS)\b", re.I | re.M)
 #: archspec family -> OCI architecture (the inverse of satisfy.ARCH_FAMILY's main entries).
 OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "riscv64": "riscv64"}
@@ -100,7 +102,8 @@ def parse_compiler(text: str) -> tuple[str, str]:
 
 def read_targets(options: list[str], files: list[str]) -> list[TargetBuild]:
     """The targets of ``--targets FILE`` (one ``TARGET[,key=value...]`` a
-    line; blank lines and ``#`` comments skipped), then of ``--target``.
+    line; blank lines and comments skipped: ``#`` at the start of a line or
+    after whitespace, so ``key=a#b`` keeps its ``#``), then of ``--target``.
 
     Raises:
         AuthorError: an unreadable file (not a regular file, such as a FIFO
@@ -116,7 +119,10 @@ def read_targets(options: list[str], files: list[str]) -> list[TargetBuild]:
                 f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
             ) from None
         for n, line in enumerate(lines, 1):
-            text = line.split("#", 1)[0].strip()
+            # a comment starts a line or follows whitespace (as in a shell):
+            # a '#' inside a value (``key=a#b``) is the value's
+            stripped = line.strip()
+            text = "" if stripped.startswith("#") else _COMMENT.split(stripped, 1)[0].strip()
             if text:
                 where = f"{path}:{n}"
                 target, annotations = index.parse_target_option(text, where)
@@ -150,12 +156,14 @@ def containerfile(context: str, given: str | None) -> str:
     candidates = (
         [given] if given else [os.path.join(context, n) for n in ("Containerfile", "Dockerfile")]
     )
-    path = next((p for p in candidates if os.path.isfile(p)), None)
-    if path is None:
-        raise AuthorError(f"no {' or '.join(candidates)}: name the build file with -f FILE")
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read(4 * 1024 * 1024)
+    if given:
+        path = given
+    else:
+        path = next((p for p in candidates if os.path.lexists(p)), None)
+        if path is None:
+            raise AuthorError(f"no {' or '.join(candidates)}: name the build file with -f FILE")
+    try:  # a regular file, bounded: a FIFO or a device is one line, never a hang
+        text = read_bounded(path, 4 * 1024 * 1024).decode("utf-8", "replace")
     except OSError as exc:
         raise AuthorError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not _ARG_LINE.search(text):
