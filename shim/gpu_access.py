@@ -172,30 +172,14 @@ def _listing() -> tuple:
 
 def _read(path: str) -> bytes | None:
     """At most :data:`FILE_LIMIT` bytes of a regular file (never a FIFO or
-    device, never opened blocking)."""
-    import stat
+    device, never opened blocking: :func:`shim.untrusted.read_bounded`), or
+    None."""
+    from shim.untrusted import read_bounded
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_bounded(path, FILE_LIMIT)
     except OSError:
         return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > FILE_LIMIT:
-            return None
-        chunks, left = [], FILE_LIMIT + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 65536))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-        return data if len(data) <= FILE_LIMIT else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _document(path: str):

@@ -95,9 +95,10 @@ def sets_home(flags: dict[str, list[str | None]]) -> bool:
     if any((v or "").partition("=")[0] == "HOME" for v in flags.get("env", [])):
         return True
     for path in flags.get("env-file", []):
+        from shim.untrusted import read_bounded  # a FIFO or a device: skipped, never waited on
+
         try:
-            with open(path or "", encoding="utf-8") as fh:
-                lines = fh.read().splitlines()
+            lines = read_bounded(path or "").decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
             continue
         for line in lines:

@@ -64,8 +64,12 @@ def build(imagefit_cmd, podman, *args):
 def published(registry, imagefit_cmd, podman, context):
     ctx, version, _built = context
     ref = f"{registry.host}/build/kernels:1"
+    # the author's own options ride along: a build argument, a podman build
+    # option, the real podman named, an index annotation (docs/author.md)
     done = build(imagefit_cmd, podman, ref, str(ctx), "--compiler", f"gcc@{version}",
-                 *(f"--target={t}" for t in GIVEN))  # fmt: skip
+                 *(f"--target={t}" for t in GIVEN), "--build-arg", "AUTHOR_NOTE=from the author",
+                 "--build-option=--network=none", "--runtime", shutil.which("podman"),
+                 "--annotation", "org.example.suite=index-build")  # fmt: skip
     return ref, done
 
 
@@ -79,6 +83,7 @@ def test_three_targets_built_pushed_and_published_as_one_index(registry, publish
     found = client(registry).get_manifest("build/kernels", "1")
     assert done.stdout.splitlines()[-1] == f"pushed {ref} {found.digest}"
     index = json.loads(found.body)
+    assert index["annotations"]["org.example.suite"] == "index-build"  # --annotation
     targets = [m["annotations"][TARGET] for m in index["manifests"]]
     assert targets == ["x86_64", "x86_64_v3", "x86_64_v4"]  # generic first
     assert [m["platform"].get("variant") for m in index["manifests"]] == [None, "v3", "v4"]
@@ -107,10 +112,11 @@ def test_each_build_got_its_target_and_flags_as_build_arguments(registry, publis
     for m in index["manifests"]:
         image = f"{registry.host}/build/kernels@{m['digest']}"
         run = subprocess.run([*argv, "run", "--rm", "--network=none", "--tls-verify=false", image,
-                              "cat", "/etc/imagefit-build"], env=env, capture_output=True, text=True,
-                             timeout=180)  # fmt: skip
+                              "cat", "/etc/imagefit-build", "/etc/imagefit-note"], env=env,
+                             capture_output=True, text=True, timeout=180)  # fmt: skip
         assert run.returncode == 0, run.stderr
-        assert run.stdout.strip() == m["annotations"][TARGET]
+        # its target, and the author's --build-arg (one argument, spaces kept)
+        assert run.stdout.splitlines() == [m["annotations"][TARGET], "from the author"]
 
 
 def _host_choice(imagefit_cmd) -> str:

@@ -178,3 +178,24 @@ def test_inner_script_keeps_each_path_directory_once(shell, image, profile, expe
         capture_output=True, text=True, check=True, env={},
     )  # fmt: skip
     assert done.stdout == f"{expected}||a b"
+
+
+def test_an_env_file_that_is_a_fifo_is_skipped_not_waited_on(tmp_path):
+    """``--env-file FIFO``: the shim reads env files to see whether the user
+    set HOME; a FIFO (or a device) is skipped, never waited on or read to its
+    end (shim.untrusted.read_bounded)."""
+    import os
+    import threading
+
+    from shim.login import sets_home
+
+    fifo = tmp_path / "env.fifo"
+    os.mkfifo(fifo)
+    answer = []
+    worker = threading.Thread(
+        target=lambda: answer.append(sets_home({"env-file": [str(fifo), "/dev/zero"]})),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(10)
+    assert answer == [False]

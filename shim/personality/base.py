@@ -219,6 +219,19 @@ class Personality:
         return Plan(args)
 
 
+def tag_steps(prefix: list[str], resolved: list[Resolved]) -> list[list[str]]:
+    """``PREFIX tag REPO@DIGEST REF`` for each operand the user pulled by tag:
+    podman and docker store a digest pull under no name, so the chosen build
+    gets the tag the user pulled, as a plain pull would (an offline run of REF
+    then finds it). `prefix`: the global flags that select the same storage
+    or daemon."""
+    return [
+        [*prefix, "tag", str(r.ref.with_digest(r.digest)), str(r.ref)]
+        for r in resolved
+        if r.ref.tag and not r.ref.digest
+    ]
+
+
 def image_cmd(resolved: list[Resolved], position: int) -> list[str] | None:
     """The ``Cmd`` of the build resolved at `position` (None: unknown, or not resolved)."""
     return next((r.cmd for r in resolved if r.position == position), None)

@@ -67,7 +67,14 @@ from collections.abc import Mapping
 from shim import login
 from shim.argv import Invocation, docker
 from shim.login import with_cmd
-from shim.personality.base import Personality, Plan, Resolved, image_cmd, qualified_reference
+from shim.personality.base import (
+    Personality,
+    Plan,
+    Resolved,
+    image_cmd,
+    qualified_reference,
+    tag_steps,
+)
 
 #: where a rootful daemon reads insecure-registries
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -380,18 +387,9 @@ class Docker(Personality):
                 after += with_cmd(args, image, image_cmd(resolved, image), inv.enabled("tty"))
             args[image + 1 : image + 1] = after
             args[inv.insert_at : inv.insert_at] = front
-        after_steps = []
-        if inv.verb == "pull":
-            # the daemon stores a digest pull as REPO:<none>: give it the tag the
-            # user pulled, as a plain pull would (podman's finish does the same),
-            # on the same daemon
-            daemon = self.daemon_args(inv)
-            after_steps = [
-                [*daemon, "tag", str(r.ref.with_digest(r.digest)), str(r.ref)]
-                for r in resolved
-                if r.ref.tag and not r.ref.digest
-            ]
-        return Plan(args, after=after_steps)
+        # the daemon stores a digest pull as REPO:<none>: the user's tag, on the same daemon
+        after = tag_steps(self.daemon_args(inv), resolved) if inv.verb == "pull" else []
+        return Plan(args, after=after)
 
     def daemon_args(self, inv: Invocation) -> list[str]:
         """The daemon-selecting global flags of this command line, for another

@@ -89,22 +89,13 @@ def credentials_file(environ: Mapping[str, str]) -> str:
 
 def _read_lines(path: str) -> list[str]:
     """The lines of a regular file of at most :data:`_CREDENTIALS_LIMIT`
-    bytes, or [] (missing, unreadable, a FIFO or device: never waited on)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError:
-        return []
-    try:
-        import stat
+    bytes, or [] (missing, unreadable, a FIFO or device: never waited on;
+    :func:`shim.untrusted.read_bounded`)."""
+    from shim.untrusted import read_bounded
 
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return []
-        data = os.read(fd, _CREDENTIALS_LIMIT + 1)
+    try:
+        data = read_bounded(path, _CREDENTIALS_LIMIT)
     except OSError:
-        return []
-    finally:
-        os.close(fd)
-    if len(data) > _CREDENTIALS_LIMIT:
         return []
     return data.decode("utf-8", "replace").splitlines()
 

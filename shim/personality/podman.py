@@ -36,6 +36,7 @@ from shim.personality.base import (
     image_cmd,
     qualified_reference,
     split_transport,
+    tag_steps,
 )  # fmt: skip
 
 #: containers/image transports that are not a registry.
@@ -179,16 +180,7 @@ class Podman(Personality):
                 args += with_cmd(args, image, image_cmd(resolved, image), inv.enabled("tty"))
         if extra and inv.insert_at is not None:
             args[inv.insert_at : inv.insert_at] = extra
-        after = []
-        if inv.verb == "pull":
-            # podman stores a digest pull under no name: give it the tag the user
-            # pulled, as a plain pull would, so an offline run of REF finds it
-            storage = self.storage_args(inv)
-            after = [
-                [*storage, "tag", str(r.ref.with_digest(r.digest)), str(r.ref)]
-                for r in resolved
-                if r.ref.tag and not r.ref.digest
-            ]
+        after = tag_steps(self.storage_args(inv), resolved) if inv.verb == "pull" else []
         return Plan(args, after=after)
 
     def gpu_flags(self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int):

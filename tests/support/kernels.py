@@ -26,9 +26,11 @@ CONTAINERFILE = """\
 FROM {base}
 ARG IMAGEFIT_TARGET
 ARG IMAGEFIT_CFLAGS
+ARG AUTHOR_NOTE=none
 COPY bin/${{IMAGEFIT_TARGET}}/ /opt/kernels/
 RUN test "$(cat /opt/kernels/cflags)" = "$IMAGEFIT_CFLAGS" && \\
-    printf '%s\\n' "$IMAGEFIT_TARGET" > /etc/imagefit-build
+    printf '%s\\n' "$IMAGEFIT_TARGET" > /etc/imagefit-build && \\
+    printf '%s\\n' "$AUTHOR_NOTE" > /etc/imagefit-note
 ENV PATH=/opt/kernels:/usr/bin:/bin
 """
 
