@@ -28,7 +28,16 @@ from tests.support import oci
 from tests.support.cluster import Cluster, nodes_by_class, world_readable_dir
 
 TARGET = "org.supercontainers.hardware.cpu.target.microarch"
-BUILDS = ["x86_64", "x86_64_v2", "x86_64_v3", "x86_64_v4", "haswell", "zen3", "zen4", "sapphirerapids"]
+BUILDS = [
+    "x86_64",
+    "x86_64_v2",
+    "x86_64_v3",
+    "x86_64_v4",
+    "haswell",
+    "zen3",
+    "zen4",
+    "sapphirerapids",
+]
 NODES = {"zen4": ("a", "linux-rocky8.5-zen4", 4), "spr": ("s", "linux-unknown-sapphirerapids", 4),
          "haswell": ("h", "linux-rhel7-haswell", 4), "zen3": ("z", "linux-ubuntu20.04-zen3", 1)}  # fmt: skip
 VENV_BIN = str(Path(sys.executable).parent)
@@ -38,7 +47,14 @@ def say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def show(c: Cluster, node: str, argv: list[str], env: dict, shown: str | None = None, timeout: float = 300):
+def show(
+    c: Cluster,
+    node: str,
+    argv: list[str],
+    env: dict,
+    shown: str | None = None,
+    timeout: float = 300,
+):
     """Run `argv` on `node` and print it (as `shown`, what a user types) with its output."""
     print(f"[{node}]$ {shown or shlex.join(argv)}", flush=True)
     done = c.run_on(node, argv, env=env, timeout=timeout)
@@ -55,7 +71,9 @@ def main() -> int:
         say("a registry on the cluster network, one application built for 8 CPU targets")
         builds = [{"name": n, "platform": {"architecture": "amd64", "os": "linux"}, "annotations": {TARGET: n}}
                   for n in BUILDS]  # fmt: skip
-        app = oci.build_and_push(c.registry.host, "hpc/app", "1", builds, layout_dir=c.shared_dir / "layout")
+        app = oci.build_and_push(
+            c.registry.host, "hpc/app", "1", builds, layout_dir=c.shared_dir / "layout"
+        )
         print(f"  {app.ref}: {', '.join(BUILDS)}")
         c.podman_everywhere()  # every node's registries.conf names the registry
         say("the site's setup (docs/admin.md): shim, shared directory, node classes, config")
@@ -86,18 +104,31 @@ def main() -> int:
         (site / "config.toml").write_text("\n".join(config))
         (site / "config.toml").chmod(0o644)
         print((site / "config.toml").read_text())
-        run = ["podman", *storage, "run", "--rm", "--network=none", app.ref, "cat", "/etc/imagefit-build"]
+        run = [
+            "podman",
+            *storage,
+            "run",
+            "--rm",
+            "--network=none",
+            app.ref,
+            "cat",
+            "/etc/imagefit-build",
+        ]
         typed = f"podman run --rm --network=none {app.ref} cat /etc/imagefit-build"
 
         say("12 nodes of 3 classes start the image cold, through srun: one index request for all")
         mark = c.registry.log_offset()
         script = f'echo "$(hostname): $({shlex.join(run)})"'
-        print(f"[login01]$ srun -w a[001-004],s[001-004],h[001-004] -N12 sh -c 'echo $(hostname): $({typed})'")
+        print(
+            f"[login01]$ srun -w a[001-004],s[001-004],h[001-004] -N12 sh -c 'echo $(hostname): $({typed})'"
+        )
         done = c.srun(["-w", "a[001-004],s[001-004],h[001-004]", "-N12", "--ntasks-per-node=1", "sh", "-c", script],
                       env=env("a001"), timeout=600)  # fmt: skip
         for line in sorted(done.stdout.splitlines()):
             print(f"  {line}")
-        gets = [r for r in c.registry.requests(mark) if r[0] == "GET" and r[1].endswith("/manifests/1")]
+        gets = [
+            r for r in c.registry.requests(mark) if r[0] == "GET" and r[1].endswith("/manifests/1")
+        ]
         print(f"  -> index requests at the registry: {len(gets)}")
 
         say("z001 (class zen3) has no route to the registry and no zen3 build yet")
@@ -109,7 +140,9 @@ def main() -> int:
         show(c, "z001", run, env("z001"), typed)
 
         say("one build for a job across two classes: IMAGEFIT_CONSISTENCY=job")
-        print(f"[login01]$ IMAGEFIT_CONSISTENCY=job srun -w a001,s001 -N2 sh -c 'echo $(hostname): $({typed})'")
+        print(
+            f"[login01]$ IMAGEFIT_CONSISTENCY=job srun -w a001,s001 -N2 sh -c 'echo $(hostname): $({typed})'"
+        )
         done = c.srun(["-w", "a001,s001", "-N2", "--ntasks-per-node=1", "sh", "-c", script],
                       env=env("a001", IMAGEFIT_CONSISTENCY="job"), timeout=300)  # fmt: skip
         for line in sorted(done.stdout.splitlines()):

@@ -18,6 +18,22 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def _hypothesis_profiles() -> None:
+    """``IMAGEFIT_HYPOTHESIS=ci`` (.ci/run sets it): every property test draws
+    the same examples on every run (derandomize), so CI is red only for a
+    change, never for a new draw; a developer's run (the default profile)
+    keeps exploring, and what it finds becomes an explicit test."""
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+    profile = os.environ.get("IMAGEFIT_HYPOTHESIS")
+    if profile:
+        settings.load_profile(profile)
+
+
+_hypothesis_profiles()
+
+
 def pytest_sessionstart(session):
     """Fail fast when the installed imagefit (what the shim and the installed
     commands run) is not this checkout. The installed copy is looked up in

@@ -29,7 +29,16 @@ from tests.support import oci
 from tests.support.cluster import nodes_by_class, start_for_pytest, world_readable_dir
 
 TARGET = "org.supercontainers.hardware.cpu.target.microarch"
-BUILDS = ["x86_64", "x86_64_v2", "x86_64_v3", "x86_64_v4", "haswell", "zen3", "zen4", "sapphirerapids"]
+BUILDS = [
+    "x86_64",
+    "x86_64_v2",
+    "x86_64_v3",
+    "x86_64_v4",
+    "haswell",
+    "zen3",
+    "zen4",
+    "sapphirerapids",
+]
 NODES = nodes_by_class(
     {
         "zen4": ("a", "linux-rocky8.5-zen4", 4),
@@ -67,7 +76,12 @@ def site(cluster, shim_bin, app, pinned_app):
     store = top / "store"
     store.mkdir(mode=0o755)
     store.chmod(0o1777)
-    classes = {"zen4": ("a001", "a*"), "spr": ("s001", "s*"), "haswell": ("h001", "h*"), "zen3": ("z001", "z*")}
+    classes = {
+        "zen4": ("a001", "a*"),
+        "spr": ("s001", "s*"),
+        "haswell": ("h001", "h*"),
+        "zen3": ("z001", "z*"),
+    }
     for name, (node, _) in classes.items():
         done = c.run_on(node, [f"{VENV_BIN}/imagefit", "facts", "--json", "--output",
                                str(top / "classes" / f"{name}.json")], env=env_for(c, shim_bin, node))  # fmt: skip
@@ -76,7 +90,12 @@ def site(cluster, shim_bin, app, pinned_app):
     config = top / "config.toml"
     lines = [f'decision_cache_dir = "{store}"', "decision_cache_ttl = 600", ""]
     for name, (_, glob) in classes.items():
-        lines += [f"[node_classes.{name}]", f'facts = "{top / "classes" / f"{name}.json"}"', f'hosts = ["{glob}"]', ""]
+        lines += [
+            f"[node_classes.{name}]",
+            f'facts = "{top / "classes" / f"{name}.json"}"',
+            f'hosts = ["{glob}"]',
+            "",
+        ]
     lines += [
         "[[policy]]", 'image = "*/hpc/pinned"', 'node_class = "spr"', 'pin = "x86_64_v4"', "lock = true", "",
         "[[policy]]", 'image = "*/hpc/pinned"', 'node_class = "hasw*"', 'pin = "x86_64_v3"', "",
@@ -150,7 +169,9 @@ def test_12_nodes_of_3_classes_cold_make_one_index_resolution(cluster, site, app
     for host, pinned in chosen.items():
         cls = c.nodes[host].cls
         assert pinned == app.digest_ref(EXPECTED[cls]), (host, cls, pinned)
-    index_gets = [r for r in c.registry.requests(mark) if r[0] == "GET" and r[1].endswith("/manifests/1")]
+    index_gets = [
+        r for r in c.registry.requests(mark) if r[0] == "GET" and r[1].endswith("/manifests/1")
+    ]
     assert len(index_gets) == 1, index_gets
     assert not [r for r in c.registry.requests(mark) if r[0] == "HEAD"]
     # each class's decision was made once and is shared: 3 entries (root's), one record
@@ -170,7 +191,16 @@ def test_offline_node_of_a_class_that_never_resolved(cluster, site, app, shim_bi
     c = cluster
     podman = _podman_args(c, "z001")
     env = env_for(c, shim_bin, "z001", IMAGEFIT_SITE_CONFIG=site["config"])
-    run = ["podman", *podman, "run", "--rm", "--network=none", app.ref, "cat", "/etc/imagefit-build"]
+    run = [
+        "podman",
+        *podman,
+        "run",
+        "--rm",
+        "--network=none",
+        app.ref,
+        "cat",
+        "/etc/imagefit-build",
+    ]
     # z001 (class zen3) cannot reach the registry and no zen3 decision exists yet: the store
     # decides (no warning: its record is fresh), and the build is not in local storage, so
     # one line names the build this node needs and how to get it, before podman would fail
@@ -188,16 +218,24 @@ def test_offline_node_of_a_class_that_never_resolved(cluster, site, app, shim_bi
     # once the store's record is past its TTL the shim tries the registry, cannot reach it, and
     # decides anyway, with one warning naming the age; same refusal
     stale = tmp_path / "stale.toml"
-    stale.write_text(Path(site["config"]).read_text().replace("decision_cache_ttl = 600", "decision_cache_ttl = 0.001"))
+    stale.write_text(
+        Path(site["config"])
+        .read_text()
+        .replace("decision_cache_ttl = 600", "decision_cache_ttl = 0.001")
+    )
     stale.chmod(0o644)
     env_stale = {**env, "IMAGEFIT_SITE_CONFIG": str(stale), "IMAGEFIT_REGISTRY_TIMEOUT": "2"}
     done = c.run_on("z001", run, env=env_stale, timeout=60)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 125, done.stderr
-    assert "network unreachable" in lines[0] and re.search(r"(stored|made) \d+ s ago$", lines[0]), lines
+    assert "network unreachable" in lines[0] and re.search(r"(stored|made) \d+ s ago$", lines[0]), (
+        lines
+    )
     assert lines[1] == line, lines
     # the login node pulls for the class (and tags the reference, as a plain pull would)
-    login_env = env_for(c, shim_bin, c.login.name, IMAGEFIT_SITE_CONFIG=site["config"], IMAGEFIT_NODE_CLASS="zen3")
+    login_env = env_for(
+        c, shim_bin, c.login.name, IMAGEFIT_SITE_CONFIG=site["config"], IMAGEFIT_NODE_CLASS="zen3"
+    )
     done = c.run_on(c.login.name, ["podman", *_podman_args(c, c.login.name), "pull", "-q", app.ref],
                     env=login_env, timeout=180)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -212,7 +250,11 @@ def test_offline_node_of_a_class_that_never_resolved(cluster, site, app, shim_bi
     assert (done.returncode, done.stdout) == (0, "zen3\n"), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and " ago" in done.stderr
     # without imagefit's store (fail open), podman runs what the pull tagged, as without imagefit
-    bare = {**env_stale, "IMAGEFIT_SITE_CONFIG": "/nonexistent", "XDG_CACHE_HOME": "/run/empty-cache"}
+    bare = {
+        **env_stale,
+        "IMAGEFIT_SITE_CONFIG": "/nonexistent",
+        "XDG_CACHE_HOME": "/run/empty-cache",
+    }
     done = c.run_on("z001", run, env=bare, timeout=120)
     assert (done.returncode, done.stdout) == (0, "zen3\n"), done.stderr
     assert "running the command unchanged" in done.stderr
@@ -223,7 +265,9 @@ def test_a_job_across_two_classes_runs_one_common_build(cluster, site, app, shim
     podman = " ".join(_podman_args(c))
     env = env_for(c, shim_bin, "a001", IMAGEFIT_SITE_CONFIG=site["config"])
     script = f'echo "$(hostname) $(podman {podman} run --rm --network=none {app.ref} cat /etc/imagefit-build)"'
-    per_node = c.srun(["-w", "a001,s001", "-N2", "--ntasks-per-node=1", "sh", "-c", script], env=env, timeout=180)
+    per_node = c.srun(
+        ["-w", "a001,s001", "-N2", "--ntasks-per-node=1", "sh", "-c", script], env=env, timeout=180
+    )
     assert per_node.returncode == 0, per_node.stderr
     assert _by_host(per_node.stdout) == {"a001": "zen4", "s001": "sapphirerapids"}
     job = c.srun(["-w", "a001,s001", "-N2", "--ntasks-per-node=1", "sh", "-c", script],
@@ -237,7 +281,9 @@ def test_a_job_across_two_classes_runs_one_common_build(cluster, site, app, shim
     assert _by_host(job.stdout) == {"a002": "x86_64_v3", "h002": "x86_64_v3"}
 
 
-def test_policy_for_one_class_and_a_lock_a_user_cannot_override(cluster, site, pinned_app, shim_bin):
+def test_policy_for_one_class_and_a_lock_a_user_cannot_override(
+    cluster, site, pinned_app, shim_bin
+):
     c = cluster
     pinned = pinned_app.ref
     home = Path("/home/alice")
@@ -247,8 +293,17 @@ def test_policy_for_one_class_and_a_lock_a_user_cannot_override(cluster, site, p
     for path in (home / ".config", cfg, cfg / "config.toml"):
         os.chown(path, 1234, 1234)
     try:
+
         def chosen(node, user=None, **extra):
-            env = env_for(c, shim_bin, node, user, IMAGEFIT_SITE_CONFIG=site["config"], IMAGEFIT_DRY_RUN="1", **extra)
+            env = env_for(
+                c,
+                shim_bin,
+                node,
+                user,
+                IMAGEFIT_SITE_CONFIG=site["config"],
+                IMAGEFIT_DRY_RUN="1",
+                **extra,
+            )
             done = c.run_on(node, ["podman", *_podman_args(c, node, user), "run", "--rm", pinned, "true"],
                             env=env, user=user)  # fmt: skip
             assert done.returncode == 0, done.stderr
@@ -268,9 +323,10 @@ def test_policy_for_one_class_and_a_lock_a_user_cannot_override(cluster, site, p
         assert builds[chosen("s001", "alice", IMAGEFIT_PIN="x86_64")] == "x86_64_v4"
         # a lock in a user config is refused
         (cfg / "config.toml").write_text('[[policy]]\nimage = "*"\npin = "x86_64"\nlock = true\n')
-        env = env_for(c, shim_bin, "a001", "alice", IMAGEFIT_SITE_CONFIG=site["config"], IMAGEFIT_DRY_RUN="1")
+        env = env_for(
+            c, shim_bin, "a001", "alice", IMAGEFIT_SITE_CONFIG=site["config"], IMAGEFIT_DRY_RUN="1"
+        )
         done = c.run_on("a001", ["podman", "run", "--rm", pinned, "true"], env=env, user="alice")
         assert done.returncode == 125 and "lock is a site setting" in done.stderr, done.stderr
     finally:
         (cfg / "config.toml").unlink(missing_ok=True)
-

@@ -155,7 +155,9 @@ def pushed(hpc_cluster, tmp_path_factory):
 def test_podman_pull_on_login_run_on_nodes(hpc_cluster, pushed):
     c = hpc_cluster
     argv, env = c.podman("login01")
-    done = c.run_on("login01", [*argv, "pull", "-q", "--tls-verify=false", pushed.ref], env=env, timeout=120)
+    done = c.run_on(
+        "login01", [*argv, "pull", "-q", "--tls-verify=false", pushed.ref], env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     before = len(c.registry.requests())
     # The offline node runs the image from the shared store, with no registry.
@@ -167,7 +169,9 @@ def test_podman_pull_on_login_run_on_nodes(hpc_cluster, pushed):
     assert len(c.registry.requests()) == before
     # An online node pulls by itself; the offline one cannot.
     argv, env = c.podman("a002")
-    done = c.run_on("a002", [*argv, "pull", "-q", "--tls-verify=false", pushed.ref], env=env, timeout=120)
+    done = c.run_on(
+        "a002", [*argv, "pull", "-q", "--tls-verify=false", pushed.ref], env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     argv, env = c.podman("h003")
     t0 = time.monotonic()
@@ -222,7 +226,9 @@ def test_start_stop_leaves_nothing(tmp_path):
         c.stop()
         print(f"one-node cluster: {c.timings}")
         assert not _pids_in_namespaces(inodes)
-        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, timeout=10).stdout
+        links = subprocess.run(
+            ["ip", "-o", "link"], capture_output=True, text=True, timeout=10
+        ).stdout
         assert bridge not in links and f"v{c.suffix}" not in links
         assert _ns_inode(os.getpid(), "net") not in inodes
     finally:

@@ -260,7 +260,9 @@ def test_concatenation_and_plain_names(tokens, seps):
 # -- the installed Slurm, where there is one ------------------------------------
 
 SCONTROL = shutil.which("scontrol")
-needs_scontrol = pytest.mark.skipif(SCONTROL is None, reason="scontrol (slurm-client) not installed")
+needs_scontrol = pytest.mark.skipif(
+    SCONTROL is None, reason="scontrol (slurm-client) not installed"
+)
 
 
 @functools.cache
@@ -314,9 +316,24 @@ def test_same_as_scontrol(hostlist, expected, kind):
             assert slurm is not ERR and any("]" in n or not n for n in slurm)
     else:  # STRICT: Slurm gives names with brackets, or nothing at all
         assert expected is ERR
-        assert slurm is ERR and version < (23, 2, 5) or slurm == [] or any(
-            "[" in n or "]" in n for n in slurm
+        assert (
+            slurm is ERR
+            and version < (23, 2, 5)
+            or slurm == []
+            or any("[" in n or "]" in n for n in slurm)
         )
+
+
+@needs_scontrol
+def test_a_list_slurm_expands_past_the_limit_is_refused():
+    """Slurm expands ``a[0-6][0-099][0-099]`` to 70,000 names; ``expand``
+    refuses past its limit (65,536 by default) in one line (found by the
+    generated-list test below)."""
+    slurm, _ = _scontrol("a[0-6][0-099][0-099]")
+    assert len(slurm) == 70000
+    with pytest.raises(ValueError, match="names more than 65536 nodes"):
+        expand("a[0-6][0-099][0-099]")
+    assert expand("a[0-6][0-099][0-099]", limit=70000) == slurm
 
 
 @st.composite
@@ -354,8 +371,9 @@ def test_generated_lists_same_as_scontrol(data):
     slurm, complained = _scontrol(hostlist)
     if mine is ERR and slurm is not ERR:
         # the documented strict cases: Slurm logs the bad range and drops that
-        # token's names (a malformed bracket left of the final two), or the list
-        # is blanks and commas only
-        assert complained or (slurm == [] and not hostlist.strip(", \t"))
+        # token's names (a malformed bracket left of the final two), the list
+        # is blanks and commas only, or it names more than expand's limit
+        # (a[0-6][0-099][0-099]: 70,000 names)
+        assert complained or (slurm == [] and not hostlist.strip(", \t")) or len(slurm) > 65536
     else:
         assert mine == slurm

@@ -55,12 +55,18 @@ def _pinned(done) -> str:
 
 
 def test_a_job_step_runs_the_common_build_from_the_site_config_or_the_environment(
-    registry, app, arm_facts, shim_bin, env  # noqa: F811
+    registry,
+    app,
+    arm_facts,
+    shim_bin,
+    env,  # noqa: F811
 ):
     run = ["run", "--rm", "--tls-verify=false", app.ref, "true"]
     _site(env, registry, arm_facts)
     zen4 = {"IMAGEFIT_FACTS": arm_facts["zen4"]}
-    assert _pinned(_shim(shim_bin, env, *run, **zen4, **JOB)) == app.digest_ref("zen4")  # consistency = node
+    assert _pinned(_shim(shim_bin, env, *run, **zen4, **JOB)) == app.digest_ref(
+        "zen4"
+    )  # consistency = node
     done = _shim(shim_bin, env, *run, **zen4, **JOB, IMAGEFIT_CONSISTENCY="job")
     assert _pinned(done) == app.digest_ref(COMMON) and done.stderr == ""
     _site(env, registry, arm_facts, 'consistency = "job"')
@@ -77,11 +83,15 @@ def test_a_job_step_runs_the_common_build_from_the_site_config_or_the_environmen
     assert _pinned(done) == app.digest_ref("haswell")
 
 
-def test_a_job_node_in_no_class_and_a_job_with_no_common_build(registry, app, arm_facts, shim_bin, env):  # noqa: F811
+def test_a_job_node_in_no_class_and_a_job_with_no_common_build(
+    registry, app, arm_facts, shim_bin, env
+):  # noqa: F811
     run = ["run", "--rm", "--tls-verify=false", app.ref, "true"]
     _site(env, registry, arm_facts, 'consistency = "job"')
     zen4 = {"IMAGEFIT_FACTS": arm_facts["zen4"]}
-    done = _shim(shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST=f"{HERE},x[07-08]")
+    done = _shim(
+        shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST=f"{HERE},x[07-08]"
+    )
     assert _pinned(done) == app.digest_ref("zen4")
     assert done.stderr.splitlines() == [
         "imagefit: job node x07 is in no node class; choosing for this node alone"
@@ -92,12 +102,22 @@ def test_a_job_node_in_no_class_and_a_job_with_no_common_build(registry, app, ar
     # this node not among the job's nodes (an salloc shell on the login node): its own choice
     done = _shim(shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST="c[001-002]")
     assert _pinned(done) == app.digest_ref("zen4")
-    assert done.stderr.splitlines() == [f"imagefit: this node ({HERE}) is not in job 1's nodes; choosing for this node alone"]
-    done = _shim(shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST=f"{HERE},g[01-02]")
+    assert done.stderr.splitlines() == [
+        f"imagefit: this node ({HERE}) is not in job 1's nodes; choosing for this node alone"
+    ]
+    done = _shim(
+        shim_bin, env, *run, **zen4, SLURM_JOB_ID="1", SLURM_JOB_NODELIST=f"{HERE},g[01-02]"
+    )
     assert done.returncode == 125 and done.stdout == ""
     first = done.stderr.splitlines()[0]
-    assert first.startswith(f"imagefit: {app.ref}: no build runs on every") and "grace fits none" in first, first
-    assert "zen4 fits x86_64, x86_64_v3, zen4" in first and "[job 1 (node classes grace, zen4)]" in first
+    assert (
+        first.startswith(f"imagefit: {app.ref}: no build runs on every")
+        and "grace fits none" in first
+    ), first
+    assert (
+        "zen4 fits x86_64, x86_64_v3, zen4" in first
+        and "[job 1 (node classes grace, zen4)]" in first
+    )
 
 
 @pytest.fixture
@@ -113,7 +133,12 @@ def runtimes(imagefit_cmd, tmp_path):
 
 @pytest.mark.parametrize("classes", ["zen4", "zen4,cascadelake"])
 def test_class_pulls_of_apptainer_singularity_and_sarus_make_one_image(
-    registry, app, arm_facts, env, runtimes, classes  # noqa: F811
+    registry,
+    app,
+    arm_facts,
+    env,
+    runtimes,
+    classes,  # noqa: F811
 ):
     shims, real = runtimes
     _site(env, registry, arm_facts)
@@ -139,12 +164,26 @@ def test_class_pulls_of_apptainer_singularity_and_sarus_make_one_image(
 
 
 def test_a_class_pull_where_one_class_fails_open_leaves_the_pull_as_given(
-    registry, app, arm_facts, shim_bin, env, tmp_path  # noqa: F811
+    registry,
+    app,
+    arm_facts,
+    shim_bin,
+    env,
+    tmp_path,  # noqa: F811
 ):
-    _site(env, registry, arm_facts, f'[node_classes.broken]\nfacts = "{tmp_path / "gone.json"}"\nhosts = ["b*"]\n')
-    done = _shim(shim_bin, env, "pull", "--tls-verify=false", app.ref, IMAGEFIT_NODE_CLASS="zen4,broken")
+    _site(
+        env,
+        registry,
+        arm_facts,
+        f'[node_classes.broken]\nfacts = "{tmp_path / "gone.json"}"\nhosts = ["b*"]\n',
+    )
+    done = _shim(
+        shim_bin, env, "pull", "--tls-verify=false", app.ref, IMAGEFIT_NODE_CLASS="zen4,broken"
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [json.dumps([_real_podman(), "pull", "--tls-verify=false", app.ref])]
+    assert done.stdout.splitlines() == [
+        json.dumps([_real_podman(), "pull", "--tls-verify=false", app.ref])
+    ]
     assert len(done.stderr.splitlines()) == 1 and "running the command unchanged" in done.stderr
 
 
@@ -166,9 +205,19 @@ def test_offline_a_job_names_the_digest_it_needs(arm_facts, shim_bin, env, tmp_p
                                  layout_dir=tmp_path / "layout")  # fmt: skip
         shared = world_readable_tmp("imagefit-job-store-")
         shared.chmod(0o1777)
-        _site(env, own, arm_facts, f'consistency = "job"\ndecision_cache_dir = "{shared}"\ndecision_cache_ttl = 0.5')
+        _site(
+            env,
+            own,
+            arm_facts,
+            f'consistency = "job"\ndecision_cache_dir = "{shared}"\ndecision_cache_ttl = 0.5',
+        )
         job = {**JOB, "IMAGEFIT_FACTS": arm_facts["zen4"]}
-        storage = ["--root", str(tmp_path / "st"), "--runroot", tempfile.mkdtemp(prefix="rr-", dir="/tmp")]
+        storage = [
+            "--root",
+            str(tmp_path / "st"),
+            "--runroot",
+            tempfile.mkdtemp(prefix="rr-", dir="/tmp"),
+        ]
         run = ["run", "--rm", *storage, "--tls-verify=false", app.ref, "true"]
         assert _pinned(_shim(shim_bin, env, *run, **job)) == app.digest_ref(COMMON)
     finally:
@@ -178,8 +227,12 @@ def test_offline_a_job_names_the_digest_it_needs(arm_facts, shim_bin, env, tmp_p
     lines = done.stderr.splitlines()
     assert done.returncode == 125, done.stderr
     assert "using the decision made" in lines[0], lines
-    assert lines[1].startswith(f"imagefit: {app.ref}: job 4242 (node classes cascadelake, zen4) needs build {COMMON} ")
-    assert lines[1].endswith(f"podman --root={storage[1]} --runroot={storage[3]} pull {app.digest_ref(COMMON)}"), lines[1]
+    assert lines[1].startswith(
+        f"imagefit: {app.ref}: job 4242 (node classes cascadelake, zen4) needs build {COMMON} "
+    )
+    assert lines[1].endswith(
+        f"podman --root={storage[1]} --runroot={storage[3]} pull {app.digest_ref(COMMON)}"
+    ), lines[1]
 
 
 @pytest.fixture
@@ -199,7 +252,9 @@ def _enroot_uri(ref: str) -> str:
     return f"docker://{host}#{rest.replace('@sha256:', ':sha256:')}"
 
 
-@pytest.mark.parametrize("verb", [["import", "-o", "app.sqsh"], ["load", "--name", "app"], ["digest"]])
+@pytest.mark.parametrize(
+    "verb", [["import", "-o", "app.sqsh"], ["load", "--name", "app"], ["digest"]]
+)
 def test_pyxis_steps_of_a_job_import_the_common_build(registry, app, arm_facts, env, enroot, verb):  # noqa: F811
     """pyxis runs ``enroot import`` (or ``load``, and ``digest`` for its cache)
     in every node's job step: with ``consistency = "job"`` each node gets the
@@ -209,14 +264,20 @@ def test_pyxis_steps_of_a_job_import_the_common_build(registry, app, arm_facts, 
     _site(env, registry, arm_facts, 'consistency = "job"')
     standin = StandIn(real, "enroot")
     base = {**env, "PATH": path_with(shims, real), "ENROOT_ALLOW_HTTP": "yes"}
-    for facts_name, job, build in (("cascadelake", JOB, COMMON), ("zen4", JOB, COMMON), ("zen4", {}, "zen4")):
+    for facts_name, job, build in (
+        ("cascadelake", JOB, COMMON),
+        ("zen4", JOB, COMMON),
+        ("zen4", {}, "zen4"),
+    ):
         done = subprocess.run([str(shims / "enroot"), *verb, _enroot_uri(app.ref)], capture_output=True,
                               text=True, timeout=60, env={**base, **job, "IMAGEFIT_FACTS": arm_facts[facts_name]})  # fmt: skip
         assert done.returncode == 0 and done.stderr == "", done.stderr
         assert standin.argvs()[-1] == [*verb, _enroot_uri(app.digest_ref(build))], (facts_name, job)
 
 
-def test_a_class_import_on_the_login_node_makes_that_class_squashfs(registry, app, arm_facts, env, enroot):  # noqa: F811
+def test_a_class_import_on_the_login_node_makes_that_class_squashfs(
+    registry, app, arm_facts, env, enroot
+):  # noqa: F811
     """``IMAGEFIT_NODE_CLASS=NAME enroot import`` (a login node preparing a
     squashfs for a class) chooses that class's build, as a podman pull does."""
     shims, real = enroot

@@ -32,7 +32,11 @@ from tests.benchmarks.shim_bench import NAMES, NFD_SPEC, _builds
 from tests.support import oci
 from tests.support.registry import LocalRegistry
 
-CLASSES = {"zen4": "linux-rocky8.5-zen4", "sapphirerapids": "linux-unknown-sapphirerapids", "haswell": "linux-rhel7-haswell"}
+CLASSES = {
+    "zen4": "linux-rocky8.5-zen4",
+    "sapphirerapids": "linux-unknown-sapphirerapids",
+    "haswell": "linux-rhel7-haswell",
+}
 
 
 def _dumps() -> Path:
@@ -50,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     work.chmod(0o755)
     registry = LocalRegistry(work / "registry")
     try:
-        pushed = oci.build_and_push(registry.host, "bench/cluster", "1", _builds(False), layout_dir=work / "l")
+        pushed = oci.build_and_push(
+            registry.host, "bench/cluster", "1", _builds(False), layout_dir=work / "l"
+        )
         for name in NAMES:
             oci.push_artifact(registry.host, "bench/cluster", oci.subject_descriptor(pushed, name),
                               NFD_SPEC.format(name=name).encode(), created="2026-12-01T00:00:00Z")  # fmt: skip
@@ -65,10 +71,14 @@ def main(argv: list[str] | None = None) -> int:
             path = work / f"{cls}.json"
             done = subprocess.run([str(bindir / "imagefit"), "facts", "--json", "--cpuinfo", str(_dumps() / dump)],
                                   check=True, capture_output=True, text=True)  # fmt: skip
-            path.write_text(json.dumps({**host, "cpu": json.loads(done.stdout)["cpu"], "hostname": cls}))
+            path.write_text(
+                json.dumps({**host, "cpu": json.loads(done.stdout)["cpu"], "hostname": cls})
+            )
             facts[cls] = str(path)
         shim = str(work / "shim" / "bin" / "podman")
-        print(f"{len(NAMES)} builds with NFD artifacts; classes {', '.join(CLASSES)}; python {sys.version.split()[0]}")
+        print(
+            f"{len(NAMES)} builds with NFD artifacts; classes {', '.join(CLASSES)}; python {sys.version.split()[0]}"
+        )
         for n in sizes:
             shared = work / f"shared-{n}"
             shared.mkdir(mode=0o755)
@@ -97,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                     if failed == 1:
                         print(f"  first failure ({cls}): {err.strip()[-300:]}")
                     continue
-                chosen.setdefault(cls, set()).add(json.loads(out.splitlines()[-1])[-2].rsplit("@", 1)[-1][:19])
+                chosen.setdefault(cls, set()).add(
+                    json.loads(out.splitlines()[-1])[-2].rsplit("@", 1)[-1][:19]
+                )
             wall = time.perf_counter() - start
             reqs = registry.requests(mark)
             index_gets = [r for r in reqs if r[0] == "GET" and r[1].endswith("/manifests/1")]

@@ -106,18 +106,26 @@ def chosen_key(decision):
 
 
 def test_zen4_and_sapphirerapids_share_x86_64_v4():
-    decision = select_common(FULL, {"zen4": facts("zen4"), "sapphirerapids": facts("sapphirerapids")})
+    decision = select_common(
+        FULL, {"zen4": facts("zen4"), "sapphirerapids": facts("sapphirerapids")}
+    )
     assert build(decision) == "x86_64_v4"
-    assert decision.reason.startswith("x86_64_v4 is the common build for classes sapphirerapids, zen4")
+    assert decision.reason.startswith(
+        "x86_64_v4 is the common build for classes sapphirerapids, zen4"
+    )
     # each class alone would take its own, more specific build
     assert build(select(FULL, facts("zen4"))) == "zen4"
     assert build(select(FULL, facts("sapphirerapids"))) == "sapphirerapids"
 
 
 def test_without_a_v4_build_the_common_one_is_v3():
-    decision = select_common(NO_V4, {"zen4": facts("zen4"), "sapphirerapids": facts("sapphirerapids")})
+    decision = select_common(
+        NO_V4, {"zen4": facts("zen4"), "sapphirerapids": facts("sapphirerapids")}
+    )
     assert build(decision) == "x86_64_v3"
-    assert decision.chosen.digest == digest("v3")  # the CPU build, before the CUDA one (index order)
+    assert decision.chosen.digest == digest(
+        "v3"
+    )  # the CPU build, before the CUDA one (index order)
 
 
 def test_specific_on_one_class_does_not_beat_good_everywhere():
@@ -148,7 +156,9 @@ def test_zen4_and_neoverse_v2_are_refused_with_reasons():
     assert decision.closest is not None
     assert decision.closest.digest in {digest("grace"), digest("generic")}
     text = render.to_text(decision, "example.org/app:1", None)
-    assert "refused: no build runs on every one of these node classes" in text and "closest:" in text
+    assert (
+        "refused: no build runs on every one of these node classes" in text and "closest:" in text
+    )
     assert "FAIL platform: neoverse_v2: " in text
 
 
@@ -156,7 +166,9 @@ def test_a_class_with_no_build_is_named():
     x86_only = [c for c in FULL if c.platform and c.platform.architecture == "amd64"]
     decision = select_common(x86_only, {"zen4": facts("zen4"), "neoverse_v2": facts("neoverse_v2")})
     assert decision.outcome is Outcome.REFUSED
-    assert decision.reason.endswith("neoverse_v2 fits none; zen4 fits x86_64, x86_64_v3, x86_64_v4, zen3, zen4")
+    assert decision.reason.endswith(
+        "neoverse_v2 fits none; zen4 fits x86_64, x86_64_v3, x86_64_v4, zen3, zen4"
+    )
 
 
 def test_gpu_class_and_cpu_class_share_a_cpu_build():
@@ -203,9 +215,16 @@ def test_policy_applies_on_every_class():
 
 
 def test_host_names_every_class_and_explain_shows_the_choice():
-    decision = select_common(FULL, {"zen4": facts("zen4"), "sapphirerapids": facts("sapphirerapids")})
-    assert decision.host.startswith("sapphirerapids: linux/amd64") and "; zen4: linux/amd64" in decision.host
-    text = render.to_text(decision, "example.org/app:1", "example.org/app@" + decision.chosen.digest)
+    decision = select_common(
+        FULL, {"zen4": facts("zen4"), "sapphirerapids": facts("sapphirerapids")}
+    )
+    assert (
+        decision.host.startswith("sapphirerapids: linux/amd64")
+        and "; zen4: linux/amd64" in decision.host
+    )
+    text = render.to_text(
+        decision, "example.org/app:1", "example.org/app@" + decision.chosen.digest
+    )
     assert "selected: x86_64_v4 is the common build for classes sapphirerapids, zen4" in text
     chosen_row = next(line for line in text.splitlines() if line.startswith("->"))
     assert "x86_64_v4" in chosen_row and "fits" in chosen_row
@@ -300,5 +319,7 @@ def test_one_class_chooses_what_select_chooses(candidates, name):
 
 
 def test_requested_platform_limits_the_choice():
-    decision = select_common(FULL, {"zen4": facts("zen4")}, requested_platform=("linux", "arm64", None))
+    decision = select_common(
+        FULL, {"zen4": facts("zen4")}, requested_platform=("linux", "arm64", None)
+    )
     assert decision.outcome is Outcome.REFUSED

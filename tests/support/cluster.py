@@ -214,10 +214,17 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-def _run(argv: Sequence[str], *, timeout: float = 30, check: bool = True, **kw) -> subprocess.CompletedProcess:
+def _run(
+    argv: Sequence[str], *, timeout: float = 30, check: bool = True, **kw
+) -> subprocess.CompletedProcess:
     try:
         done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            **kw,
         )
     except subprocess.TimeoutExpired as exc:
         raise ClusterError(f"{' '.join(argv)}: timed out after {timeout}s") from exc
@@ -505,7 +512,13 @@ class Cluster:
             path = path.parent
 
     def _layout(self) -> None:
-        for d in (self.head_dir, self.shared_dir, self.nodes_dir, self.node_root, self.head_dir / "munge"):
+        for d in (
+            self.head_dir,
+            self.shared_dir,
+            self.nodes_dir,
+            self.node_root,
+            self.head_dir / "munge",
+        ):
             d.mkdir(parents=True, exist_ok=True)
             d.chmod(0o755)
         self.shared_dir.chmod(0o1777)
@@ -514,7 +527,10 @@ class Cluster:
     # -- network -------------------------------------------------------------
     def _pick_net_index(self) -> int:
         used = []
-        for cmd in (["ip", "-4", "-o", "addr", "show"], ["ip", "-4", "route", "show", "table", "all"]):
+        for cmd in (
+            ["ip", "-4", "-o", "addr", "show"],
+            ["ip", "-4", "route", "show", "table", "all"],
+        ):
             out = _run(cmd).stdout
             for word in out.split():
                 with contextlib.suppress(ValueError):
@@ -555,7 +571,9 @@ class Cluster:
             _run(["ip", "addr", "add", f"{self.registry_address}/24", "dev", self.bridge])
             _run(["ip", "link", "set", self.bridge, "up"])
         login_name, login_cpuinfo = self._login_spec
-        self.login = Node(login_name, "login", login_cpuinfo, f"10.{self.net_index}.0.2", login=True)
+        self.login = Node(
+            login_name, "login", login_cpuinfo, f"10.{self.net_index}.0.2", login=True
+        )
         for i, (name, (cls, cpuinfo)) in enumerate(self._specs.items()):
             self.nodes[name] = Node(
                 name, cls, cpuinfo, f"10.{self.net_index}.0.{10 + i}", offline=name in self.offline
@@ -573,7 +591,9 @@ class Cluster:
         lines = ["127.0.0.1 localhost", f"{self.host_address} {socket.gethostname()} slurmctld"]
         lines += [f"{n.address} {n.name}" for n in [self.login, *self.nodes.values()]]
         (self.head_dir / "hosts").write_text("\n".join(lines) + "\n")
-        (self.head_dir / "resolv.conf").write_text("# no name servers: nothing is looked up outside\n")
+        (self.head_dir / "resolv.conf").write_text(
+            "# no name servers: nothing is looked up outside\n"
+        )
         for p in ("hosts", "resolv.conf"):
             (self.head_dir / p).chmod(0o644)
 
@@ -621,7 +641,11 @@ class Cluster:
         _run(["ip", "link", "set", host_veth, "master", self.bridge, "up"])
         with contextlib.suppress(OSError):
             Path(f"/proc/sys/net/ipv6/conf/{host_veth}/disable_ipv6").write_text("1")
-        route = "" if node.offline else f"ip route add {self.registry_network} via {self.host_address} dev eth0"
+        route = (
+            ""
+            if node.offline
+            else f"ip route add {self.registry_network} via {self.host_address} dev eth0"
+        )
         script = f"""set -e
 hostname {node.name}
 echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 || true
@@ -664,7 +688,9 @@ mount --bind {ndir / "hostname"} /etc/hostname
         own_mnt = _ns_inode(os.getpid(), "mnt")
         deadline = time.monotonic() + 10
         while _ns_inode(self._head.pid, "mnt") in (None, own_mnt) or "sleep" not in (
-            os.readlink(f"/proc/{self._head.pid}/exe") if os.path.exists(f"/proc/{self._head.pid}") else ""
+            os.readlink(f"/proc/{self._head.pid}/exe")
+            if os.path.exists(f"/proc/{self._head.pid}")
+            else ""
         ):
             if self._head.poll() is not None:
                 err = self._head.stderr.read().decode(errors="replace")
@@ -692,7 +718,9 @@ mount --bind {ndir / "hostname"} /etc/hostname
     def _head_cmd(self, argv: list[str]) -> list[str]:
         return [TOOLS["nsenter"], "-t", str(self._head.pid), "-m", "--", *argv]
 
-    def _popen_logged(self, argv: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    def _popen_logged(
+        self, argv: list[str], log: Path, env: dict | None = None
+    ) -> subprocess.Popen:
         with open(log, "ab") as out:
             return subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -701,7 +729,12 @@ mount --bind {ndir / "hostname"} /etc/hostname
             )  # fmt: skip
 
     def _daemon_env(self) -> dict[str, str]:
-        return {"PATH": BASE_PATH, "LANG": "C.UTF-8", "SLURM_CONF": str(self.slurm_conf), "HOME": "/root"}
+        return {
+            "PATH": BASE_PATH,
+            "LANG": "C.UTF-8",
+            "SLURM_CONF": str(self.slurm_conf),
+            "HOME": "/root",
+        }
 
     def _start_munged(self) -> None:
         mdir = self.head_dir / "munge"
@@ -826,7 +859,9 @@ mount --bind {ndir / "hostname"} /etc/hostname
                         f"{_tail(log.with_suffix('.stdout'))}"
                     )
             states = self.node_states()
-            return want <= {n for n, s in states.items() if s.rstrip("*~#") == "idle" and not s.endswith("*")}
+            return want <= {
+                n for n, s in states.items() if s.rstrip("*~#") == "idle" and not s.endswith("*")
+            }
 
         self._wait(ready, "every node idle in sinfo", log=self.head_dir / "slurmctld.log",
                    detail=lambda: f"states: {self.node_states()}")  # fmt: skip
@@ -866,7 +901,9 @@ mount --bind {ndir / "hostname"} /etc/hostname
         head_mnt = _ns_inode(self._head.pid, "mnt") if self._head else None
         if head_mnt and head_mnt != _ns_inode(os.getpid(), "mnt"):
             inodes.add(head_mnt)
-        holders = {n.holder.pid for n in everyone if n.holder} | ({self._head.pid} if self._head else set())
+        holders = {n.holder.pid for n in everyone if n.holder} | (
+            {self._head.pid} if self._head else set()
+        )
         if inodes:
             _kill_pids(_pids_in_namespaces(inodes) - holders)
         for n in everyone:
@@ -919,7 +956,13 @@ mount --bind {ndir / "hostname"} /etc/hostname
         prefix = [TOOLS["nsenter"], "-t", str(n.pid), "-m", "-u", "-n", "--"]
         if user not in (None, "root"):
             pw = pwd.getpwnam(user)
-            prefix += [TOOLS["setpriv"], f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"]
+            prefix += [
+                TOOLS["setpriv"],
+                f"--reuid={pw.pw_uid}",
+                f"--regid={pw.pw_gid}",
+                "--init-groups",
+                "--",
+            ]
         return [*prefix, *argv]
 
     def run_on(
@@ -969,7 +1012,14 @@ mount --bind {ndir / "hostname"} /etc/hostname
     ) -> subprocess.CompletedProcess:
         """Run the real ``srun ARGS`` on the login node (srun exports its
         environment, *env* over :meth:`base_env`, to the job steps)."""
-        return self.run_on(self.login.name, [TOOLS["srun"], *args], env=env, user=user, timeout=timeout, check=check)
+        return self.run_on(
+            self.login.name,
+            [TOOLS["srun"], *args],
+            env=env,
+            user=user,
+            timeout=timeout,
+            check=check,
+        )
 
     # -- services reachable from the nodes ----------------------------------
     def start_registry(self, root_dir: str | os.PathLike | None = None, **kw) -> LocalRegistry:
@@ -1037,7 +1087,9 @@ mount --bind {ndir / "hostname"} /etc/hostname
                 static=seen_node / "static", netconf=seen_node / "net",
             )
         )  # fmt: skip
-        (host_node / "conf" / "storage.conf").write_text(STORAGE_CONF.format(root=graph, runroot=runroot))
+        (host_node / "conf" / "storage.conf").write_text(
+            STORAGE_CONF.format(root=graph, runroot=runroot)
+        )
         regs = "".join(
             f'[[registry]]\nlocation = "{r.host}"\ninsecure = true\n\n' for r in self._registries
         )
@@ -1117,8 +1169,8 @@ def _make_fixture():
 
 #: Session fixture: a started Cluster with STANDARD_NODES (h003 offline);
 #: ``hpc_cluster.registry`` starts a registry the online nodes reach.  Import
-#: it into a test module or conftest: ``from tests.support.cluster import
-#: hpc_cluster  # noqa: F401``.
+#: it into a test module or conftest (``from tests.support.cluster import
+#: hpc_cluster``; pyproject's ruff settings allow the F401/F811 that brings).
 hpc_cluster = _make_fixture()
 
 
