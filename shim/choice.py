@@ -99,6 +99,23 @@ def _refusal(ref, decision, target=None) -> Refusal:
     return Refusal("\n".join(lines))
 
 
+def job_visible(personality, inv, environ) -> dict[str, str]:
+    """``{NAME: VALUE}`` of the visible-device variables
+    (:data:`hostfacts.fingerprint.VISIBLE_ENV`) the job's container will
+    have: what the command line sets (:meth:`Personality.job_env`) over the
+    caller's environment; a variable the container will not have is left
+    out. `inv` None (``imagefit warm``): the caller's."""
+    from hostfacts.fingerprint import VISIBLE_ENV
+
+    given = personality.job_env(inv, environ) if inv is not None else {}
+    out: dict[str, str] = {}
+    for name in VISIBLE_ENV:
+        value = given[name] if name in given else environ.get(name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
 class Context:
     """What resolving the operands of one command shares: settings, the cache
     directory, the facts and index data already loaded."""
@@ -113,6 +130,8 @@ class Context:
         self.directory = directory
         self.shared = shared
         self.trusted = settings.cache_trusted_uids
+        #: the job's visible-device variables (the command line's over the caller's)
+        self.visible = job_visible(personality, inv, environ)
         self.cpu_target = settings.cpu_target_for(hostname)
         self.facts: dict = {}  # "live" or a facts file's path -> HostFacts
         self.identities: dict[str, str] = {}  # the same keys -> class identity
@@ -211,7 +230,7 @@ class Context:
             "requested": self.requested,
             "common": target.common,
             # the job's GPUs: never a decision for one visible set served for another
-            "visible": {name: self.environ.get(name) for name in VISIBLE_ENV},
+            "visible": {name: self.visible.get(name) for name in VISIBLE_ENV},
         }
         key = None
         if settings.decision_cache_ttl > 0 and self.directory is not None:
@@ -287,7 +306,7 @@ class Context:
         except (RegistryError, HostFactsError, ShimError) as exc:
             return self._failed(ref, exc, start)
         decision = decide(
-            data, facts, _as_policy(entries, target.classes), self.requested, visible=self.environ
+            data, facts, _as_policy(entries, target.classes), self.requested, visible=self.visible
         )
         if decision.outcome == Outcome.REFUSED:
             return decisions.Entry(

@@ -200,15 +200,42 @@ def _document(path: str):
         return None
 
 
+def cdi_gpu_names(document) -> tuple[str, ...]:
+    """The device names of a CDI spec whose ``kind`` is ``nvidia.com/gpu``
+    (``nvidia-ctk cdi generate`` writes ``all`` and one per GPU and MIG
+    instance: its NVML index, ``0:1`` pairs, or UUIDs with
+    ``--device-name-strategy=uuid``); ``()`` for anything else."""
+    if not isinstance(document, dict) or document.get("kind") != CDI_KIND:
+        return ()
+    devices = document.get("devices")
+    if not isinstance(devices, list):
+        return ()
+    names = (d.get("name") for d in devices[: MAX_FILES * 4] if isinstance(d, dict))
+    return tuple(n for n in names if isinstance(n, str) and 0 < len(n) <= 128)
+
+
 def cdi_spec_all(document) -> bool:
     """True for a CDI spec whose ``kind`` is ``nvidia.com/gpu`` with a device
     named ``all`` (what ``nvidia-ctk cdi generate`` writes)."""
-    if not isinstance(document, dict) or document.get("kind") != CDI_KIND:
-        return False
-    devices = document.get("devices")
-    return isinstance(devices, list) and any(
-        isinstance(d, dict) and d.get("name") == "all" for d in devices
-    )
+    return "all" in cdi_gpu_names(document)
+
+
+def cdi_devices(visible: str | None, names: tuple[str, ...]) -> list[str] | None:
+    """The ``--device`` values that give a container the GPUs the job's
+    ``NVIDIA_VISIBLE_DEVICES`` (`visible`) names, from the CDI device
+    `names` podman knows: ``["nvidia.com/gpu=all"]`` when it is unset or
+    ``all``; ``["nvidia.com/gpu=0", "nvidia.com/gpu=1"]`` for ``0,1`` when
+    the specs name each entry; None when an entry is not a device name of
+    the specs (``all`` would widen the job's GPUs: CUDA does not read the
+    toolkit's variable, the devices a CDI edit adds are what it sees)."""
+    value = (visible or "").strip()
+    if not value or value.lower() == "all":
+        return [CDI_DEVICE]
+    entries = [e.strip() for e in value.split(",")]
+    if any(e not in names or e == "all" for e in entries):
+        return None
+    unique = list(dict.fromkeys(entries))
+    return [f"{CDI_KIND}={e}" for e in unique]
 
 
 def nvidia_hook(document) -> bool:
@@ -219,16 +246,19 @@ def nvidia_hook(document) -> bool:
     return isinstance(path, str) and os.path.basename(path) in HOOK_PROGRAMS
 
 
-def _scan(listing: tuple) -> str:
-    cdi = hook = False
+def _scan(listing: tuple) -> tuple[str, tuple[str, ...]]:
+    hook = False
+    names: dict[str, None] = {}
     for item in listing[1:]:
         path = item[0]
         document = _document(path)
         if os.path.dirname(path) in CDI_DIRS:
-            cdi = cdi or cdi_spec_all(document)
+            names.update(dict.fromkeys(cdi_gpu_names(document)))
         else:
             hook = hook or nvidia_hook(document)
-    return "cdi" if cdi else ("hook" if hook else "")
+    if "all" in names:
+        return "cdi", tuple(names)
+    return ("hook" if hook else ""), ()
 
 
 def _cache_path(environ: Mapping[str, str]) -> str:
@@ -244,18 +274,20 @@ def _cache_path(environ: Mapping[str, str]) -> str:
     return os.path.join(base, "imagefit", f"gpu-access.{node[:64] or 'node'}")
 
 
-def podman_nvidia(environ: Mapping[str, str]) -> str:
-    """How podman gives an NVIDIA GPU on this node: ``"cdi"`` (a CDI spec in
-    :data:`CDI_DIRS` has ``nvidia.com/gpu=all``: add ``--device``),
-    ``"hook"`` (an NVIDIA OCI hook in :data:`HOOK_DIRS`: it injects the GPU,
-    add nothing), or ``""`` (neither). The answer is kept per user and node
-    with the directory listing it came from and reused while that listing is
-    the same (no file read, no json/yaml import). Never raises."""
+def podman_nvidia(environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """How podman gives an NVIDIA GPU on this node, and the CDI device names:
+    ``("cdi", NAMES)`` (a CDI spec in :data:`CDI_DIRS` has
+    ``nvidia.com/gpu=all``: add ``--device``; NAMES every ``nvidia.com/gpu``
+    device the specs define, ``all`` included), ``("hook", ())`` (an NVIDIA
+    OCI hook in :data:`HOOK_DIRS`: it injects the GPU, add nothing), or
+    ``("", ())`` (neither). The answer is kept per user and node with the
+    directory listing it came from and reused while that listing is the same
+    (no file read, no json/yaml import). Never raises."""
     import marshal
 
     listing = _listing()
     if len(listing) == 1:
-        return ""
+        return "", ()
     path = _cache_path(environ)
     from hostfacts.fingerprint import may_create, owned_dir, read_private
 
@@ -263,9 +295,14 @@ def podman_nvidia(environ: Mapping[str, str]) -> str:
     cached = read_private(path, 1 << 20)
     if cached is not None and owned_dir(directory):
         try:
-            kept, answer = marshal.loads(cached)
-            if kept == listing and answer in ("cdi", "hook", ""):
-                return answer
+            kept, (mode, names) = marshal.loads(cached)
+            if (
+                kept == listing
+                and mode in ("cdi", "hook", "")
+                and isinstance(names, tuple)
+                and all(isinstance(n, str) for n in names)
+            ):
+                return mode, names
         except (ValueError, EOFError, TypeError):
             pass
     answer = _scan(listing)

@@ -323,9 +323,11 @@ def test_hidden_gpus_get_no_gpu_options(shim_dir, app, facts, cdi_spec, tmp_path
 def test_a_container_env_hiding_the_gpus_gets_no_gpu_options(
     shim_dir, app, facts, cdi_spec, tmp_path
 ):
+    """The container's variable is the job's: no GPU in it, so the CPU build
+    (before: the CUDA build, chosen for the caller's GPUs), and no GPU option."""
     args = ["run", "-e", "NVIDIA_VISIBLE_DEVICES=none", app.ref, "true"]
     argv, _ = shim(shim_dir, "podman", args, facts["nvidia"], tmp_path)
-    assert argv == ["run", "-e", "NVIDIA_VISIBLE_DEVICES=none", pinned(app, "cuda"), "true"]
+    assert argv == ["run", "-e", "NVIDIA_VISIBLE_DEVICES=none", pinned(app, "cpu"), "true"]
 
 
 @pytest.mark.parametrize("runtime", ["podman", "docker", "apptainer", "singularity"])

@@ -73,8 +73,10 @@ Standard library only.
 
 from __future__ import annotations
 
+if False:  # for type checkers only: importing collections costs every shimmed command ~1.3 ms
+    from collections.abc import Mapping
+
 import os
-from collections.abc import Mapping
 
 from shim import login, reference
 from shim.argv import Invocation, apptainer
@@ -237,6 +239,41 @@ class Apptainer(Personality):
             args.insert(inv.insert_at, self.tls_flag)
         return Plan(args)
 
+    def job_env(self, inv: Invocation, environ: Mapping[str, str]) -> dict[str, str | None]:
+        """The container's visible-device variables as apptainer sets them
+        (user guide, "Environment variable precedence"): ``--env
+        NAME=VALUE`` over ``APPTAINERENV_NAME`` (then ``SINGULARITYENV_NAME``)
+        over the caller's variable, which ``--cleanenv``/``--containall``
+        (or their ``APPTAINER_``/``SINGULARITY_`` variables) leave out of
+        the container (None; apptainer internal/pkg/util/env/create.go
+        ``mustAddToProcessEnv``, only proxies and TERM pass a clean
+        environment; launch/options.go: ContainAll adds CleanEnv).
+        ``--env-file`` is not read."""
+        from hostfacts.fingerprint import VISIBLE_ENV
+
+        clean = (
+            inv.enabled("cleanenv")
+            or inv.enabled("containall")
+            or any(
+                (env_option(environ, key) or "").lower() in ("1", "t", "true")
+                for key in ("CLEANENV", "CONTAINALL")
+            )
+        )
+        given: dict[str, str | None] = dict.fromkeys(VISIBLE_ENV) if clean else {}
+        for name in VISIBLE_ENV:
+            for prefix in ("APPTAINERENV_", "SINGULARITYENV_"):
+                if prefix + name in environ:
+                    given[name] = environ[prefix + name]
+                    break
+        # --env NAME=VALUE[,NAME=VALUE] (pflag stringToString: comma-separated
+        # pairs) sets the container's variable: it wins
+        for value in inv.flags.get("env") or ():
+            for pair in (value or "").split(","):
+                name, eq, text = pair.partition("=")
+                if eq and name.strip() in VISIBLE_ENV:
+                    given[name.strip()] = text
+        return given
+
     def gpu_flags(self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int):
         """``--nv`` (NVIDIA) or ``--rocm`` (AMD): apptainer binds the host's
         driver libraries and device nodes. Nothing when the user chose
@@ -251,15 +288,13 @@ class Apptainer(Personality):
             env_option(environ, key) is not None for key in USER_GPU_ENV
         ):
             return []
-        # --env NAME=VALUE[,NAME=VALUE] (pflag stringToString: comma-separated
-        # pairs) sets the container's variable: it wins over the caller's
-        given: dict[str, str | None] = {}
-        for value in inv.flags.get("env") or ():
-            for pair in (value or "").split(","):
-                name, eq, text = pair.partition("=")
-                if eq:
-                    given[name.strip()] = text
-        if g.hidden(vendor, environ, given):
+        job = dict(environ)
+        for name, value in self.job_env(inv, environ).items():
+            if value is None:
+                job.pop(name, None)
+            else:
+                job[name] = value
+        if g.hidden(vendor, job):
             return []
         return ["--nv"] if vendor == g.NVIDIA else ["--rocm"]
 

@@ -101,6 +101,18 @@ def qualified_reference(text: str, *, allow_short: bool) -> reference.Reference 
         return None
 
 
+def env_settings(values, names) -> dict[str, str]:
+    """``{NAME: VALUE}`` of the ``-e/--env NAME=VALUE`` values (a podman or
+    docker command line's, last one winning) whose NAME is one of `names`; a
+    bare ``NAME`` (the caller's value) is left out."""
+    out: dict[str, str] = {}
+    for value in values or ():
+        name, eq, text = (value or "").partition("=")
+        if eq and name in names:
+            out[name] = text
+    return out
+
+
 class Personality:
     """A runtime's behaviour. Subclasses set ``name``, ``grammar`` and
     ``login_verbs`` and override what differs."""
@@ -191,6 +203,18 @@ class Personality:
     def pin(self, prefix: str, ref: reference.Reference, digest: str) -> str:
         """The operand rewritten to the chosen build: ``prefix`` + ``name@digest``."""
         return prefix + str(ref.with_digest(digest))
+
+    def job_env(self, inv: Invocation, environ: Mapping[str, str]) -> dict[str, str | None]:
+        """The container's visible-device variables
+        (:data:`hostfacts.fingerprint.VISIBLE_ENV`) where the command line,
+        or the runtime's own variables for the container, make them differ
+        from the caller's environment: ``{NAME: VALUE}`` set,
+        ``{NAME: None}`` the container will not have the caller's value
+        (unset in it). ``{}`` by default: the caller's environment is the
+        job's. The choice fits the GPUs these leave
+        (:func:`hostfacts.visible.narrow`), and a decision is cached per
+        these values. Standard library only (the hot path asks it)."""
+        return {}
 
     def gpu_flags(
         self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int

@@ -60,9 +60,10 @@ Real docker
 
 from __future__ import annotations
 
+if False:  # for type checkers only: importing collections costs every shimmed command ~1.3 ms
+    from collections.abc import Mapping
+
 import os
-import re
-from collections.abc import Mapping
 
 from shim import login
 from shim.argv import Invocation, docker
@@ -71,6 +72,7 @@ from shim.personality.base import (
     Personality,
     Plan,
     Resolved,
+    env_settings,
     image_cmd,
     qualified_reference,
     tag_steps,
@@ -83,7 +85,8 @@ TLS_HOST = "tcp://localhost:2376"
 #: the daemon always treats these as insecure (moby registry/config.go)
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")  # Go strconv.ParseBool
-_PODMAN_EXEC = re.compile(rb"""^[ \t]*exec[ \t]+["']?(?:[^\s"']*/)?podman["']?(?:[ \t]|$)""", re.M)
+#: a script line that execs podman (podman-docker's /usr/bin/docker)
+_PODMAN_EXEC = rb"""^[ \t]*exec[ \t]+["']?(?:[^\s"']*/)?podman["']?(?:[ \t]|$)"""
 _SCRIPT_BYTES = 4096
 
 
@@ -100,7 +103,11 @@ def runs_podman(path: str | None) -> bool:
             head = fh.read(_SCRIPT_BYTES)
     except OSError:
         return False
-    return head.startswith(b"#!") and _PODMAN_EXEC.search(head) is not None
+    if not head.startswith(b"#!"):
+        return False  # a binary (the real docker): no regular expression on the hot path
+    import re
+
+    return re.search(_PODMAN_EXEC, head, re.M) is not None
 
 
 def config_dir(inv: Invocation, environ: Mapping[str, str]) -> str:
@@ -229,8 +236,6 @@ def daemon_insecure(domain: str, daemon_json: str) -> bool:
     """The docker daemon reaches registry `domain` (host[:port]) without TLS:
     listed by name in insecure-registries, or its address (a literal IP, or
     ``localhost``) in one of the CIDRs there or the loopback ones."""
-    import ipaddress
-
     if domain == "docker.io":
         return False  # the official index is always secure
     entries = _insecure_entries(daemon_json)
@@ -243,6 +248,17 @@ def daemon_insecure(domain: str, daemon_json: str) -> bool:
         host = host.partition(":")[0]
     if host == "localhost":
         host = "127.0.0.1"
+    if ":" not in host and not all(c in "0123456789." for c in host):
+        return False  # a name, not an address (ipaddress costs the hot path ~7 ms)
+    parts = host.split(".")
+    if (
+        len(parts) == 4
+        and parts[0] == "127"
+        and all(p.isdigit() and p == str(int(p)) and int(p) < 256 for p in parts)
+    ):
+        return True  # IPv4 loopback, 127.0.0.0/8 (LOOPBACK)
+    import ipaddress
+
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -270,6 +286,69 @@ def _gpus_option(visible: str | None) -> str | None:
     if all(c.isascii() and (c.isalnum() or c in ",:-_") for c in value):
         return f'--gpus="device={value}"' if "," in value else f"--gpus=device={value}"
     return None
+
+
+def _csv_record(text: str) -> list[str] | None:
+    """The fields of one CSV record as Go's encoding/csv reads it (RFC 4180:
+    commas separate fields, a field may be quoted, ``""`` inside quotes is a
+    quote; a quote inside an unquoted field is an error), or None where it
+    would fail. Not the csv module: it imports ``re`` on the hot path."""
+    fields: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        if i < n and text[i] == '"':
+            parts, i = [], i + 1
+            while True:
+                j = text.find('"', i)
+                if j < 0:
+                    return None
+                parts.append(text[i:j])
+                if text[j + 1 : j + 2] == '"':
+                    parts.append('"')
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            if i < n and text[i] != ",":
+                return None
+            fields.append("".join(parts))
+        else:
+            j = text.find(",", i)
+            j = n if j < 0 else j
+            if '"' in text[i:j]:
+                return None
+            fields.append(text[i:j])
+            i = j
+        if i >= n:
+            return fields
+        i += 1  # the comma
+
+
+def _gpus_devices(options) -> str | None:
+    """The GPUs the ``--gpus`` values `options` name, as the container's
+    ``NVIDIA_VISIBLE_DEVICES`` will say them, or None (no value, or one
+    docker would reject). docker/cli opts/gpus.go ``GpuOpts.Set``: one CSV
+    record of ``KEY=VALUE`` fields (``count``, ``device``, ``driver``,
+    ``capabilities``, ``options``) or a bare count, ``all`` a count of -1;
+    moby daemon/nvidia_linux.go ``setNvidiaGPUs``: device IDs joined by
+    commas, a count N as ``0,…,N-1`` (``countToDevices``), -1 as ``all``."""
+    found: list[str] = []
+    for option in options or ():
+        fields = _csv_record(option or "")
+        if fields is None:
+            return None
+        for field in fields:
+            key, eq, value = field.partition("=")
+            if key == "device" and eq:
+                found += value.split(",")
+            elif (key == "count" and eq) or not eq:
+                count = value if eq else key
+                if count == "all":
+                    return "all"
+                if not (count.isascii() and count.isdigit()) or int(count) > 4096:
+                    return None
+                found += [str(i) for i in range(int(count))]
+    return ",".join(dict.fromkeys(found)) if found else None
 
 
 class Docker(Personality):
@@ -402,6 +481,25 @@ class Docker(Personality):
             out += [f"--{name}={v}" for v in inv.global_flags.get(name, []) if v is not None]
         out += [f"--{n}" for n in ("tls", "tlsverify") if inv.enabled(n, global_level=True)]
         return out
+
+    def job_env(self, inv: Invocation, environ: Mapping[str, str]) -> dict[str, str | None]:
+        """podman's when the real docker is podman. Real docker: ``-e/--env
+        NAME=VALUE`` of a visible-device variable, then the user's ``--gpus``:
+        ``all`` or ``device=LIST`` is the container's
+        ``NVIDIA_VISIBLE_DEVICES`` (dockerd sets it after the user's
+        variables: moby daemon/nvidia_linux.go); a count (``--gpus 2``)
+        leaves the caller's values (which GPUs the daemon picks is its own).
+        ``--env-file`` is not read."""
+        podman = self.podman()
+        if podman:
+            return podman.job_env(inv, environ)
+        from hostfacts.fingerprint import VISIBLE_ENV
+
+        given: dict[str, str | None] = dict(env_settings(inv.flags.get("env"), VISIBLE_ENV))
+        gpus = _gpus_devices(inv.flags.get("gpus"))
+        if gpus is not None:
+            given["NVIDIA_VISIBLE_DEVICES"] = gpus
+        return given
 
     def gpu_flags(self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int):
         """podman's words when the real docker is podman (podman 4.3's

@@ -47,9 +47,11 @@ Standard library only.
 
 from __future__ import annotations
 
+if False:  # for type checkers only: importing collections costs every shimmed command ~1.3 ms
+    from collections.abc import Mapping
+
 import os
 import sys
-from collections.abc import Mapping
 
 from shim import reference
 from shim.argv import Invocation, enroot_uri

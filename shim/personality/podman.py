@@ -33,6 +33,7 @@ from shim.personality.base import (
     Personality,
     Plan,
     Resolved,
+    env_settings,
     image_cmd,
     qualified_reference,
     split_transport,
@@ -51,6 +52,21 @@ REMOTE_ENV = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
 #: podman options by which the user gives devices or GPUs of their own:
 #: imagefit then adds none (``--hooks-dir`` is a root-level flag)
 USER_DEVICE_FLAGS = ("device", "gpus")
+#: the CDI device kind of NVIDIA GPUs (``nvidia-ctk cdi generate``)
+CDI_NVIDIA = "nvidia.com/gpu="
+
+
+def cdi_gpus(devices) -> str | None:
+    """The NVIDIA GPUs a command line's ``--device`` values name through CDI
+    (``nvidia.com/gpu=NAME``; NAME an index, UUID, ``GPU:MIG`` pair or
+    ``all``), as a ``NVIDIA_VISIBLE_DEVICES`` value (``"0,1"``, ``"all"``),
+    or None when it names none. A CDI device name is what nvidia-ctk names
+    a GPU by (its NVML index or UUID), the same words the toolkit's
+    variable takes."""
+    names = [v[len(CDI_NVIDIA) :] for v in devices or () if v and v.startswith(CDI_NVIDIA)]
+    if not names:
+        return None
+    return "all" if "all" in names else ",".join(names)
 
 
 class Podman(Personality):
@@ -183,9 +199,26 @@ class Podman(Personality):
         after = tag_steps(self.storage_args(inv), resolved) if inv.verb == "pull" else []
         return Plan(args, after=after)
 
+    def job_env(self, inv: Invocation, environ: Mapping[str, str]) -> dict[str, str | None]:
+        """``-e/--env NAME=VALUE`` of a visible-device variable (the container's
+        value: podman-run(1)), and the GPUs the user gave through CDI
+        (``--device=nvidia.com/gpu=1``) as ``NVIDIA_VISIBLE_DEVICES``: the
+        container has those GPUs whatever that variable says. ``--env-file``
+        is not read (the caller's values stand)."""
+        from hostfacts.fingerprint import VISIBLE_ENV
+
+        given: dict[str, str | None] = dict(env_settings(inv.flags.get("env"), VISIBLE_ENV))
+        gpus = cdi_gpus(inv.flags.get("device"))
+        if gpus is not None:
+            given["NVIDIA_VISIBLE_DEVICES"] = gpus
+        return given
+
     def gpu_flags(self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int):
         """NVIDIA: ``--device=nvidia.com/gpu=all`` when a CDI spec defines it
-        (:func:`shim.gpu_access.podman_nvidia`), nothing when the NVIDIA OCI
+        (:func:`shim.gpu_access.podman_nvidia`), or for a job given some GPUs
+        (``NVIDIA_VISIBLE_DEVICES=0,1``) one ``--device=nvidia.com/gpu=N``
+        per GPU the specs name (:func:`shim.gpu_access.cdi_devices`; one
+        warning and nothing when they do not name one), nothing when the NVIDIA OCI
         hook is installed (it injects the GPU), else one warning with the fix
         and nothing (podman would refuse an unknown CDI device). AMD:
         ``--device=/dev/kfd --device=/dev/dri`` and the groups that own them
@@ -212,9 +245,22 @@ class Podman(Personality):
                 groups = ["keep-groups"] if euid != 0 else g.amd_groups()
                 words += [f"--group-add={n}" for n in groups]
             return words + envs
-        mode = g.podman_nvidia(environ)
+        mode, names = g.podman_nvidia(environ)
         if mode == "cdi":
-            return [f"--device={g.CDI_DEVICE}", *envs]
+            visible = given.get("NVIDIA_VISIBLE_DEVICES")
+            if visible is None:
+                visible = environ.get("NVIDIA_VISIBLE_DEVICES")
+            devices = g.cdi_devices(visible, names)
+            if devices is None:
+                from shim.intercept import warn  # it makes the value terminal-safe
+
+                warn(
+                    f"NVIDIA_VISIBLE_DEVICES={visible[:80]!r} names a GPU no CDI spec names "
+                    f"(they name {', '.join(sorted(names)[:8])}); no GPU option added, "
+                    f"add --device={g.CDI_KIND}=NAME yourself"
+                )
+                return []
+            return [f"--device={d}" for d in devices] + envs
         if mode == "hook":
             return envs
         from shim.intercept import warn

@@ -57,8 +57,10 @@ Standard library only.
 
 from __future__ import annotations
 
+if False:  # for type checkers only: importing collections costs every shimmed command ~1.3 ms
+    from collections.abc import Mapping
+
 import sys
-from collections.abc import Mapping
 
 from shim import login as login_recipe
 from shim import reference
