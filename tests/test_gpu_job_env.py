@@ -200,7 +200,13 @@ def test_the_decision_cache_keys_on_the_command_lines_variables(
     ],
 )
 def test_a_hit_reads_the_containers_gpus_with_the_standard_library_only(
-    shim_dir, indexes, facts, cdi_by_index, tmp_path, runtime, words  # noqa: F811
+    shim_dir,
+    indexes,
+    facts,
+    cdi_by_index,
+    tmp_path,
+    runtime,
+    words,  # noqa: F811
 ):
     """The command line's GPUs are read on every command (they are part of
     the decision's key): on a decision-cache hit that takes no ``re``, ``csv``
