@@ -108,6 +108,17 @@ CASES = [
     ("podman", ["--device=nvidia.com/gpu=0", "--device=nvidia.com/gpu=1"], {}, "sm80_90", []),
     ("podman", ["--device", "nvidia.com/gpu=all"], {}, "sm80_90", []),
     ("podman", ["--device", "/dev/fuse"], {}, "sm80_90", []),  # not a GPU: the node's GPUs
+    # --device is a list (StringSlice: one CSV record)
+    ("podman", ["--device=nvidia.com/gpu=0,nvidia.com/gpu=1"], {}, "sm80_90", []),
+    # after the user's own devices imagefit hands on nothing: the caller's
+    # variables reach the container only when the user passes them
+    ("podman", ["--device=nvidia.com/gpu=1"], {"CUDA_VISIBLE_DEVICES": "1"}, "sm90", []),
+    ("podman", ["--device", "nvidia.com/gpu=0"], {"CUDA_VISIBLE_DEVICES": "1"}, "sm80", []),
+    ("podman", ["--device", "/dev/fuse"], {"CUDA_VISIBLE_DEVICES": "1"}, "sm80_90", []),
+    ("podman", ["-e", "CUDA_VISIBLE_DEVICES", "--device", "nvidia.com/gpu=all"],
+     {"CUDA_VISIBLE_DEVICES": "1"}, "sm90", []),
+    ("podman", ["-e", "CUDA*", "--device", "nvidia.com/gpu=all"], {"CUDA_VISIBLE_DEVICES": "1"}, "sm90", []),
+    ("podman", ["--env-host", "--device", "nvidia.com/gpu=all"], {"CUDA_VISIBLE_DEVICES": "1"}, "sm90", []),
     # docker (the real daemon's grammar): --gpus is the container's NVIDIA_VISIBLE_DEVICES
     ("docker", [], {}, "sm80_90", ["--gpus=all"]),
     ("docker", ["-e", "CUDA_VISIBLE_DEVICES=1"], {}, "sm90", ["--gpus=all"]),
@@ -117,6 +128,14 @@ CASES = [
     ("docker", ["--gpus", "count=2"], {}, "sm80_90", []),
     ("docker", ["--gpus=all"], {"NVIDIA_VISIBLE_DEVICES": "1"}, "sm80_90", []),  # dockerd's wins
     ("docker", ["--gpus", "device=1", "-e", "NVIDIA_VISIBLE_DEVICES=0"], {}, "sm90", []),
+    ("docker", ["--gpus", "device=1"], {"CUDA_VISIBLE_DEVICES": "1"}, "sm90", []),  # not handed on
+    ("docker", ["--gpus", "capabilities=compute"], {"CUDA_VISIBLE_DEVICES": "1"}, "sm80", []),  # count 1
+    ("docker", ["--gpus", "0"], {}, "cpu", []),  # a count of 0: NVIDIA_VISIBLE_DEVICES=void
+    ("docker", ["--gpus", "-1"], {}, "sm80_90", []),  # Atoi's -1: every GPU
+    ("docker", ["--gpus", "+1"], {}, "sm80", []),
+    ("docker", ["--gpus", "driver=cdi,device=nvidia.com/gpu=1"], {}, "sm90", []),
+    ("docker", ["--gpus", "device=0", "--gpus", "device=1"], {}, "sm90", []),  # the last one wins
+    ("docker", ["--gpus", "device=1\ndevice=0"], {}, "sm90", []),  # one CSV record: the first line
     # apptainer: --env, APPTAINERENV_, and a clean environment
     ("apptainer", ["--env", "CUDA_VISIBLE_DEVICES=1"], {}, "sm90", ["--nv"]),
     ("apptainer", ["--env", "A=b,CUDA_VISIBLE_DEVICES=0"], {"CUDA_VISIBLE_DEVICES": "1"}, "sm80", ["--nv"]),
@@ -129,12 +148,25 @@ CASES = [
     ("apptainer", ["--containall"], {"CUDA_VISIBLE_DEVICES": "0"}, "sm80_90", ["--nv"]),
     ("apptainer", ["--cleanenv"], {"APPTAINERENV_CUDA_VISIBLE_DEVICES": "1"}, "sm90", ["--nv"]),
     ("apptainer", ["--cleanenv", "--env", "CUDA_VISIBLE_DEVICES="], {}, "cpu", []),
+    # --env as pflag's stringToString: one "=" is one pair, else a CSV record of pairs
+    ("apptainer", ["--env", "CUDA_VISIBLE_DEVICES=0,1"], {}, "sm80_90", ["--nv"]),
+    ("apptainer", ["--env", 'A=b,"CUDA_VISIBLE_DEVICES=1"'], {}, "sm90", ["--nv"]),
+    # --compat is --containall, which is a clean environment; the flag wins over the variable
+    ("apptainer", ["--compat"], {"CUDA_VISIBLE_DEVICES": "1"}, "sm80_90", ["--nv"]),
+    ("apptainer", [], {"APPTAINER_COMPAT": "1", "CUDA_VISIBLE_DEVICES": "1"}, "sm80_90", ["--nv"]),
+    ("apptainer", ["--cleanenv=false"], {"APPTAINER_CLEANENV": "1", "CUDA_VISIBLE_DEVICES": "1"},
+     "sm90", ["--nv"]),
+    # --nv binds every NVIDIA device whatever NVIDIA_VISIBLE_DEVICES lists; "void" still hides them
+    ("apptainer", ["--env", "NVIDIA_VISIBLE_DEVICES=0"], {}, "sm80_90", ["--nv"]),
+    ("apptainer", [], {"NVIDIA_VISIBLE_DEVICES": "0"}, "sm80_90", ["--nv"]),
+    ("apptainer", [], {"NVIDIA_VISIBLE_DEVICES": "void"}, "cpu", []),
+    ("apptainer", ["--nvccli"], {"NVIDIA_VISIBLE_DEVICES": "1"}, "sm90", []),  # nvidia-container-cli reads it
 ]  # fmt: skip
 
 
 def _id(case) -> str:
     runtime, words, env, _build, _added = case
-    return "-".join([runtime, *words, *(f"{k}={v}" for k, v in env.items())]) or runtime
+    return "-".join([runtime, *words, *(f"{k}={v}" for k, v in env.items())]).replace("\n", "\\n")
 
 
 @pytest.mark.parametrize(("runtime", "words", "env", "build", "added"), CASES,
@@ -154,6 +186,14 @@ def test_the_containers_gpus_choose_the_build_and_get_the_options(
     got, before, stderr = _run(shim_dir, indexes, facts, tmp_path, runtime, words, env)
     assert (got, before) == (build, added), stderr
     assert stderr == "", stderr
+
+
+def test_a_gpus_count_past_any_number_is_no_error(shim_dir, indexes, facts, cdi_by_index, tmp_path):  # noqa: F811
+    """5,000 digits (past Python's int() limit, and docker's): read as no
+    GPUs of the user's, no 'unexpected' error; docker itself rejects it."""
+    got, before, stderr = _run(shim_dir, indexes, facts, tmp_path, "docker",
+                               ["--gpus", "9" * 5000], {"CUDA_VISIBLE_DEVICES": "1"})  # fmt: skip
+    assert (got, before, stderr) == ("sm80_90", [], "")
 
 
 def test_a_gpu_the_cdi_spec_does_not_name_is_one_warning_and_no_gpu_option(

@@ -82,7 +82,7 @@ from shim import login, reference
 from shim.argv import Invocation, apptainer
 from shim.argv.apptainer_table import ENV_PREFIXES
 from shim.errors import InvalidReference
-from shim.personality.base import Personality, Plan, Resolved
+from shim.personality.base import Personality, Plan, Resolved, csv_record
 
 #: Transports whose reference the shim may resolve and pin.
 REGISTRY_TRANSPORTS = ("docker://", "oras://")
@@ -243,36 +243,55 @@ class Apptainer(Personality):
         """The container's visible-device variables as apptainer sets them
         (user guide, "Environment variable precedence"): ``--env
         NAME=VALUE`` over ``APPTAINERENV_NAME`` (then ``SINGULARITYENV_NAME``)
-        over the caller's variable, which ``--cleanenv``/``--containall``
-        (or their ``APPTAINER_``/``SINGULARITY_`` variables) leave out of
-        the container (None; apptainer internal/pkg/util/env/create.go
-        ``mustAddToProcessEnv``, only proxies and TERM pass a clean
-        environment; launch/options.go: ContainAll adds CleanEnv).
+        over the caller's variable, which ``--cleanenv``, ``--containall``
+        and ``--compat`` (or their ``APPTAINER_``/``SINGULARITY_``
+        variables; the flag wins) leave out of the container (None;
+        apptainer internal/pkg/util/env/create.go ``mustAddToProcessEnv``:
+        only proxies and TERM pass a clean environment; cmd/internal/cli
+        actions.go: compat sets containall, launch/options.go: containall
+        adds CleanEnv). ``--env`` is read as pflag's ``stringToString``: a
+        value with one ``=`` is one pair (``CUDA_VISIBLE_DEVICES=0,1``),
+        else one CSV record of pairs.
+
+        ``NVIDIA_VISIBLE_DEVICES``: ``--nv`` binds every NVIDIA device
+        whatever it says (user guide, "GPU Support"), so a list of GPUs
+        narrows nothing (None); ``none``/``void``/empty still hides them
+        (the user said the job has none). With ``--nvccli`` (or
+        ``APPTAINER_NVCCLI``) nvidia-container-cli takes the caller's value
+        (launch/launcher_linux.go reads the host's), and it counts.
         ``--env-file`` is not read."""
         from hostfacts.fingerprint import VISIBLE_ENV
 
-        clean = (
-            inv.enabled("cleanenv")
-            or inv.enabled("containall")
-            or any(
-                (env_option(environ, key) or "").lower() in ("1", "t", "true")
-                for key in ("CLEANENV", "CONTAINALL")
-            )
-        )
+        clean = any(self._on(inv, environ, flag) for flag in ("cleanenv", "containall", "compat"))
         given: dict[str, str | None] = dict.fromkeys(VISIBLE_ENV) if clean else {}
         for name in VISIBLE_ENV:
             for prefix in ("APPTAINERENV_", "SINGULARITYENV_"):
                 if prefix + name in environ:
                     given[name] = environ[prefix + name]
                     break
-        # --env NAME=VALUE[,NAME=VALUE] (pflag stringToString: comma-separated
-        # pairs) sets the container's variable: it wins
         for value in inv.flags.get("env") or ():
-            for pair in (value or "").split(","):
+            value = value or ""
+            pairs = [value.strip('"')] if value.count("=") == 1 else csv_record(value) or []
+            for pair in pairs:
                 name, eq, text = pair.partition("=")
-                if eq and name.strip() in VISIBLE_ENV:
-                    given[name.strip()] = text
+                if eq and name in VISIBLE_ENV:
+                    given[name] = text
+        nvidia = "NVIDIA_VISIBLE_DEVICES"
+        value = given[nvidia] if nvidia in given else environ.get(nvidia)
+        if self._on(inv, environ, "nvccli"):
+            given[nvidia] = environ.get(nvidia)
+        elif value is not None and value.strip().lower() not in ("", "none", "void"):
+            given[nvidia] = None
         return given
+
+    @staticmethod
+    def _on(inv: Invocation, environ: Mapping[str, str], flag: str) -> bool:
+        """Boolean `flag` as apptainer reads it: the command line's, else its
+        ``APPTAINER_``/``SINGULARITY_`` variable (Go ``strconv.ParseBool``)."""
+        if flag in inv.flags:
+            return inv.enabled(flag)
+        value = env_option(environ, flag.upper()) or ""
+        return value in ("1", "t", "T", "TRUE", "true", "True")
 
     def gpu_flags(self, inv: Invocation, vendor: str, environ: Mapping[str, str], euid: int):
         """``--nv`` (NVIDIA) or ``--rocm`` (AMD): apptainer binds the host's

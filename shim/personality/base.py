@@ -101,15 +101,73 @@ def qualified_reference(text: str, *, allow_short: bool) -> reference.Reference 
         return None
 
 
-def env_settings(values, names) -> dict[str, str]:
+#: the CDI device kind of NVIDIA GPUs (``nvidia-ctk cdi generate``), as a prefix
+CDI_NVIDIA = "nvidia.com/gpu="
+
+
+def csv_record(text: str) -> list[str] | None:
+    """The fields of the first CSV record of `text` as Go's encoding/csv
+    ``Reader.Read`` returns them (RFC 4180: commas separate fields, a field
+    may be quoted, ``""`` inside quotes is a quote, a line break outside
+    quotes ends the record; a quote inside an unquoted field is an error):
+    how docker's ``--gpus`` and pflag's string slices
+    (``readAsCSV``: podman ``--device``) and string maps (apptainer
+    ``--env``) read a value. None where Go would fail. Not the csv module:
+    it imports ``re`` on the hot path."""
+    fields: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        if i < n and text[i] == '"':
+            parts, i = [], i + 1
+            while True:
+                j = text.find('"', i)
+                if j < 0:
+                    return None
+                parts.append(text[i:j])
+                if text[j + 1 : j + 2] == '"':
+                    parts.append('"')
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            if i < n and text[i] not in ",\r\n":
+                return None
+            fields.append("".join(parts))
+        else:
+            j = min((k for k in (text.find(c, i) for c in ",\n") if k >= 0), default=n)
+            field = text[i:j]
+            if '"' in field:
+                return None
+            fields.append(field.removesuffix("\r") if j < n and text[j] == "\n" else field)
+            i = j
+        if i >= n or text[i] in "\r\n":
+            return fields
+        i += 1  # the comma
+
+
+def env_settings(values, names, forwarded: bool = True) -> dict[str, str | None]:
     """``{NAME: VALUE}`` of the ``-e/--env NAME=VALUE`` values (a podman or
-    docker command line's, last one winning) whose NAME is one of `names`; a
-    bare ``NAME`` (the caller's value) is left out."""
-    out: dict[str, str] = {}
+    docker command line's, last one winning) whose NAME is one of `names`.
+    A bare ``NAME`` (podman also ``PREFIX*``) passes the caller's value: left
+    out. Without `forwarded` (nobody hands the caller's values on: the user
+    gave GPU or device options of their own, or an ``--env-file``, and
+    imagefit adds no ``--env=NAME``), every other name of `names` maps to
+    None: the container will not have the caller's value."""
+    out: dict[str, str | None] = {}
+    passed: list[str] = []
     for value in values or ():
         name, eq, text = (value or "").partition("=")
         if eq and name in names:
             out[name] = text
+        elif not eq:
+            passed.append(name)
+    if not forwarded:
+        for name in names:
+            if name in out or any(
+                name == p or (p.endswith("*") and name.startswith(p[:-1])) for p in passed
+            ):
+                continue
+            out[name] = None
     return out
 
 

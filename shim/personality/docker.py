@@ -69,9 +69,11 @@ from shim import login
 from shim.argv import Invocation, docker
 from shim.login import with_cmd
 from shim.personality.base import (
+    CDI_NVIDIA,
     Personality,
     Plan,
     Resolved,
+    csv_record,
     env_settings,
     image_cmd,
     qualified_reference,
@@ -288,67 +290,68 @@ def _gpus_option(visible: str | None) -> str | None:
     return None
 
 
-def _csv_record(text: str) -> list[str] | None:
-    """The fields of one CSV record as Go's encoding/csv reads it (RFC 4180:
-    commas separate fields, a field may be quoted, ``""`` inside quotes is a
-    quote; a quote inside an unquoted field is an error), or None where it
-    would fail. Not the csv module: it imports ``re`` on the hot path."""
-    fields: list[str] = []
-    i, n = 0, len(text)
-    while True:
-        if i < n and text[i] == '"':
-            parts, i = [], i + 1
-            while True:
-                j = text.find('"', i)
-                if j < 0:
-                    return None
-                parts.append(text[i:j])
-                if text[j + 1 : j + 2] == '"':
-                    parts.append('"')
-                    i = j + 2
-                    continue
-                i = j + 1
-                break
-            if i < n and text[i] != ",":
-                return None
-            fields.append("".join(parts))
-        else:
-            j = text.find(",", i)
-            j = n if j < 0 else j
-            if '"' in text[i:j]:
-                return None
-            fields.append(text[i:j])
-            i = j
-        if i >= n:
-            return fields
-        i += 1  # the comma
+def _count(text: str) -> int | None:
+    """A GPU count as docker/cli ``parseCount`` reads it: ``all`` is -1, else
+    Go's ``strconv.Atoi`` (an optional sign, decimal digits); None where it
+    fails (docker rejects the option)."""
+    if text == "all":
+        return -1
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits or len(digits) > 18 or not (digits.isascii() and digits.isdigit()):
+        return None
+    return -int(digits) if text[:1] == "-" else int(digits)
 
 
 def _gpus_devices(options) -> str | None:
-    """The GPUs the ``--gpus`` values `options` name, as the container's
-    ``NVIDIA_VISIBLE_DEVICES`` will say them, or None (no value, or one
-    docker would reject). docker/cli opts/gpus.go ``GpuOpts.Set``: one CSV
-    record of ``KEY=VALUE`` fields (``count``, ``device``, ``driver``,
-    ``capabilities``, ``options``) or a bare count, ``all`` a count of -1;
-    moby daemon/nvidia_linux.go ``setNvidiaGPUs``: device IDs joined by
-    commas, a count N as ``0,…,N-1`` (``countToDevices``), -1 as ``all``."""
-    found: list[str] = []
-    for option in options or ():
-        fields = _csv_record(option or "")
-        if fields is None:
+    """The GPUs the user's ``--gpus`` values give the container, as its
+    ``NVIDIA_VISIBLE_DEVICES`` will say them, or None (no value, one docker
+    would reject, or not NVIDIA's). docker/cli opts/gpus.go ``GpuOpts.Set``:
+    one CSV record (the first line) of ``KEY=VALUE`` fields (``count``,
+    ``device``, ``driver``, ``capabilities``, ``options``) or a bare count,
+    ``all`` a count of -1, a request naming neither count nor device a count
+    of 1. moby daemon/nvidia_linux.go ``setNvidiaGPUs`` appends
+    ``NVIDIA_VISIBLE_DEVICES`` for each request, so the last ``--gpus``
+    wins: device IDs joined by commas, a count N as ``0,…,N-1``
+    (``countToDevices``), a negative count ``all``, 0 ``void``. With
+    ``driver=cdi`` the IDs are CDI names (``nvidia.com/gpu=1``)."""
+    if not options:
+        return None
+    fields = csv_record(options[-1] or "")
+    if fields is None:
+        return None
+    count: int | None = None
+    devices: list[str] | None = None
+    driver = ""
+    for field in fields:
+        key, eq, value = field.partition("=")
+        if not eq:
+            count = _count(key)
+            if count is None:
+                return None
+        elif key == "count":
+            count = _count(value)
+            if count is None:
+                return None
+        elif key == "device":
+            devices = value.split(",")
+        elif key == "driver":
+            driver = value
+    if driver == "cdi" and devices is not None:
+        if not all(d.startswith(CDI_NVIDIA) for d in devices):
             return None
-        for field in fields:
-            key, eq, value = field.partition("=")
-            if key == "device" and eq:
-                found += value.split(",")
-            elif (key == "count" and eq) or not eq:
-                count = value if eq else key
-                if count == "all":
-                    return "all"
-                if not (count.isascii() and count.isdigit()) or int(count) > 4096:
-                    return None
-                found += [str(i) for i in range(int(count))]
-    return ",".join(dict.fromkeys(found)) if found else None
+        devices = [d[len(CDI_NVIDIA) :] for d in devices]
+    elif driver not in ("", "nvidia"):
+        return None
+    if devices is not None:
+        return ",".join(devices)
+    count = 1 if count is None else count
+    if count < 0:
+        return "all"
+    if count == 0:
+        return "void"
+    if count > 4096:
+        return None
+    return ",".join(str(i) for i in range(count))
 
 
 class Docker(Personality):
@@ -484,18 +487,21 @@ class Docker(Personality):
 
     def job_env(self, inv: Invocation, environ: Mapping[str, str]) -> dict[str, str | None]:
         """podman's when the real docker is podman. Real docker: ``-e/--env
-        NAME=VALUE`` of a visible-device variable, then the user's ``--gpus``:
-        ``all`` or ``device=LIST`` is the container's
-        ``NVIDIA_VISIBLE_DEVICES`` (dockerd sets it after the user's
-        variables: moby daemon/nvidia_linux.go); a count (``--gpus 2``)
-        leaves the caller's values (which GPUs the daemon picks is its own).
-        ``--env-file`` is not read."""
+        NAME=VALUE`` of a visible-device variable, then the user's ``--gpus``
+        as the container's ``NVIDIA_VISIBLE_DEVICES`` (dockerd sets it after
+        the user's variables: :func:`_gpus_devices`). The caller's values
+        count where they reach the container (the ``--env=NAME`` imagefit
+        adds, a bare ``-e NAME``); after the user's own ``--device``/
+        ``--gpus`` or an ``--env-file`` (not read) they are None."""
         podman = self.podman()
         if podman:
             return podman.job_env(inv, environ)
         from hostfacts.fingerprint import VISIBLE_ENV
 
-        given: dict[str, str | None] = dict(env_settings(inv.flags.get("env"), VISIBLE_ENV))
+        # the caller's values reach the container with the --env=NAME imagefit
+        # adds: not after the user's own --device/--gpus, nor with an --env-file
+        forwarded = not (inv.has("device", "gpus") or "env-file" in inv.flags)
+        given = env_settings(inv.flags.get("env"), VISIBLE_ENV, forwarded)
         gpus = _gpus_devices(inv.flags.get("gpus"))
         if gpus is not None:
             given["NVIDIA_VISIBLE_DEVICES"] = gpus

@@ -30,9 +30,11 @@ from shim import login, reference
 from shim.argv import Invocation, podman
 from shim.login import with_cmd
 from shim.personality.base import (
+    CDI_NVIDIA,
     Personality,
     Plan,
     Resolved,
+    csv_record,
     env_settings,
     image_cmd,
     qualified_reference,
@@ -52,21 +54,25 @@ REMOTE_ENV = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
 #: podman options by which the user gives devices or GPUs of their own:
 #: imagefit then adds none (``--hooks-dir`` is a root-level flag)
 USER_DEVICE_FLAGS = ("device", "gpus")
-#: the CDI device kind of NVIDIA GPUs (``nvidia-ctk cdi generate``)
-CDI_NVIDIA = "nvidia.com/gpu="
 
 
 def cdi_gpus(devices) -> str | None:
     """The NVIDIA GPUs a command line's ``--device`` values name through CDI
     (``nvidia.com/gpu=NAME``; NAME an index, UUID, ``GPU:MIG`` pair or
     ``all``), as a ``NVIDIA_VISIBLE_DEVICES`` value (``"0,1"``, ``"all"``),
-    or None when it names none. A CDI device name is what nvidia-ctk names
-    a GPU by (its NVML index or UUID), the same words the toolkit's
-    variable takes."""
-    names = [v[len(CDI_NVIDIA) :] for v in devices or () if v and v.startswith(CDI_NVIDIA)]
+    or None when they name none. Each value is a list (podman
+    cmd/podman/common/create.go: ``StringSliceVar``, pflag reads it as one
+    CSV record: ``--device=nvidia.com/gpu=0,nvidia.com/gpu=1``). A CDI
+    device name is what nvidia-ctk names a GPU by (its NVML index or UUID),
+    the same words the toolkit's variable takes."""
+    names: list[str] = []
+    for value in devices or ():
+        for item in csv_record(value or "") or ():
+            if item.startswith(CDI_NVIDIA):
+                names.append(item[len(CDI_NVIDIA) :])
     if not names:
         return None
-    return "all" if "all" in names else ",".join(names)
+    return "all" if "all" in names else ",".join(dict.fromkeys(names))
 
 
 class Podman(Personality):
@@ -203,11 +209,18 @@ class Podman(Personality):
         """``-e/--env NAME=VALUE`` of a visible-device variable (the container's
         value: podman-run(1)), and the GPUs the user gave through CDI
         (``--device=nvidia.com/gpu=1``) as ``NVIDIA_VISIBLE_DEVICES``: the
-        container has those GPUs whatever that variable says. ``--env-file``
-        is not read (the caller's values stand)."""
+        container has those GPUs whatever that variable says. The caller's
+        values count where they reach the container: with the ``--env=NAME``
+        imagefit adds, a bare ``-e NAME``, or ``--env-host``; after the
+        user's own ``--device``/``--gpus``/``--hooks-dir`` or an
+        ``--env-file`` (not read) they are None."""
         from hostfacts.fingerprint import VISIBLE_ENV
 
-        given: dict[str, str | None] = dict(env_settings(inv.flags.get("env"), VISIBLE_ENV))
+        # imagefit hands on the caller's values (--env=NAME) with the GPU
+        # options it adds: not after the user's own, nor with an --env-file
+        own = inv.has(*USER_DEVICE_FLAGS) or "hooks-dir" in inv.global_flags
+        forwarded = inv.enabled("env-host") or not (own or "env-file" in inv.flags)
+        given = env_settings(inv.flags.get("env"), VISIBLE_ENV, forwarded)
         gpus = cdi_gpus(inv.flags.get("device"))
         if gpus is not None:
             given["NVIDIA_VISIBLE_DEVICES"] = gpus
