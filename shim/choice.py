@@ -437,7 +437,11 @@ class Context:
             ) as flight:
                 data = flight.entry
                 if data is None:
-                    data = self._ask_registry(ref, found, why_insecure)
+                    # the leader before us may have saved the record between our
+                    # read and our taking the lock: read it again, now that no one
+                    # else can be asking (else a late node asks a second time)
+                    again = stored(ttl)
+                    data = again[1] if again else self._ask_registry(ref, found, why_insecure)
         except RegistryError as exc:
             if found is None:
                 raise

@@ -21,11 +21,12 @@ BIN = Path(sys.executable).parent
 def _hypothesis_profiles() -> None:
     """``IMAGEFIT_HYPOTHESIS=ci`` (.ci/run sets it): every property test draws
     the same examples on every run (derandomize), so CI is red only for a
-    change, never for a new draw; a developer's run (the default profile)
+    change, never for a new draw or a slow example (no deadline: a loaded
+    2-CPU machine stalls); a developer's run (the default profile)
     keeps exploring, and what it finds becomes an explicit test."""
     from hypothesis import settings
 
-    settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+    settings.register_profile("ci", derandomize=True, database=None, print_blob=True, deadline=None)
     profile = os.environ.get("IMAGEFIT_HYPOTHESIS")
     if profile:
         settings.load_profile(profile)

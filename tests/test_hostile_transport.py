@@ -76,6 +76,29 @@ def shim(shim_bin, facts, tmp_path, ref, *, refuse=False, tls_verify="false", en
     return done, time.monotonic() - start, args
 
 
+def startup(shim_bin, facts, tmp_path) -> float:
+    """Seconds a shim run takes that fails at once (a closed port refuses the
+    connection): start-up and imports on this machine, as loaded as it is
+    now. The budget checks add the deadline to it: a loaded machine slows
+    start-up, never the registry deadline (CI audit: 2 s budget, 0.3 s
+    start-up quiet, 1-2.5 s loaded)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    where = tmp_path / "startup"
+    where.mkdir(exist_ok=True)
+    done, took, _ = shim(shim_bin, facts, where, f"{closed}/startup/app:1")
+    assert done.returncode == 0 and "refused" in done.stderr, done.stderr
+    return took
+
+
+def within_budget(took: float, base: float) -> None:
+    """`took` seconds is the deadline's worth past start-up (`base`), with a
+    wide absolute backstop: a broken deadline still fails the hostile
+    server's 8 s hangs and 27 s drips."""
+    assert took - base < BUDGET + 0.5 and took < BUDGET + 5, (took, base)
+
+
 def quiet_one_line(stderr: str) -> str:
     """The one stderr line; no traceback, no control byte."""
     assert "Traceback" not in stderr
@@ -91,29 +114,31 @@ def fails_open(shim_bin, facts, tmp_path, ref, says, *, refuse=True, **kw):
     """Fail-open (command unchanged, one line naming `says`, within budget +
     1 s), then with on_error=refuse: 125, one line. Returns the first run's
     seconds."""
+    base = startup(shim_bin, facts, tmp_path)
     done, took, args = shim(shim_bin, facts, tmp_path, ref, **kw)
     line = quiet_one_line(done.stderr)
     assert done.returncode == 0 and json.loads(done.stdout)[1:] == args
     assert line.startswith(f"imagefit: cannot resolve {ref} (") and says in line, line
-    assert took < BUDGET + 1, took
+    within_budget(took, base)
     if refuse:
         refused, took2, _ = shim(shim_bin, facts, tmp_path, ref, refuse=True, **kw)
         line = quiet_one_line(refused.stderr)
         assert refused.returncode == 125 and refused.stdout == ""
         assert line.startswith(f"imagefit: cannot resolve {ref}: "), line
-        assert took2 < BUDGET + 1, took2
+        within_budget(took2, base)
     return took
 
 
 def chooses(shim_bin, facts, tmp_path, ref, **kw):
-    """The run rewrites the image to the best build, quietly, within budget + 1 s."""
+    """The run rewrites the image to the best build, quietly, within the budget."""
+    base = startup(shim_bin, facts, tmp_path)
     done, took, args = shim(shim_bin, facts, tmp_path, ref, **kw)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", done.stderr
     argv = json.loads(done.stdout)[1:]
     name = ref.rsplit(":", 1)[0]
     assert argv[argv.index(f"{name}@{CHOSEN}") - 1] == args[2], argv
-    assert took < BUDGET + 1, took
+    within_budget(took, base)
 
 
 # -- behaviours ---------------------------------------------------------------
@@ -347,9 +372,13 @@ def test_a_registry_that_timed_out_is_not_asked_again_for_a_while(
     ref = reg.behaviour("hang/app", hangs) + ":1"
     fails_open(shim_bin, facts_file, tmp_path, ref, f"timed out after {BUDGET:g} s", refuse=False)
     asked = reg.hits("hang/app")
+    base = startup(shim_bin, facts_file, tmp_path)
     done, took, _ = shim(shim_bin, facts_file, tmp_path, ref)
     line = quiet_one_line(done.stderr)
-    assert done.returncode == 0 and took < 1.5, took
+    assert done.returncode == 0 and took - base < 1.0, (
+        took,
+        base,
+    )  # asking would cost the 2 s budget
     assert re.search(
         rf"registry {reg.host} timed out \d+ s ago; not asking it again for \d+ s", line
     ), line

@@ -610,3 +610,56 @@ def test_a_hard_link_to_a_file_of_roots_at_a_lock_name_is_not_waited_for(shared)
         assert flight.leader
     assert time.monotonic() - start < 2
     assert mine.read_text() == "x\n"
+
+
+@pytest.mark.parametrize("stale", [True, False], ids=["stale-record", "cold"])
+def test_a_process_that_takes_the_lock_after_the_leader_finished_asks_nobody(
+    registry, app, tmp_path, monkeypatch, stale
+):
+    """The race a loaded machine hit (audit after the stop-18 CI failure): a
+    process reads the store (a stale record, or none), and before it takes
+    the reference's lock the leader saves a fresh record and lets go. The
+    late process leads, and must read the store again before asking: no
+    second HEAD (or GET) for the cluster. Made deterministic by saving the
+    fresh record inside the late process's lock acquisition."""
+    from shim import personality
+    from shim.choice import Context
+    from shim.config import Settings
+    from shim.reference import parse
+
+    p = personality.get("podman")
+    directory = world_readable_tmp("imagefit-late-")
+    directory.chmod(0o1777)
+    env = {"HOME": str(tmp_path), "CONTAINERS_REGISTRIES_CONF": str(tmp_path / "none.conf")}
+
+    def context() -> Context:
+        inv = p.parse(["pull", "--tls-verify=false", app.ref])
+        return Context(
+            p, inv, Settings(decision_cache_ttl=600), env, "vm", None, str(directory), True
+        )
+
+    leader = context()
+    data = leader.index_data(parse(app.ref), lambda: "test")  # the leader's fetch, stored
+    record = store.load_record(str(directory), app.ref)
+    if stale:  # the record the late process reads first: a TTL old
+        store.save_record(str(directory), store.Record(record.reference, record.index_digest,
+                          record.media_type, record.artifacts, time.time() - 601, record.source), True)  # fmt: skip
+    else:  # nothing stored yet
+        for path in directory.glob("*.ref"):
+            path.unlink()
+    enter = decisions.single_flight.__enter__
+
+    def leader_finishes_first(flight):
+        store.save(
+            str(directory), data, True, ()
+        )  # the leader's fresh record, then its lock is gone
+        return enter(flight)
+
+    monkeypatch.setattr(decisions.single_flight, "__enter__", leader_finishes_first)
+    mark = registry.log_offset()
+    late = context()
+    got = late.index_data(parse(app.ref), lambda: "test")
+    assert got.digest == data.digest
+    asked = [(m, path) for m, path, _ in registry.requests(mark) if "/manifests/" in path]
+    assert asked == [], asked
+    assert late.reached == set() and late.offline == {}
