@@ -11,6 +11,15 @@ load time, with code less tuned than native code. A build lists its code in
 (SASS), ``8.0+`` (PTX for 8.0); or in ``nv-compute-capability-X-Y``
 ``platform.features`` tokens (SASS for X.Y, all tokens together).
 
+Arch- and family-specific code (CUDA Programming Guide, "Compute
+Capabilities", "Feature Availability"): ``9.0a`` is code built for
+``sm_90a``, whose architecture-specific features (Hopper's wgmma, for one)
+run only on a device of exactly compute capability 9.0; ``10.0f`` is code
+built for ``sm_100f``, whose family-specific features run on the devices of
+that family, the same major with a minor of at least 0 (10.0, 10.3), as SASS
+does. On its exact device arch-specific code ranks above portable code of
+the same capability (it is what the author tuned for that device).
+
 AMD (LLVM AMDGPUUsage, "Processors" and "AMDGPU Generic Processors"): code
 for a gfx target runs on that target; code for a generic target
 (``gfx9-generic``...) runs on each processor the generic target lists,
@@ -54,7 +63,7 @@ GENERIC_GFX = {
 
 # at most 9 digits a number: a longer one is no compute capability (and int()
 # of thousands of digits raises); such a value is left to the rule alone
-_CC = re.compile(r"^(\d{1,9})\.(\d{1,9})(\+?)$")
+_CC = re.compile(r"^(\d{1,9})\.(\d{1,9})([+af]?)$")
 _TOKEN = re.compile(r"^nv-compute-capability-(\d{1,9})-(\d{1,9})$")
 
 Version = tuple[int, int]
@@ -72,10 +81,20 @@ def tier(grade: int) -> str:
 
 @dataclass(frozen=True)
 class CudaCode:
-    """The code of a CUDA build: SASS and PTX compute capabilities."""
+    """The code of a CUDA build: SASS (``9.0``, and family-specific
+    ``10.0f``), arch-specific SASS (``9.0a``: that device only) and PTX
+    (``8.0+``) compute capabilities; `family` and `arch` keep which SASS was
+    given so (for its name, ``sm_100f``, ``sm_90a``)."""
 
     sass: frozenset[Version] = frozenset()
     ptx: frozenset[Version] = frozenset()
+    arch: frozenset[Version] = frozenset()
+    family: frozenset[Version] = frozenset()
+
+    @property
+    def native(self) -> frozenset[Version]:
+        """Every capability it has native code for."""
+        return self.sass | self.arch
 
 
 @dataclass(frozen=True)
@@ -97,17 +116,20 @@ class Fit:
 
 
 def parse_capabilities(value: str) -> CudaCode | None:
-    """``8.0,9.0`` (SASS) and ``8.0+`` (PTX) as a CudaCode; None when an item
+    """``8.0,9.0`` (SASS), ``10.0f`` (family-specific SASS), ``9.0a``
+    (arch-specific SASS) and ``8.0+`` (PTX) as a CudaCode; None when an item
     is not such a compute capability (the vocabulary reports it)."""
-    sass, ptx = set(), set()
+    found: dict[str, set[Version]] = {"": set(), "+": set(), "a": set(), "f": set()}
     for item in re.split(r"[\s,]+", value.strip()):
         if not item:
             continue
         match = _CC.match(item)
         if not match:
             return None
-        (ptx if match[3] else sass).add((int(match[1]), int(match[2])))
-    return CudaCode(frozenset(sass), frozenset(ptx))
+        found[match[3]].add((int(match[1]), int(match[2])))
+    sass = found[""] | found["f"]
+    return CudaCode(frozenset(sass), frozenset(found["+"]), frozenset(found["a"]),
+                    frozenset(found["f"] - found[""]))  # fmt: skip
 
 
 def token_capabilities(tokens: Sequence[str]) -> CudaCode | None:
@@ -125,18 +147,23 @@ def _v(cc: Version) -> str:
     return f"{cc[0]}.{cc[1]}"
 
 
-def _sm(cc: Version) -> str:
-    return f"sm_{cc[0]}{cc[1]}"
+def _sm(cc: Version, code: CudaCode | None = None, arch: bool = False) -> str:
+    suffix = "a" if arch else ("f" if code is not None and cc in code.family else "")
+    return f"sm_{cc[0]}{cc[1]}{suffix}"
 
 
 def _device_grade(code: CudaCode, cc: Version) -> tuple[int, str]:
     """(grade, how the device runs the build): 0 when it cannot."""
+    if cc in code.arch:
+        return EXACT + 1, f"native {_sm(cc, arch=True)} code"
     if cc in code.sass:
-        return EXACT, f"native {_sm(cc)} code"
+        return EXACT, f"native {_sm(cc, code)} code"
     lower = [s for s in code.sass if s[0] == cc[0] and s[1] < cc[1]]
     if lower:
         best = max(lower)
-        return NATIVE + min(best[1], 999), f"native {_sm(best)} code (same major as {_v(cc)})"
+        return NATIVE + min(best[1], 999), (
+            f"native {_sm(best, code)} code (same major as {_v(cc)})"
+        )
     jit = [p for p in code.ptx if p <= cc]
     if jit:
         best = max(jit)
@@ -146,7 +173,10 @@ def _device_grade(code: CudaCode, cc: Version) -> tuple[int, str]:
 
 
 def _code_text(code: CudaCode) -> str:
-    parts = [_sm(s) for s in sorted(code.sass)] + [f"PTX {_v(p)}" for p in sorted(code.ptx)]
+    parts = [_sm(s, code) for s in sorted(code.sass)] + [
+        _sm(a, arch=True) for a in sorted(code.arch)
+    ]
+    parts += [f"PTX {_v(p)}" for p in sorted(code.ptx)]
     return ", ".join(parts) or "no code"
 
 
@@ -184,8 +214,8 @@ def nvidia_fit(code: CudaCode, devices: Sequence[NvidiaDevice], notes: Sequence[
         return Fit(False, 0, f"{have}; host has {ccs}{which}{left_out}{_notes(notes)}", "")
     worst = min(grades, key=lambda g: g[2])
     grade, how = worst[2], worst[3]
-    if grade == EXACT:
-        sms = ", ".join(dict.fromkeys(_sm(cc) for _, cc in known))
+    if grade >= EXACT:
+        sms = ", ".join(dict.fromkeys(_sm(cc, code, arch=cc in code.arch) for _, cc in known))
         summary = f"native {sms} code for every visible GPU"
     elif len(known) > 1:
         summary = f"{how} on GPU {worst[0].index}"
@@ -200,7 +230,9 @@ def _or(parts: list[str]) -> str:
 
 def _describe_code(code: CudaCode) -> str:
     return _or(
-        [_v(s) for s in sorted(code.sass)] + [f"{_v(p)} or newer (PTX)" for p in sorted(code.ptx)]
+        [_v(s) for s in sorted(code.sass)]
+        + [f"exactly {_v(a)} ({_sm(a, arch=True)})" for a in sorted(code.arch)]
+        + [f"{_v(p)} or newer (PTX)" for p in sorted(code.ptx)]
     )
 
 

@@ -106,7 +106,7 @@ def _gpu_parts(candidate: Candidate) -> list[str]:
         codes = []
         for cc in _list(get(vocabulary.COMPUTE_CAPABILITIES)):
             ptx = cc.endswith("+")
-            codes.append(cc.rstrip("+").replace(".", "") + ("ptx" if ptx else ""))
+            codes.append(cc.rstrip("+").replace(".", "") + ("ptx" if ptx else ""))  # sm90a, sm100f
         if codes:
             parts.append("sm" + ",".join(codes))
     if vendor == "nvidia" and not parts:

@@ -120,7 +120,7 @@ def _gpu_fits(annotations: dict[str, str], plat_tokens, facts: HostFacts) -> dic
     fits: dict[str, gpu.Fit] = {}
     notes = facts.gpu.visibility
     code = gpu.parse_capabilities(annotations.get(vocabulary.COMPUTE_CAPABILITIES, ""))
-    if code is not None and (code.sass or code.ptx):
+    if code is not None and (code.native or code.ptx):
         fits["gpu.compute_capability"] = gpu.nvidia_fit(code, facts.gpu.nvidia.devices, notes)
     code = gpu.token_capabilities(plat_tokens)
     if code is not None:

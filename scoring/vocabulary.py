@@ -70,7 +70,7 @@ REQUIREMENT_KEYS = frozenset({
 
 _RANGE = re.compile(r"^\s*(>=|<=|==|>|<|=)?\s*v?([0-9][0-9A-Za-z.+_-]*)\s*$")
 _OPS = {">=": "Ge", "<=": "Le", ">": "Gt", "<": "Lt"}
-_CC = re.compile(r"^\d+\.\d+\+?$")
+_CC = re.compile(r"^\d+\.\d+[+af]?$")
 _FABRICS = {"verbs": ("infiniband", "roce", "iwarp"), "cxi": ("cxi",), "efa": ("efa",), "opa": ("opa",),
             "infiniband": ("infiniband",), "roce": ("roce",)}  # fmt: skip
 
@@ -171,7 +171,7 @@ def _rules(annotations: dict[str, str]) -> list[Rule]:
         for cc in _list(get(COMPUTE_CAPABILITIES)):
             if not _CC.match(cc):
                 raise InvalidAnnotation(
-                    f"{COMPUTE_CAPABILITIES}: {cc!r} is not a compute capability like 9.0 or 8.0+"
+                    f"{COMPUTE_CAPABILITIES}: {cc!r} is not a compute capability like 9.0, 9.0a, 10.0f or 8.0+"
                 )
         rules.append(capability_rule("gpu.compute_capability", _list(get(COMPUTE_CAPABILITIES))))
     if vendor == "amd" or get(AMD_GFX, "").strip():
@@ -222,16 +222,20 @@ def _rules(annotations: dict[str, str]) -> list[Rule]:
 
 def capability_rule(name: str, capabilities: list[str]) -> Rule:
     """The rule "some GPU runs this code" for compute capabilities ``X.Y``
-    (SASS: a GPU of major X and minor >= Y) and ``X.Y+`` (PTX: a GPU of X.Y
-    or newer), with NFD's any-instance semantics over ``gpu.nvidia.device``
-    (CUDA C Programming Guide, "Binary Compatibility", "PTX Compatibility").
+    and ``X.Yf`` (SASS, family-specific: a GPU of major X and minor >= Y),
+    ``X.Ya`` (arch-specific: a GPU of exactly X.Y) and ``X.Y+`` (PTX: a GPU
+    of X.Y or newer), with NFD's any-instance semantics over
+    ``gpu.nvidia.device`` (CUDA C Programming Guide, "Binary Compatibility",
+    "PTX Compatibility"; "Compute Capabilities", "Feature Availability").
     That every visible GPU runs it, and how well, is :mod:`scoring.gpu`'s
     check, which :func:`scoring.select.evaluate` puts in this rule's place."""
     options = []
     for cc in capabilities:
-        version = cc.rstrip("+")
+        version = cc.rstrip("+af")
         exprs = {"compute_capability": MatchExpression(op="Ge", value=(version,), type="version")}
-        if not cc.endswith("+"):
+        if cc.endswith("a"):
+            exprs = {"compute_capability": MatchExpression(op="In", value=(version,))}
+        elif not cc.endswith("+"):
             exprs["compute_capability_major"] = MatchExpression(
                 op="In", value=(version.split(".")[0],)
             )

@@ -58,6 +58,9 @@ INDEXES = {
     "amd-generic-first": [CPU, _b("generic", **{GFX: "gfx9-4-generic"}), _b("exact", **{GFX: "gfx942"})],
     "amd-exact-first": [CPU, _b("exact", **{GFX: "gfx942"}), _b("generic", **{GFX: "gfx9-4-generic"})],
     "amd-generic-only": [CPU, _b("generic", **{GFX: "gfx9-4-generic"})],
+    # arch-specific (sm_90a, sm_100a: that device only) and family-specific (sm_100f) code
+    "arch-specific": [CPU, SM90, _b("sm90a", **{CC: "9.0a"}), PTX80],
+    "blackwell": [CPU, PTX80, _b("sm100a", **{CC: "10.0a"}), _b("sm100f", **{CC: "10.0f"})],
 }  # fmt: skip
 
 
@@ -74,6 +77,8 @@ def _nvidia(*devices: NvidiaDevice) -> NvidiaFacts:
 NODES = {
     "h100": lambda: host(ZEN4, "h100", gpu=_nvidia(_gpu(0, "NVIDIA H100", "9.0", H100_UUID))),
     "a40": lambda: host(ZEN4, "a40", gpu=_nvidia(_gpu(0, "NVIDIA A40", "8.6", None))),
+    "b200": lambda: host(ZEN4, "b200", gpu=_nvidia(_gpu(0, "NVIDIA B200", "10.0", None))),
+    "b300": lambda: host(ZEN4, "b300", gpu=_nvidia(_gpu(0, "NVIDIA B300", "10.3", None))),
     # an A100 (8.0) and an H100 (9.0, in MIG mode with one instance) on one node
     "mixed": lambda: host(ZEN4, "mixed", gpu=_nvidia(
         _gpu(0, "NVIDIA A100", "8.0", A100_UUID),
@@ -289,3 +294,33 @@ def test_the_decision_cache_keys_on_the_visible_devices(shim_bin, env, indexes, 
     entries = list((tmp_path / "cache" / "imagefit" / "decisions").glob("*.entry"))
     # HIP_VISIBLE_DEVICES=1 changes nothing on NVIDIA, but is a set of its own
     assert len(entries) == 4, entries
+
+
+# -- arch- and family-specific code ------------------------------------------------------
+
+ARCH_CASES = [
+    ("arch-specific", "h100", "sm90a"),  # sm_90a on its device: above portable sm_90 and PTX
+    ("arch-specific", "a40", "ptx80"),  # sm_90a never runs on 8.6, nor sm_90
+    ("blackwell", "b200", "sm100a"),
+    ("blackwell", "b300", "sm100f"),  # sm_100a never on 10.3; sm_100f runs on the family
+    ("blackwell", "h100", "ptx80"),
+]
+
+
+@pytest.mark.parametrize(("index", "node", "build"), ARCH_CASES)
+def test_arch_and_family_specific_code(shim_bin, env, indexes, facts, index, node, build):
+    assert chosen(shim_bin, env, indexes[index], facts[node]) == build
+
+
+def test_explain_names_arch_specific_code(imagefit_cmd, env, indexes, facts):
+    pushed = indexes["blackwell"]
+    decision = explain(imagefit_cmd, env, pushed, facts["b300"])
+    assert decision["reason"] == (
+        "x86_64+sm100f ranks first of 3 fitting builds (native sm_100f code (same major as 10.3);"
+        " x86_64+sm80ptx has PTX 8.0, JIT-compiled for 10.3 at load)"
+    ), decision["reason"]
+    miss = check(decision, pushed, "sm100a", "gpu.compute_capability")
+    assert not miss["passed"]
+    assert miss["detail"].startswith(
+        "needs a GPU of compute capability exactly 10.0 (sm_100a); host has 10.3"
+    ), miss

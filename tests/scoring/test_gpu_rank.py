@@ -47,7 +47,8 @@ def test_grades_follow_cuda_compatibility():
 
 
 def test_unreadable_or_huge_values_are_no_code():
-    assert gpu.parse_capabilities("9.0a") is None and gpu.parse_capabilities("") == gpu.CudaCode()
+    assert gpu.parse_capabilities("9.0b") is None and gpu.parse_capabilities("9.0a+") is None
+    assert gpu.parse_capabilities("") == gpu.CudaCode()
     assert gpu.parse_capabilities("9" * 5000 + ".0") is None  # never int() of 5000 digits
     assert gpu.token_capabilities(["nv-compute-capability-" + "9" * 5000 + "-0"]) is None
     huge = desc("huge", "x86_64", **{COMPUTE_CAPABILITIES: "9" * 5000 + ".0"})
@@ -134,3 +135,36 @@ def test_visible_devices_narrow_the_facts():
     )
     plain = facts("zen4")  # no GPU: unchanged
     assert narrow(plain, {"CUDA_VISIBLE_DEVICES": "0"}) is plain
+
+
+def test_arch_specific_code_runs_on_its_device_only_and_ranks_first_there():
+    """``9.0a`` (sm_90a: wgmma, TMA) runs on a 9.0 device only; on it, it ranks
+    above portable sm_90 code; ``10.0a`` never runs on a 10.3 device, while
+    family-specific ``10.0f`` does (CUDA Programming Guide, "Compute
+    Capabilities", "Feature Availability")."""
+    assert grade("9.0a", "9.0") == gpu.EXACT + 1 > grade("9.0", "9.0") == gpu.EXACT
+    assert grade("10.0a", "10.3") == 0 and grade("10.0a", "10.0") == gpu.EXACT + 1
+    assert grade("9.0a", "9.1") == 0  # not within the major, unlike SASS
+    assert grade("10.0f", "10.3") == gpu.NATIVE and grade("10.0f", "10.0") == gpu.EXACT
+    assert grade("10.0f", "12.0") == 0
+    assert grade("9.0a,8.0", "8.0", "9.0") == gpu.EXACT  # a mixed node: each GPU its own code
+    assert grade("9.0a", "8.0", "9.0") == 0
+    code = gpu.parse_capabilities("10.0f,9.0a,8.0+")
+    fit = gpu.nvidia_fit(code, devices("9.0"))
+    assert fit.summary == "native sm_90a code for every visible GPU", fit
+    assert fit.detail.startswith(
+        "needs a GPU of compute capability 10.0, exactly 9.0 (sm_90a) or 8.0 or newer (PTX); host has 9.0"
+    ), fit.detail
+    miss = gpu.nvidia_fit(gpu.parse_capabilities("10.0a"), devices("10.3"))
+    assert not miss.fits and "exactly 10.0 (sm_100a)" in miss.detail, miss.detail
+    family = gpu.nvidia_fit(gpu.parse_capabilities("10.0f"), devices("10.3"))
+    assert family.summary == "native sm_100f code (same major as 10.3)", family
+
+
+def test_select_prefers_arch_specific_code_on_its_device():
+    builds = [desc(n, "x86_64", **{COMPUTE_CAPABILITIES: cc})
+              for n, cc in (("sm90", "9.0"), ("sm90a", "9.0a"), ("ptx", "8.0+"))]  # fmt: skip
+    for order in (builds, builds[::-1]):
+        assert select(index(*order), node("9.0")).chosen.digest == builds[1]["digest"]
+    # on a 10.0 device only the PTX build runs
+    assert select(index(*builds), node("10.0")).chosen.digest == builds[2]["digest"]
