@@ -279,3 +279,104 @@ def test_runtimes_enroot_in_the_site_config_names_the_real_enroot(
     assert standin.argvs() == [
         ["import", "-o", "x.sqsh", enroot_uri(app, app.manifests["cuda-sm90"])]
     ]
+
+
+# -- the site's enroot.conf -------------------------------------------------------------
+
+
+def fresh(enroot_shim, args, env):
+    """A run with a cache of its own: nothing decided before answers for it."""
+    cache = Path(env["HOME"]) / f"cache-{len(list(Path(env['HOME']).glob('cache-*')))}"
+    return run_shim(enroot_shim, args, {**env, "XDG_CACHE_HOME": str(cache)})
+
+
+@pytest.fixture
+def site_conf():
+    """Writes /etc/enroot/enroot.conf (and a drop-in) for one test, as an admin
+    would (root's, 0644); skipped where this machine has its own."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("writing /etc/enroot needs root")
+    directory = Path("/etc/enroot")
+    if directory.exists():
+        pytest.skip("/etc/enroot exists on this machine: its own enroot configuration")
+    directory.mkdir(mode=0o755)
+    (directory / "enroot.conf.d").mkdir(mode=0o755)
+
+    def write(text: str, name: str = "enroot.conf", mode: int = 0o644) -> Path:
+        path = directory / name
+        path.write_text(text)
+        path.chmod(mode)
+        return path
+
+    try:
+        yield write
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_enroot_allow_http_in_the_site_enroot_conf_counts(
+    enroot_shim, app, facts_files, tmp_path, site_conf
+):
+    """``ENROOT_ALLOW_HTTP yes`` in /etc/enroot/enroot.conf lets enroot speak plain
+    HTTP, and so the shim (before: the environment alone counted, and the
+    command ran unchanged); a non-empty variable in the environment wins, as
+    enroot's ``config::export`` lets it; another user's file never counts."""
+    standin = EnrootStandIn(tmp_path / "bin")
+    env = shim_env(enroot_shim, standin, tmp_path, facts_files["h100"])
+    del env["ENROOT_ALLOW_HTTP"]
+    uri = enroot_uri(app, "2024")
+    pinned = uri.rsplit(":", 1)[0] + ":" + app.manifests["cuda-sm90"]
+    site_conf(
+        "# site settings\nENROOT_RUNTIME_PATH /run/enroot/user-$(id -u)\nENROOT_ALLOW_HTTP   yes\n"
+    )
+    done = fresh(enroot_shim, ["import", "-o", "a.sqsh", uri], env)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert standin.argvs()[-1] == ["import", "-o", "a.sqsh", pinned]
+    # the environment's "no" wins over the file (enroot then unsets it: HTTPS only)
+    done = run_shim(
+        enroot_shim, ["import", "-o", "a.sqsh", uri], {**env, "ENROOT_ALLOW_HTTP": "no"}
+    )
+    assert standin.argvs()[-1] == ["import", "-o", "a.sqsh", uri] and done.stderr.startswith(
+        "imagefit: "
+    )
+    # a drop-in, KEY=VALUE, read after the main file
+    site_conf("ENROOT_ALLOW_HTTP false\n")
+    site_conf("ENROOT_ALLOW_HTTP=1\n", "enroot.conf.d/50-http.conf")
+    done = fresh(enroot_shim, ["import", "-o", "a.sqsh", uri], env)
+    assert standin.argvs()[-1] == ["import", "-o", "a.sqsh", pinned], done.stderr
+    # a file others may write is not the site's word
+    site_conf("ENROOT_ALLOW_HTTP=1\n", "enroot.conf.d/50-http.conf", mode=0o666)
+    done = fresh(enroot_shim, ["import", "-o", "a.sqsh", uri], env)
+    assert standin.argvs()[-1] == ["import", "-o", "a.sqsh", uri] and done.stderr.startswith(
+        "imagefit: "
+    )
+
+
+def test_enroot_config_path_in_the_site_enroot_conf_finds_the_credentials(
+    enroot_shim, private, facts_files, tmp_path, site_conf
+):
+    """``ENROOT_CONFIG_PATH ${HOME}/.site-enroot`` in enroot.conf: the shim reads
+    ``.credentials`` where enroot will; a value only a shell could give
+    (``$(...)``) counts as unset and is never run."""
+    standin = EnrootStandIn(tmp_path / "bin")
+    config = tmp_path / ".site-enroot"
+    config.mkdir()
+    host_only = private.repository.split("/", 1)[0].rsplit(":", 1)[0]
+    (config / ".credentials").write_text(f"machine {host_only} login ngc password s3cret\n")
+    env = shim_env(enroot_shim, standin, tmp_path, facts_files["t4"])
+    uri = enroot_uri(private, "2024")
+    pinned = uri.rsplit(":", 1)[0] + ":" + private.manifests["cuda-sm75"]
+    site_conf("ENROOT_CONFIG_PATH ${HOME}/.site-enroot\n")
+    done = fresh(enroot_shim, ["import", "-o", "p.sqsh", uri], env)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert standin.argvs()[-1] == ["import", "-o", "p.sqsh", pinned]
+    marker = tmp_path / "ran"
+    site_conf(f"ENROOT_CONFIG_PATH $(touch {marker}; echo {config})\n")
+    done = fresh(enroot_shim, ["import", "-o", "p.sqsh", uri], env)
+    assert standin.argvs()[-1] == ["import", "-o", "p.sqsh", uri] and done.stderr.startswith(
+        "imagefit: "
+    )
+    assert not marker.exists()

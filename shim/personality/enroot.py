@@ -29,8 +29,9 @@ with the name enroot derives from the URI as the user wrote it
 (``docker::import``/``docker::load``, enroot 4: ``nvidia+pytorch+24.05``).
 
 Registry access, as enroot's: plain HTTP only when ``ENROOT_ALLOW_HTTP`` is
-set to a true value in the environment (``enroot.in`` ``config::fini``
-unsets ``n``, ``no``, ``false``...); a registry insecure only by
+set to a true value in the environment or the site's ``enroot.conf``
+(:func:`site_environ`; ``enroot.in`` ``config::fini`` unsets ``n``, ``no``,
+``false``...); a registry insecure only by
 registries.conf or imagefit's ``insecure_registries`` is resolved with one
 warning that enroot will not reach it without ``ENROOT_ALLOW_HTTP``.
 Credentials: ``$ENROOT_CONFIG_PATH/.credentials`` (default
@@ -67,6 +68,97 @@ _FALSE = frozenset({"n", "no", "N", "No", "NO", "f", "false", "F", "False", "FAL
 _CREDENTIALS_LIMIT = 1 << 20
 
 
+#: enroot's system configuration (``enroot.in``: ``config::init
+#: "@sysconfdir@/enroot.conf"``, then its ``.d/*.conf`` drop-ins; Debian and
+#: RPM packages build with sysconfdir /etc/enroot)
+SYSCONF = "/etc/enroot/enroot.conf"
+#: the keys of the site's configuration the shim needs
+_SITE_KEYS = ("ENROOT_ALLOW_HTTP", "ENROOT_CONFIG_PATH")
+
+
+def _site_file(path: str) -> list[str]:
+    """The lines of a site configuration file, or [] when missing, not
+    root's, or writable by a group or others (or in such a directory):
+    another user's word is never taken for the site's."""
+    import stat
+
+    try:
+        for checked in (os.path.dirname(path), path):
+            st = os.stat(checked)
+            if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return []
+    except OSError:
+        return []
+    return _read_lines(path)
+
+
+def _expand(value: str, environ: Mapping[str, str]) -> str | None:
+    """A configuration value as ``eval echo "${value}"`` gives it, where that
+    needs no shell: literal text and ``$NAME``/``${NAME}`` from the
+    environment. None for anything else (quotes, ``$(...)``, backquotes,
+    ``${NAME:-...}``, a backslash): the shim never runs a shell, and a value
+    it cannot read counts as unset."""
+    out, i = [], 0
+    while i < len(value):
+        c = value[i]
+        if c in "\"'`\\*?[]{}()|;&<>~#":
+            return None
+        if c != "$":
+            out.append(c)
+            i += 1
+            continue
+        if value.startswith("${", i):
+            end = value.find("}", i)
+            name = value[i + 2 : end] if end > 0 else ""
+            i = end + 1
+        else:
+            j = i + 1
+            while j < len(value) and (value[j].isalnum() or value[j] == "_") and value[j].isascii():
+                j += 1
+            name, i = value[i + 1 : j], j
+        if (
+            not name
+            or not (name[0].isalpha() or name[0] == "_")
+            or not name.replace("_", "a").isalnum()
+        ):
+            return None
+        out.append(environ.get(name, ""))
+    return " ".join("".join(out).split())  # echo joins the words with one space
+
+
+def site_environ(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """`environ` with what the site's ``enroot.conf`` (and its ``.d/*.conf``
+    drop-ins, in name order) sets for :data:`_SITE_KEYS`, where the
+    environment leaves them unset or empty (``config::export``: the
+    environment's non-empty value wins). Lines are ``KEY VALUE`` or
+    ``KEY=VALUE`` (``IFS=$' \t='``); values are read by :func:`_expand`.
+    Only root's files count (:func:`_site_file`)."""
+    if all(environ.get(k) for k in _SITE_KEYS):
+        return environ
+    paths = [SYSCONF]
+    try:
+        paths += sorted(
+            os.path.join(SYSCONF + ".d", n)
+            for n in os.listdir(SYSCONF + ".d")
+            if n.endswith(".conf")
+        )[:64]
+    except OSError:
+        pass
+    found: dict[str, str] = {}
+    for path in paths:
+        for line in _site_file(path):
+            text = line.strip(" \t")
+            key = text.split(None, 1)[0].split("=", 1)[0] if text else ""
+            if key not in _SITE_KEYS or environ.get(key):
+                continue
+            rest = text[len(key) :].lstrip(" \t")
+            rest = rest[1:].lstrip(" \t") if rest.startswith("=") else rest
+            value = _expand(rest.strip(" \t"), {**environ, **found})
+            if value is not None:
+                found[key] = value
+    return {**environ, **found} if found else environ
+
+
 def enabled(environ: Mapping[str, str], name: str) -> bool:
     """True when ENROOT_* variable `name` is set to a value enroot keeps
     (``enroot.in``: ``config::export`` turns "" into the default, then
@@ -78,8 +170,8 @@ def enabled(environ: Mapping[str, str], name: str) -> bool:
 def credentials_file(environ: Mapping[str, str]) -> str:
     """``$ENROOT_CONFIG_PATH/.credentials`` with enroot's defaults
     (``enroot.in``: ``ENROOT_CONFIG_PATH=${XDG_CONFIG_HOME}/enroot``,
-    ``XDG_CONFIG_HOME=${HOME}/.config``). A value set only in the site's
-    ``enroot.conf`` is not seen."""
+    ``XDG_CONFIG_HOME=${HOME}/.config``); `environ` as
+    :func:`site_environ` gives it, so the site's ``enroot.conf`` counts."""
     config = environ.get("ENROOT_CONFIG_PATH")
     if not config:
         xdg = environ.get("XDG_CONFIG_HOME")
@@ -182,11 +274,11 @@ class Enroot(Personality):
 
     def tls_verify(self, inv: Invocation, environ: Mapping[str, str]) -> bool | None:
         """False (plain HTTP allowed) with ``ENROOT_ALLOW_HTTP``, else no choice."""
-        return False if enabled(environ, "ENROOT_ALLOW_HTTP") else None
+        return False if enabled(site_environ(environ), "ENROOT_ALLOW_HTTP") else None
 
     def credentials(self, inv: Invocation, environ: Mapping[str, str]) -> tuple[str, str] | None:
         uri = self._uri(inv)
-        return netrc_login(uri, environ) if uri is not None else None
+        return netrc_login(uri, site_environ(environ)) if uri is not None else None
 
     def requested_platform(self, inv: Invocation, environ: Mapping[str, str]):
         arch = inv.last("arch")
@@ -201,7 +293,7 @@ class Enroot(Personality):
     ) -> Plan:
         if not resolved:
             return Plan(args)
-        if not enabled(environ, "ENROOT_ALLOW_HTTP") and insecure_by_config:
+        if not enabled(site_environ(environ), "ENROOT_ALLOW_HTTP") and insecure_by_config:
             print(
                 f"imagefit: {resolved[0].ref.domain} is insecure only by imagefit's "
                 "insecure_registries; enroot reaches a registry over plain HTTP only "
