@@ -111,9 +111,10 @@ def _or(values: list[str]) -> str:
 
 
 def _capabilities(result: RuleResult) -> str:
-    """``8.0 or 9.0``; a PTX alternative as ``7.0 or newer (PTX)``. A SASS
-    alternative (:func:`scoring.vocabulary.capability_rule`: ``>=`` X.Y with
-    major X) is X.Y."""
+    """``8.0 or 9.0``; a PTX alternative as ``7.0 or newer (PTX)``; an
+    arch-specific one as ``exactly 9.0``. A SASS alternative
+    (:func:`scoring.vocabulary.capability_rule`: ``>=`` X.Y with major X) is
+    X.Y."""
     out = []
     alternatives = [a.expressions for a in result.match_any] or [result.expressions]
     for expressions in alternatives:
@@ -122,8 +123,8 @@ def _capabilities(result: RuleResult) -> str:
             op, values, _ = _split(e.expression)
             if e.name == "compute_capability_major":
                 continue
-            if op == "In":
-                out += values
+            if op == "In":  # an arch-specific alternative (9.0a): that capability only
+                out += [f"exactly {v}" for v in values]
             elif op == "Ge" and values:
                 out.append(values[0] if sass else f"{values[0]} or newer (PTX)")
     return _or(list(dict.fromkeys(out))) if out else "-"

@@ -39,7 +39,8 @@ class Score(BaseModel):
             fitting NFD compatibility set.
         gpu: 0 for a CPU build; for a GPU build that fits every visible GPU
             its grade (:mod:`scoring.gpu`): 4000 native code for each GPU's
-            exact compute capability or gfx target, 3000 + minor native code
+            exact compute capability or gfx target (4001 arch-specific
+            code, ``sm_90a``, on its device), 3000 + minor native code
             of a lower minor (or 3000 a generic gfx target), 2000 + 10*major
             + minor PTX JIT-compiled at load, 1000 a build naming no code;
             the grade of its weakest visible GPU.

@@ -567,6 +567,21 @@ def test_lint_reports_each_finding(registry, imagefit_cmd, tmp_path, case):
     )
 
 
+def test_lint_takes_arch_and_family_specific_capabilities(registry, imagefit_cmd, tmp_path):
+    """``9.0a`` (sm_90a) and ``10.0f`` (sm_100f) first in a build's capabilities:
+    a host with that GPU runs it, so no 'no host can run it' error (the
+    authoring check once made its test host a device of capability '9.0a')."""
+    cuda = {P + "hardware.gpu.vendor": "nvidia"}
+    builds = [GEN, _b("a", variant="v2", **{TARGET: "x86_64_v2", **cuda, P + "hardware.gpu.compute_capabilities": "9.0a,8.0"}),
+              _b("f", variant="v3", **{TARGET: "haswell", **cuda, P + "hardware.gpu.compute_capabilities": "10.0f"})]  # fmt: skip
+    pushed = oci.build_and_push(
+        registry.host, "author/lint-arch-cc", "1", builds, layout_dir=tmp_path
+    )
+    done = imagefit(imagefit_cmd, "lint", pushed.ref, "--tls-verify", "false")
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout + done.stderr
+    assert done.stderr.strip() == f"{pushed.ref}: clean"
+
+
 def test_lint_reports_an_nfd_artifact_that_does_not_parse_as_json_too(
     registry, imagefit_cmd, tmp_path
 ):

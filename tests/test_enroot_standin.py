@@ -342,8 +342,9 @@ def test_enroot_allow_http_in_the_site_enroot_conf_counts(
     assert standin.argvs()[-1] == ["import", "-o", "a.sqsh", uri] and done.stderr.startswith(
         "imagefit: "
     )
-    # a drop-in, KEY=VALUE, read after the main file
-    site_conf("ENROOT_ALLOW_HTTP false\n")
+    # a drop-in, KEY=VALUE, read after the main file (which does not set it: the
+    # first non-empty value wins, as config::export keeps it)
+    site_conf("# nothing here\n")
     site_conf("ENROOT_ALLOW_HTTP=1\n", "enroot.conf.d/50-http.conf")
     done = fresh(enroot_shim, ["import", "-o", "a.sqsh", uri], env)
     assert standin.argvs()[-1] == ["import", "-o", "a.sqsh", pinned], done.stderr
@@ -380,3 +381,82 @@ def test_enroot_config_path_in_the_site_enroot_conf_finds_the_credentials(
         "imagefit: "
     )
     assert not marker.exists()
+
+
+#: (enroot.conf lines, drop-ins, ENROOT_ALLOW_HTTP kept?, ENROOT_CONFIG_PATH):
+#: each expectation is what enroot's own config::init/config::fini (enroot.in,
+#: NVIDIA/enroot 8ea147d) gave when run by bash 5.2 on the same files with
+#: HOME=/home/u and nothing else set; None: the shim reads no credentials file
+#: (a value it cannot read without a shell), never another one.
+SITE_CASES = [
+    (["ENROOT_ALLOW_HTTP yes\n"], [], True, "/home/u/.config/enroot"),
+    (["ENROOT_ALLOW_HTTP no=\n"], [], False, "/home/u/.config/enroot"),  # read drops the "="
+    (["ENROOT_ALLOW_HTTP no =\n"], [], False, "/home/u/.config/enroot"),
+    (["ENROOT_ALLOW_HTTP yes"], [], False, "/home/u/.config/enroot"),  # no newline: not read
+    (["ENROOT_ALLOW_HTTP false\n"], [("50-http.conf", "ENROOT_ALLOW_HTTP=1\n")], False, "/home/u/.config/enroot"),
+    (["# c\n"], [("50-http.conf", "ENROOT_ALLOW_HTTP=1\n")], True, "/home/u/.config/enroot"),
+    (["# c\n"], [(".off.conf", "ENROOT_ALLOW_HTTP=1\n")], False, "/home/u/.config/enroot"),  # no dotfiles
+    (["ENROOT_ALLOW_HTTP -n\n"], [], False, "/home/u/.config/enroot"),  # echo -n prints nothing
+    (["ENROOT_ALLOW_HTTP\xa0yes\n"], [], False, "/home/u/.config/enroot"),  # one word: no such key
+    (["# note\fENROOT_ALLOW_HTTP yes\n"], [], False, "/home/u/.config/enroot"),  # one line, a comment
+    (["ENROOT_CONFIG_PATH /site/a\n", "ENROOT_CONFIG_PATH /site/b\n"], [], False, "/site/a"),
+    (["ENROOT_CONFIG_PATH ${XDG_CONFIG_HOME}/enroot\n"], [], False, "/home/u/.config/enroot"),  # set -u
+    (["ENROOT_DATA_PATH /scratch/enroot\n", "ENROOT_CONFIG_PATH ${ENROOT_DATA_PATH}/config\n"], [],
+     False, "/scratch/enroot/config"),
+    (["ENROOT_CONFIG_PATH $HOME/x  y\n"], [], False, "/home/u/x y"),
+    (["ENROOT_CONFIG_PATH=\n", "ENROOT_CONFIG_PATH=/z\n"], [], False, "/z"),
+    (["  ENROOT_ALLOW_HTTP\t=\tTrue  \n"], [], True, "/home/u/.config/enroot"),
+    (["ENROOT_ALLOW_HTTP = -e yes\n"], [], True, "/home/u/.config/enroot"),
+    (["ENROOT_ALLOW_HTTP N\n"], [], False, "/home/u/.config/enroot"),
+    (["FOO_ALLOW yes\n", "ENROOT_allow_http yes\n"], [], False, "/home/u/.config/enroot"),
+    (["ENROOT_CONFIG_PATH $UNSET_VAR/cfg\n"], [], False, "/home/u/.config/enroot"),
+    (["ENROOT_CONFIG_PATH /a/$HOME\n"], [], False, "/a//home/u"),
+    (['ENROOT_CONFIG_PATH "/site/cfg"\n'], [], False, None),  # quotes: only a shell knows
+    (["ENROOT_CONFIG_PATH $(echo /site)\n", "ENROOT_ALLOW_HTTP `echo yes`\n"], [], False, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("main", "drops", "allowed", "config"), SITE_CASES,
+                         ids=[repr("".join(c[0]))[:40] for c in SITE_CASES])  # fmt: skip
+def test_site_configuration_is_read_as_enroot_reads_it(
+    tmp_path, monkeypatch, main, drops, allowed, config
+):
+    from shim.personality import enroot
+
+    site = tmp_path / "etc-enroot"
+    (site / "enroot.conf.d").mkdir(parents=True)
+    (site / "enroot.conf").write_text("".join(main))
+    for name, text in drops:
+        (site / "enroot.conf.d" / name).write_text(text)
+    monkeypatch.setattr(enroot, "SYSCONF", str(site / "enroot.conf"))
+    got = enroot.site_environ({"HOME": "/home/u", "PATH": "/usr/bin:/bin"})
+    assert enroot.enabled(got, "ENROOT_ALLOW_HTTP") is allowed
+    assert enroot.credentials_file(got) == (config and config + "/.credentials")
+
+
+def test_a_site_file_another_user_could_change_is_not_read(tmp_path, monkeypatch):
+    """Root's 0644 file, reached through a link into a directory others may
+    write (not sticky), or itself group-writable, or not root's: not read."""
+    import os
+
+    from shim.personality import enroot
+
+    if os.geteuid() != 0:
+        pytest.skip("files owned by root and by another user need root")
+    site = tmp_path / "etc-enroot"
+    site.mkdir()
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    (open_dir / "real.conf").write_text("ENROOT_ALLOW_HTTP yes\n")
+    (site / "enroot.conf").symlink_to(open_dir / "real.conf")
+    monkeypatch.setattr(enroot, "SYSCONF", str(site / "enroot.conf"))
+    env = {"HOME": "/home/u"}
+    assert not enroot.enabled(enroot.site_environ(env), "ENROOT_ALLOW_HTTP")
+    open_dir.chmod(0o755)  # the same link, the target's directory safe now: read
+    assert enroot.enabled(enroot.site_environ(env), "ENROOT_ALLOW_HTTP")
+    (open_dir / "real.conf").chmod(0o664)
+    assert not enroot.enabled(enroot.site_environ(env), "ENROOT_ALLOW_HTTP")
+    (open_dir / "real.conf").chmod(0o644)
+    os.chown(open_dir / "real.conf", 1234, 1234)
+    assert not enroot.enabled(enroot.site_environ(env), "ENROOT_ALLOW_HTTP")

@@ -210,7 +210,7 @@ def build_problems(candidate: Candidate) -> list[Problem]:
     needs.nvidia = vendor == "nvidia" or bool(nvidia_keys)
     ccs = _split(a.get(vocabulary.COMPUTE_CAPABILITIES, ""))
     if ccs:
-        needs.compute_capability = ccs[0].rstrip("+")
+        needs.compute_capability = ccs[0].rstrip("+af")  # 9.0a, 10.0f: a 9.0, 10.0 device
     needs.amd = vendor == "amd" or bool(a.get(vocabulary.AMD_GFX, "").strip())
     gfx = _split(a.get(vocabulary.AMD_GFX, ""))
     if gfx:

@@ -74,34 +74,89 @@ _CREDENTIALS_LIMIT = 1 << 20
 SYSCONF = "/etc/enroot/enroot.conf"
 #: the keys of the site's configuration the shim needs
 _SITE_KEYS = ("ENROOT_ALLOW_HTTP", "ENROOT_CONFIG_PATH")
+#: a value the shim cannot read without a shell (quotes, ``$(...)``): unknown
+UNKNOWN = "\0unknown"
+_IFS = " \t="  # config::load's ``IFS=$' \t='``
+_SITE_LIMIT = 1 << 20
+
+
+def _exported(key: str) -> bool:
+    """The keys ``config::load`` exports (and later lines can expand)."""
+    if key.startswith(("MELLANOX_", "NVIDIA_")) or key in (
+        "SSL_CERT_DIR", "SSL_CERT_FILE", "all_proxy", "no_proxy", "http_proxy", "https_proxy",
+    ):  # fmt: skip
+        return True
+    rest = key[len("ENROOT_") :] if key.startswith("ENROOT_") else ""
+    return bool(rest) and all("A" <= c <= "Z" or c == "_" for c in rest)
 
 
 def _site_file(path: str) -> list[str]:
-    """The lines of a site configuration file, or [] when missing, not
-    root's, or writable by a group or others (or in such a directory):
-    another user's word is never taken for the site's."""
-    import stat
+    """The complete lines of a site configuration file (``while read``
+    drops an unterminated last line), or [] when it is missing, a FIFO or
+    device, larger than 1 MiB, not root's or writable by a group or others,
+    or reached through a directory (its own or a link's target's) another
+    user could change: another user's word is never taken for the site's.
+    The checks are made on the descriptor that is read."""
+    from hostfacts.fingerprint import _safe_chain
 
+    real = os.path.realpath(path)
+    if not (
+        _safe_chain(os.path.dirname(path), False) and _safe_chain(os.path.dirname(real), False)
+    ):
+        return []
     try:
-        for checked in (os.path.dirname(path), path):
-            st = os.stat(checked)
-            if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                return []
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return []
-    return _read_lines(path)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o170000 != 0o100000 or st.st_uid != 0 or st.st_mode & 0o022:
+            return []
+        if st.st_size > _SITE_LIMIT:
+            return []
+        data = os.read(fd, _SITE_LIMIT + 1)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    if len(data) > _SITE_LIMIT:
+        return []
+    return [line.decode("utf-8", "surrogateescape") for line in data.split(b"\n")[:-1]]
 
 
-def _expand(value: str, environ: Mapping[str, str]) -> str | None:
-    """A configuration value as ``eval echo "${value}"`` gives it, where that
-    needs no shell: literal text and ``$NAME``/``${NAME}`` from the
-    environment. None for anything else (quotes, ``$(...)``, backquotes,
-    ``${NAME:-...}``, a backslash): the shim never runs a shell, and a value
-    it cannot read counts as unset."""
+def _split(line: str) -> tuple[str, str]:
+    """(key, value) as ``IFS=$' \t=' read -r key value`` splits a line: the
+    key up to the first delimiter; then spaces/tabs around at most one
+    ``=``; the rest with trailing spaces/tabs removed, and a single trailing
+    ``=`` after a one-field rest dropped (bash: ``K no=`` is ``no``)."""
+    text = line.lstrip(" \t")
+    i = 0
+    while i < len(text) and text[i] not in _IFS:
+        i += 1
+    key, rest = text[:i], text[i:].lstrip(" \t")
+    if rest.startswith("="):
+        rest = rest[1:].lstrip(" \t")
+    rest = rest.rstrip(" \t")
+    if rest.endswith("="):
+        single = rest[:-1].rstrip(" \t")
+        if not any(c in _IFS for c in single):
+            rest = single
+    return key, rest
+
+
+def _expand(value: str, state: Mapping[str, str]) -> str | None:
+    """``$(eval echo "${value}")`` where no shell is needed: words of plain
+    text and ``$NAME``/``${NAME}`` (from `state`: the environment and what
+    earlier lines exported); a name unset there empties the whole value
+    (enroot runs ``set -u``: the substitution fails, its output is empty);
+    echo's leading ``-n``/``-e``/``-E`` words are its options; words are
+    joined by one space. None for anything else (quotes, ``$(...)``,
+    backquotes, ``${NAME:-...}``, backslashes, globs, ``~``, ``#``, a value
+    of a name itself unknown): the shim never runs a shell."""
     out, i = [], 0
     while i < len(value):
         c = value[i]
-        if c in "\"'`\\*?[]{}()|;&<>~#":
+        if c in "\"'`\\*?[]{}()|;&<>~#\n":
             return None
         if c != "$":
             out.append(c)
@@ -109,30 +164,38 @@ def _expand(value: str, environ: Mapping[str, str]) -> str | None:
             continue
         if value.startswith("${", i):
             end = value.find("}", i)
-            name = value[i + 2 : end] if end > 0 else ""
-            i = end + 1
+            if end < 0:
+                return None
+            name, i = value[i + 2 : end], end + 1
         else:
             j = i + 1
-            while j < len(value) and (value[j].isalnum() or value[j] == "_") and value[j].isascii():
+            while j < len(value) and value[j].isascii() and (value[j].isalnum() or value[j] == "_"):
                 j += 1
             name, i = value[i + 1 : j], j
-        if (
-            not name
-            or not (name[0].isalpha() or name[0] == "_")
-            or not name.replace("_", "a").isalnum()
-        ):
+        if not name or not name.isascii() or not (name[0].isalpha() or name[0] == "_"):
             return None
-        out.append(environ.get(name, ""))
-    return " ".join("".join(out).split())  # echo joins the words with one space
+        if not name.replace("_", "a").isalnum():
+            return None
+        if name not in state:
+            return ""
+        if state[name] == UNKNOWN:
+            return None
+        out.append(state[name])
+    words = "".join(out).split()
+    while words and len(words[0]) > 1 and words[0][0] == "-" and set(words[0][1:]) <= set("neE"):
+        words.pop(0)
+    return " ".join(words)
 
 
 def site_environ(environ: Mapping[str, str]) -> Mapping[str, str]:
-    """`environ` with what the site's ``enroot.conf`` (and its ``.d/*.conf``
-    drop-ins, in name order) sets for :data:`_SITE_KEYS`, where the
-    environment leaves them unset or empty (``config::export``: the
-    environment's non-empty value wins). Lines are ``KEY VALUE`` or
-    ``KEY=VALUE`` (``IFS=$' \t='``); values are read by :func:`_expand`.
-    Only root's files count (:func:`_site_file`)."""
+    """`environ` with what the site's ``enroot.conf`` and its
+    ``enroot.conf.d/*.conf`` drop-ins (name order, no dotfiles: bash's glob)
+    set for :data:`_SITE_KEYS`, as ``config::init`` reads them: line by line
+    (:func:`_split`, :func:`_expand`), each exported key kept at its first
+    non-empty value, the environment's non-empty value first of all
+    (``config::export``: ``${!1:-$2}``). A value the shim cannot read is
+    :data:`UNKNOWN` (then HTTP counts as not allowed, and no credentials
+    file is read). Only root's files count (:func:`_site_file`)."""
     if all(environ.get(k) for k in _SITE_KEYS):
         return environ
     paths = [SYSCONF]
@@ -140,39 +203,44 @@ def site_environ(environ: Mapping[str, str]) -> Mapping[str, str]:
         paths += sorted(
             os.path.join(SYSCONF + ".d", n)
             for n in os.listdir(SYSCONF + ".d")
-            if n.endswith(".conf")
-        )[:64]
+            if n.endswith(".conf") and not n.startswith(".")
+        )[:1024]
     except OSError:
         pass
-    found: dict[str, str] = {}
+    state = dict(environ)
+    changed = False
     for path in paths:
         for line in _site_file(path):
-            text = line.strip(" \t")
-            key = text.split(None, 1)[0].split("=", 1)[0] if text else ""
-            if key not in _SITE_KEYS or environ.get(key):
+            key, value = _split(line)
+            if not _exported(key) or state.get(key):
                 continue
-            rest = text[len(key) :].lstrip(" \t")
-            rest = rest[1:].lstrip(" \t") if rest.startswith("=") else rest
-            value = _expand(rest.strip(" \t"), {**environ, **found})
-            if value is not None:
-                found[key] = value
-    return {**environ, **found} if found else environ
+            expanded = _expand(value, state)
+            state[key] = UNKNOWN if expanded is None else expanded
+            changed = changed or key in _SITE_KEYS
+    if not changed:
+        return environ
+    return {**environ, **{k: state[k] for k in _SITE_KEYS if k in state}}
 
 
 def enabled(environ: Mapping[str, str], name: str) -> bool:
     """True when ENROOT_* variable `name` is set to a value enroot keeps
     (``enroot.in``: ``config::export`` turns "" into the default, then
-    ``config::fini`` unsets ``^(no?|N[oO]?|[fF](alse)?|FALSE)$``)."""
+    ``config::fini`` unsets ``^(no?|N[oO]?|[fF](alse)?|FALSE)$``); a value
+    the shim could not read (:data:`UNKNOWN`) is not."""
     value = environ.get(name, "")
-    return bool(value) and value not in _FALSE
+    return bool(value) and value not in _FALSE and value != UNKNOWN
 
 
-def credentials_file(environ: Mapping[str, str]) -> str:
+def credentials_file(environ: Mapping[str, str]) -> str | None:
     """``$ENROOT_CONFIG_PATH/.credentials`` with enroot's defaults
     (``enroot.in``: ``ENROOT_CONFIG_PATH=${XDG_CONFIG_HOME}/enroot``,
     ``XDG_CONFIG_HOME=${HOME}/.config``); `environ` as
-    :func:`site_environ` gives it, so the site's ``enroot.conf`` counts."""
+    :func:`site_environ` gives it, so the site's ``enroot.conf`` counts.
+    None where the path is not known (a site value the shim could not read,
+    a NUL byte): no credentials rather than another file's."""
     config = environ.get("ENROOT_CONFIG_PATH")
+    if config == UNKNOWN or "\0" in (config or ""):
+        return None
     if not config:
         xdg = environ.get("XDG_CONFIG_HOME")
         if not xdg:
@@ -222,7 +290,8 @@ def netrc_login(uri: enroot_uri.EnrootURI, environ: Mapping[str, str]) -> tuple[
     doc/cmd/import.md shows for nvcr.io).
     """
     host = uri.registry.rsplit(":", 1)[0] if not uri.registry.endswith("]") else uri.registry
-    lines = [line.split() for line in _read_lines(credentials_file(environ))]
+    path = credentials_file(environ)
+    lines = [line.split() for line in _read_lines(path)] if path else []
     entries = [
         f for f in lines if len(f) >= 4 and f[0] == "machine" and f[1] == host and f[2] == "login"
     ]
