@@ -17,8 +17,9 @@ Capabilities", "Feature Availability"): ``9.0a`` is code built for
 run only on a device of exactly compute capability 9.0; ``10.0f`` is code
 built for ``sm_100f``, whose family-specific features run on the devices of
 that family, the same major with a minor of at least 0 (10.0, 10.3), as SASS
-does. On its exact device arch-specific code ranks above portable code of
-the same capability (it is what the author tuned for that device).
+does, except a device NVIDIA left out of the family (:data:`OUTSIDE_FAMILY`).
+On its exact device arch-specific code ranks above portable code of the same
+capability (it is what the author tuned for that device).
 
 AMD (LLVM AMDGPUUsage, "Processors" and "AMDGPU Generic Processors"): code
 for a gfx target runs on that target; code for a generic target
@@ -67,6 +68,11 @@ _CC = re.compile(r"^(\d{1,9})\.(\d{1,9})([+af]?)$")
 _TOKEN = re.compile(r"^nv-compute-capability-(\d{1,9})-(\d{1,9})$")
 
 Version = tuple[int, int]
+
+#: Devices of a family-specific target's major that are not of its family
+#: (NVIDIA's CUDA 12.9 family table: ``sm_100f`` runs on 10.0 and 10.3, not on
+#: 10.1, Jetson Thor, which CUDA 13 renumbered 11.0).
+OUTSIDE_FAMILY = frozenset({(10, 1)})
 
 
 def tier(grade: int) -> str:
@@ -158,7 +164,11 @@ def _device_grade(code: CudaCode, cc: Version) -> tuple[int, str]:
         return EXACT + 1, f"native {_sm(cc, arch=True)} code"
     if cc in code.sass:
         return EXACT, f"native {_sm(cc, code)} code"
-    lower = [s for s in code.sass if s[0] == cc[0] and s[1] < cc[1]]
+    lower = [
+        s
+        for s in code.sass
+        if s[0] == cc[0] and s[1] < cc[1] and not (s in code.family and cc in OUTSIDE_FAMILY)
+    ]
     if lower:
         best = max(lower)
         return NATIVE + min(best[1], 999), (

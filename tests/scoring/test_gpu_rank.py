@@ -147,6 +147,8 @@ def test_arch_specific_code_runs_on_its_device_only_and_ranks_first_there():
     assert grade("9.0a", "9.1") == 0  # not within the major, unlike SASS
     assert grade("10.0f", "10.3") == gpu.NATIVE and grade("10.0f", "10.0") == gpu.EXACT
     assert grade("10.0f", "12.0") == 0
+    assert grade("10.0f", "10.1") == 0  # Jetson Thor under CUDA 12.9: not of the 10.0 family
+    assert grade("10.0", "10.1") == gpu.NATIVE  # portable sm_100 code still runs there
     assert grade("9.0a,8.0", "8.0", "9.0") == gpu.EXACT  # a mixed node: each GPU its own code
     assert grade("9.0a", "8.0", "9.0") == 0
     code = gpu.parse_capabilities("10.0f,9.0a,8.0+")
