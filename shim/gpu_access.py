@@ -110,17 +110,6 @@ def env_words(
     return [f"--env={n}" for n in VISIBLE.get(vendor, ()) if n in environ and n not in given]
 
 
-def command_env(values) -> dict[str, str | None]:
-    """``{NAME: VALUE}`` of the ``-e/--env`` values of a podman or docker
-    command line; ``NAME`` alone (the caller's value) maps to None."""
-    out: dict[str, str | None] = {}
-    for value in values or ():
-        if value:
-            name, eq, text = value.partition("=")
-            out[name] = text if eq else None
-    return out
-
-
 def amd_groups() -> list[str]:
     """The host groups (numeric ids, as strings) that own the AMD device
     nodes (``/dev/kfd``, ``/dev/dri/renderD*``): a container user in them may
@@ -212,12 +201,6 @@ def cdi_gpu_names(document) -> tuple[str, ...]:
         return ()
     names = (d.get("name") for d in devices[: MAX_FILES * 4] if isinstance(d, dict))
     return tuple(n for n in names if isinstance(n, str) and 0 < len(n) <= 128)
-
-
-def cdi_spec_all(document) -> bool:
-    """True for a CDI spec whose ``kind`` is ``nvidia.com/gpu`` with a device
-    named ``all`` (what ``nvidia-ctk cdi generate`` writes)."""
-    return "all" in cdi_gpu_names(document)
 
 
 def cdi_devices(visible: str | None, names: tuple[str, ...]) -> list[str] | None:

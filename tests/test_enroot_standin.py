@@ -429,6 +429,7 @@ def test_site_configuration_is_read_as_enroot_reads_it(
     for name, text in drops:
         (site / "enroot.conf.d" / name).write_text(text)
     monkeypatch.setattr(enroot, "SYSCONF", str(site / "enroot.conf"))
+    monkeypatch.setattr(enroot, "_SITE_LINES", {})
     got = enroot.site_environ({"HOME": "/home/u", "PATH": "/usr/bin:/bin"})
     assert enroot.enabled(got, "ENROOT_ALLOW_HTTP") is allowed
     assert enroot.credentials_file(got) == (config and config + "/.credentials")
@@ -451,12 +452,18 @@ def test_a_site_file_another_user_could_change_is_not_read(tmp_path, monkeypatch
     (open_dir / "real.conf").write_text("ENROOT_ALLOW_HTTP yes\n")
     (site / "enroot.conf").symlink_to(open_dir / "real.conf")
     monkeypatch.setattr(enroot, "SYSCONF", str(site / "enroot.conf"))
+    monkeypatch.setattr(enroot, "_SITE_LINES", {})
     env = {"HOME": "/home/u"}
-    assert not enroot.enabled(enroot.site_environ(env), "ENROOT_ALLOW_HTTP")
+
+    def read_afresh() -> dict:  # a new command: the files are read once per process
+        enroot._SITE_LINES.clear()
+        return enroot.site_environ(env)
+
+    assert not enroot.enabled(read_afresh(), "ENROOT_ALLOW_HTTP")
     open_dir.chmod(0o755)  # the same link, the target's directory safe now: read
-    assert enroot.enabled(enroot.site_environ(env), "ENROOT_ALLOW_HTTP")
+    assert enroot.enabled(read_afresh(), "ENROOT_ALLOW_HTTP")
     (open_dir / "real.conf").chmod(0o664)
-    assert not enroot.enabled(enroot.site_environ(env), "ENROOT_ALLOW_HTTP")
+    assert not enroot.enabled(read_afresh(), "ENROOT_ALLOW_HTTP")
     (open_dir / "real.conf").chmod(0o644)
     os.chown(open_dir / "real.conf", 1234, 1234)
-    assert not enroot.enabled(enroot.site_environ(env), "ENROOT_ALLOW_HTTP")
+    assert not enroot.enabled(read_afresh(), "ENROOT_ALLOW_HTTP")

@@ -20,6 +20,7 @@ container-device-interface pkg/cdi/spec-dirs.go; its containers.conf has no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -132,12 +133,28 @@ def cdi_spec():
         "devices": [{"name": "all", "containerEdits": {"mounts": [
             {"hostPath": str(probe), "containerPath": PROBE_PATH, "options": ["ro", "bind"]}]}}],
     }  # fmt: skip
+    try:
+        with installed_cdi_spec(spec) as path:
+            yield path
+    finally:
+        shutil.rmtree(probe_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def installed_cdi_spec(spec: dict):
+    """`spec` as a YAML file of a unique name in /var/run/cdi (podman 4.3
+    reads /etc/cdi and /var/run/cdi only), removed afterwards with the
+    directory when it made it. Needs root and a machine without CDI specs or
+    NVIDIA hooks of its own (else the test is skipped)."""
+    if os.geteuid() != 0:
+        pytest.skip("writing /var/run/cdi needs root")
+    _no_system_gpu_config()
+    import yaml
+
     directory = Path("/var/run/cdi")
     made = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"imagefit-test-{secrets.token_hex(6)}.yaml"
-    import yaml
-
     path.write_text(yaml.safe_dump(spec))
     try:
         yield path
@@ -148,7 +165,6 @@ def cdi_spec():
                 directory.rmdir()
             except OSError:
                 pass
-        shutil.rmtree(probe_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -448,11 +464,14 @@ def test_the_builds_gpu_vendor_from_annotations_and_feature_tokens(annotations, 
 
 
 def test_cdi_spec_and_hook_recognition():
-    assert gpu_access.cdi_spec_all({"kind": "nvidia.com/gpu", "devices": [{"name": "all"}]})
-    assert not gpu_access.cdi_spec_all({"kind": "nvidia.com/gpu", "devices": [{"name": "0"}]})
-    assert not gpu_access.cdi_spec_all({"kind": "amd.com/gpu", "devices": [{"name": "all"}]})
-    assert not gpu_access.cdi_spec_all(["kind", "nvidia.com/gpu"])
-    assert not gpu_access.cdi_spec_all({"kind": "nvidia.com/gpu", "devices": "all"})
+    def cdi_spec_all(document) -> bool:  # a spec podman's CDI mode counts (gpu_access._scan)
+        return "all" in gpu_access.cdi_gpu_names(document)
+
+    assert cdi_spec_all({"kind": "nvidia.com/gpu", "devices": [{"name": "all"}]})
+    assert not cdi_spec_all({"kind": "nvidia.com/gpu", "devices": [{"name": "0"}]})
+    assert not cdi_spec_all({"kind": "amd.com/gpu", "devices": [{"name": "all"}]})
+    assert not cdi_spec_all(["kind", "nvidia.com/gpu"])
+    assert not cdi_spec_all({"kind": "nvidia.com/gpu", "devices": "all"})
     assert gpu_access.nvidia_hook({"hook": {"path": "/usr/bin/nvidia-container-runtime-hook"}})
     assert gpu_access.nvidia_hook({"hook": {"path": "/usr/bin/nvidia-container-toolkit"}})
     assert not gpu_access.nvidia_hook({"hook": {"path": "/usr/bin/other-hook"}})

@@ -20,13 +20,10 @@ and a CDI spec in /var/run/cdi naming ``all``, ``0`` and ``1``, as
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.test_gpu_access import _no_system_gpu_config, calls, shim_dir  # noqa: F401
+from tests.test_gpu_access import installed_cdi_spec, shim_dir  # noqa: F401
 from tests.test_gpu_ranking import H100_UUID, facts, indexes  # noqa: F401
 from tests.test_requested_platform import run
 
@@ -40,11 +37,6 @@ ALL = "--device=nvidia.com/gpu=all"
 def cdi_by_index():
     """A CDI spec in /var/run/cdi, kind nvidia.com/gpu, devices ``all``,
     ``0`` and ``1`` (each with an empty edit: these tests read argv only)."""
-    if os.geteuid() != 0:
-        pytest.skip("writing /var/run/cdi needs root")
-    _no_system_gpu_config()
-    import yaml
-
     spec = {
         "cdiVersion": "0.5.0",
         "kind": "nvidia.com/gpu",
@@ -53,20 +45,11 @@ def cdi_by_index():
             for n in ("0", "1", "all")
         ],
     }
-    directory = Path("/var/run/cdi")
-    made = not directory.exists()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"imagefit-test-{secrets.token_hex(6)}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    try:
+    with installed_cdi_spec(spec) as path:
         yield path
-    finally:
-        path.unlink(missing_ok=True)
-        if made:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
-def _run(shim_dir, indexes, facts, tmp_path, runtime, words, env):  # noqa: F811
+def _run(shim_dir, indexes, facts, tmp_path, runtime, words, env):
     """(the build the runtime ran, the words imagefit added before the user's, stderr)."""
     pushed = indexes["mixed"]
     ref = pushed.ref
@@ -181,14 +164,14 @@ def test_the_containers_gpus_choose_the_build_and_get_the_options(
     words,
     env,
     build,
-    added,  # noqa: F811
+    added,
 ):
     got, before, stderr = _run(shim_dir, indexes, facts, tmp_path, runtime, words, env)
     assert (got, before) == (build, added), stderr
     assert stderr == "", stderr
 
 
-def test_a_gpus_count_past_any_number_is_no_error(shim_dir, indexes, facts, cdi_by_index, tmp_path):  # noqa: F811
+def test_a_gpus_count_past_any_number_is_no_error(shim_dir, indexes, facts, cdi_by_index, tmp_path):
     """5,000 digits (past Python's int() limit, and docker's): read as no
     GPUs of the user's, no 'unexpected' error; docker itself rejects it."""
     got, before, stderr = _run(shim_dir, indexes, facts, tmp_path, "docker",
@@ -201,7 +184,7 @@ def test_a_gpu_the_cdi_spec_does_not_name_is_one_warning_and_no_gpu_option(
     indexes,
     facts,
     cdi_by_index,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     """The spec names GPUs by index; the job's by UUID: ``all`` would give the
     container the other GPU too, so nothing is added and the user is told how."""
@@ -218,7 +201,7 @@ def test_the_decision_cache_keys_on_the_command_lines_variables(
     indexes,
     facts,
     cdi_by_index,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     """One cache, one caller's environment: the command line's variable alone
     differs, and each command gets its own GPUs' build (never the cached one
@@ -246,7 +229,7 @@ def test_a_hit_reads_the_containers_gpus_with_the_standard_library_only(
     cdi_by_index,
     tmp_path,
     runtime,
-    words,  # noqa: F811
+    words,
 ):
     """The command line's GPUs are read on every command (they are part of
     the decision's key): on a decision-cache hit that takes no ``re``, ``csv``

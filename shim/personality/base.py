@@ -145,23 +145,30 @@ def csv_record(text: str) -> list[str] | None:
         i += 1  # the comma
 
 
-def env_settings(values, names, forwarded: bool = True) -> dict[str, str | None]:
-    """``{NAME: VALUE}`` of the ``-e/--env NAME=VALUE`` values (a podman or
-    docker command line's, last one winning) whose NAME is one of `names`.
-    A bare ``NAME`` (podman also ``PREFIX*``) passes the caller's value: left
-    out. Without `forwarded` (nobody hands the caller's values on: the user
-    gave GPU or device options of their own, or an ``--env-file``, and
-    imagefit adds no ``--env=NAME``), every other name of `names` maps to
-    None: the container will not have the caller's value."""
+def command_env(values) -> dict[str, str | None]:
+    """``{NAME: VALUE}`` of the ``-e/--env`` values of a podman or docker
+    command line, the last one winning; ``NAME`` alone (the caller's value;
+    podman also ``PREFIX*``) maps to None."""
     out: dict[str, str | None] = {}
-    passed: list[str] = []
     for value in values or ():
-        name, eq, text = (value or "").partition("=")
-        if eq and name in names:
-            out[name] = text
-        elif not eq:
-            passed.append(name)
+        if value:
+            name, eq, text = value.partition("=")
+            out[name] = text if eq else None
+    return out
+
+
+def env_settings(values, names, forwarded: bool = True) -> dict[str, str | None]:
+    """``{NAME: VALUE}`` of the ``-e/--env NAME=VALUE`` values
+    (:func:`command_env`) whose NAME is one of `names`. A bare ``NAME``
+    (podman also ``PREFIX*``) passes the caller's value: left out. Without
+    `forwarded` (nobody hands the caller's values on: the user gave GPU or
+    device options of their own, or an ``--env-file``, and imagefit adds no
+    ``--env=NAME``), every other name of `names` maps to None: the container
+    will not have the caller's value."""
+    given = command_env(values)
+    out: dict[str, str | None] = {n: v for n, v in given.items() if n in names and v is not None}
     if not forwarded:
+        passed = [p for p, v in given.items() if v is None]
         for name in names:
             if name in out or any(
                 name == p or (p.endswith("*") and name.startswith(p[:-1])) for p in passed

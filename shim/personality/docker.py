@@ -73,6 +73,7 @@ from shim.personality.base import (
     Personality,
     Plan,
     Resolved,
+    command_env,
     csv_record,
     env_settings,
     image_cmd,
@@ -525,7 +526,7 @@ class Docker(Personality):
 
         if inv.has("device", "gpus"):
             return []
-        given = g.command_env(inv.flags.get("env"))
+        given = command_env(inv.flags.get("env"))
         if g.hidden(vendor, environ, given):
             return []
         envs = []

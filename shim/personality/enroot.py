@@ -187,6 +187,29 @@ def _expand(value: str, state: Mapping[str, str]) -> str | None:
     return " ".join(words)
 
 
+_SITE_LINES: dict[str, list[tuple[str, str]]] = {}
+
+
+def _site_lines() -> list[tuple[str, str]]:
+    """The (key, value) lines of the site's configuration files that
+    ``config::load`` exports, in enroot's order: read once per process (a
+    command asks for them several times), keyed on :data:`SYSCONF`."""
+    if SYSCONF in _SITE_LINES:
+        return _SITE_LINES[SYSCONF]
+    paths = [SYSCONF]
+    try:
+        paths += sorted(
+            os.path.join(SYSCONF + ".d", n)
+            for n in os.listdir(SYSCONF + ".d")
+            if n.endswith(".conf") and not n.startswith(".")
+        )[:1024]
+    except OSError:
+        pass
+    lines = [kv for path in paths for kv in map(_split, _site_file(path)) if _exported(kv[0])]
+    _SITE_LINES[SYSCONF] = lines
+    return lines
+
+
 def site_environ(environ: Mapping[str, str]) -> Mapping[str, str]:
     """`environ` with what the site's ``enroot.conf`` and its
     ``enroot.conf.d/*.conf`` drop-ins (name order, no dotfiles: bash's glob)
@@ -198,25 +221,14 @@ def site_environ(environ: Mapping[str, str]) -> Mapping[str, str]:
     file is read). Only root's files count (:func:`_site_file`)."""
     if all(environ.get(k) for k in _SITE_KEYS):
         return environ
-    paths = [SYSCONF]
-    try:
-        paths += sorted(
-            os.path.join(SYSCONF + ".d", n)
-            for n in os.listdir(SYSCONF + ".d")
-            if n.endswith(".conf") and not n.startswith(".")
-        )[:1024]
-    except OSError:
-        pass
     state = dict(environ)
     changed = False
-    for path in paths:
-        for line in _site_file(path):
-            key, value = _split(line)
-            if not _exported(key) or state.get(key):
-                continue
-            expanded = _expand(value, state)
-            state[key] = UNKNOWN if expanded is None else expanded
-            changed = changed or key in _SITE_KEYS
+    for key, value in _site_lines():
+        if state.get(key):
+            continue
+        expanded = _expand(value, state)
+        state[key] = UNKNOWN if expanded is None else expanded
+        changed = changed or key in _SITE_KEYS
     if not changed:
         return environ
     return {**environ, **{k: state[k] for k in _SITE_KEYS if k in state}}

@@ -34,6 +34,7 @@ from shim.personality.base import (
     Personality,
     Plan,
     Resolved,
+    command_env,
     csv_record,
     env_settings,
     image_cmd,
@@ -246,7 +247,7 @@ class Podman(Personality):
 
         if inv.has(*USER_DEVICE_FLAGS) or "hooks-dir" in inv.global_flags:
             return []
-        given = g.command_env(inv.flags.get("env"))
+        given = command_env(inv.flags.get("env"))
         if g.hidden(vendor, environ, given):
             return []
         envs = []
